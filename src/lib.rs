@@ -1,0 +1,24 @@
+//! rulefilter: declarative HTTP rules for Envoy and Istio, as one proxy-wasm module.
+//!
+//! A rules document (the `pluginConfig` of an Istio `WasmPlugin`) is parsed and compiled once by
+//! [`compile::parse`] into a [`RuleSet`]; each request is then run through [`RuleSet::on_request_headers`]
+//! and [`RuleSet::on_response_headers`] against a [`Host`], which is Envoy inside the module and a simulated
+//! exchange in tests and tools.
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing))]
+
+pub mod compile;
+pub mod config;
+pub mod engine;
+pub mod error;
+pub mod matcher;
+pub mod ruleset;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod simulate;
+
+#[cfg(target_arch = "wasm32")]
+mod wasm;
+
+pub use compile::parse;
+pub use engine::{Flow, Host, RequestState};
+pub use error::{ConfigError, ConfigErrors, Phase, RuleLocation};
+pub use ruleset::{HeaderMap, RuleSet};

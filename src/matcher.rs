@@ -1,0 +1,139 @@
+//! Compiled string tests. Built once from the document; matching allocates nothing except for
+//! case-insensitive `contains`.
+
+use regex::{Regex, RegexBuilder};
+
+/// Upper bound on a compiled regex, so one pattern cannot make the filter's memory balloon in every worker.
+pub const REGEX_SIZE_LIMIT: usize = 1 << 20;
+
+/// A compiled string test.
+#[derive(Debug, Clone)]
+pub enum StringMatcher {
+    Exact(Box<str>),
+    Prefix(Box<str>),
+    Suffix(Box<str>),
+    Contains(Box<str>),
+    /// Anchored at both ends: the whole value must match, as in Envoy's and Istio's `regex`.
+    Regex(Regex),
+}
+
+/// A string test plus whether ASCII case matters.
+#[derive(Debug, Clone)]
+pub struct CompiledMatch {
+    matcher: StringMatcher,
+    ignore_case: bool,
+}
+
+impl CompiledMatch {
+    pub fn exact(value: &str, ignore_case: bool) -> Self {
+        CompiledMatch { matcher: StringMatcher::Exact(value.into()), ignore_case }
+    }
+    pub fn prefix(value: &str, ignore_case: bool) -> Self {
+        CompiledMatch { matcher: StringMatcher::Prefix(value.into()), ignore_case }
+    }
+    pub fn suffix(value: &str, ignore_case: bool) -> Self {
+        CompiledMatch { matcher: StringMatcher::Suffix(value.into()), ignore_case }
+    }
+    pub fn contains(value: &str, ignore_case: bool) -> Self {
+        // Lower-cased once here so matching only has to lower-case the value.
+        let needle = if ignore_case { value.to_ascii_lowercase() } else { value.to_owned() };
+        CompiledMatch { matcher: StringMatcher::Contains(needle.into()), ignore_case }
+    }
+
+    /// Compiles `pattern` as a whole-value match. The error is the regex crate's reason, on one line.
+    pub fn regex(pattern: &str, ignore_case: bool) -> Result<Self, String> {
+        RegexBuilder::new(&format!("^(?:{pattern})$"))
+            .case_insensitive(ignore_case)
+            .size_limit(REGEX_SIZE_LIMIT)
+            .build()
+            .map(|regex| CompiledMatch { matcher: StringMatcher::Regex(regex), ignore_case })
+            .map_err(|e| regex_reason(&e))
+    }
+
+    pub fn is_match(&self, value: &str) -> bool {
+        let ic = self.ignore_case;
+        match &self.matcher {
+            StringMatcher::Exact(want) if ic => value.eq_ignore_ascii_case(want),
+            StringMatcher::Exact(want) => value == &**want,
+            StringMatcher::Prefix(want) if ic => {
+                value.get(..want.len()).is_some_and(|head| head.eq_ignore_ascii_case(want))
+            }
+            StringMatcher::Prefix(want) => value.starts_with(&**want),
+            StringMatcher::Suffix(want) if ic => value
+                .len()
+                .checked_sub(want.len())
+                .and_then(|start| value.get(start..))
+                .is_some_and(|tail| tail.eq_ignore_ascii_case(want)),
+            StringMatcher::Suffix(want) => value.ends_with(&**want),
+            StringMatcher::Contains(want) if ic => value.to_ascii_lowercase().contains(&**want),
+            StringMatcher::Contains(want) => value.contains(&**want),
+            StringMatcher::Regex(regex) => regex.is_match(value),
+        }
+    }
+}
+
+/// The regex crate explains syntax errors over several lines with a caret; keep the reason itself.
+fn regex_reason(error: &regex::Error) -> String {
+    match error {
+        regex::Error::Syntax(text) => text
+            .lines()
+            .find_map(|line| line.trim().strip_prefix("error: "))
+            .map_or_else(|| text.clone(), str::to_owned),
+        regex::Error::CompiledTooBig(limit) => {
+            format!("compiles to more than {limit} bytes; simplify it")
+        }
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn operators_compare_the_whole_value_or_its_ends() {
+        assert!(CompiledMatch::exact("/hello", false).is_match("/hello"));
+        assert!(!CompiledMatch::exact("/hello", false).is_match("/hello/"));
+        assert!(CompiledMatch::prefix("/api/", false).is_match("/api/v1"));
+        assert!(!CompiledMatch::prefix("/api/", false).is_match("/ap"));
+        assert!(CompiledMatch::suffix(".json", false).is_match("/a.json"));
+        assert!(!CompiledMatch::suffix(".json", false).is_match("json"));
+        assert!(CompiledMatch::contains("admin", false).is_match("/x/admin/y"));
+        assert!(!CompiledMatch::contains("admin", false).is_match("/x/ADMIN/y"));
+    }
+
+    #[test]
+    fn ignore_case_applies_to_every_operator() {
+        assert!(CompiledMatch::exact("GET", true).is_match("get"));
+        assert!(CompiledMatch::prefix("/API", true).is_match("/api/v1"));
+        assert!(CompiledMatch::suffix(".JSON", true).is_match("/a.json"));
+        assert!(CompiledMatch::contains("Admin", true).is_match("/x/ADMIN/y"));
+        assert!(CompiledMatch::regex("/v[0-9]+", true).unwrap().is_match("/V2"));
+    }
+
+    #[test]
+    fn non_ascii_values_never_split_a_character() {
+        // "é" is two bytes: a byte-based prefix/suffix slice must not panic or match half of it.
+        assert!(!CompiledMatch::prefix("a", true).is_match("é"));
+        assert!(!CompiledMatch::suffix("a", true).is_match("é"));
+        assert!(CompiledMatch::suffix("É", false).is_match("xÉ"));
+    }
+
+    #[test]
+    fn regex_matches_the_whole_value() {
+        let m = CompiledMatch::regex("/v[0-9]+", false).unwrap();
+        assert!(m.is_match("/v12"));
+        assert!(!m.is_match("/v12/users"));
+        assert!(!m.is_match("x/v1"));
+        // An alternation must not escape the anchors.
+        let alt = CompiledMatch::regex("a|b", false).unwrap();
+        assert!(!alt.is_match("ab"));
+    }
+
+    #[test]
+    fn regex_errors_are_one_line_reasons() {
+        assert_eq!(CompiledMatch::regex("(abc", false).unwrap_err(), "unclosed group");
+        let huge = CompiledMatch::regex("(?:[a-z]{1,100}){1,100}\\w{1000}", false).unwrap_err();
+        assert!(huge.starts_with("compiles to more than"), "{huge}");
+    }
+}

@@ -1,0 +1,181 @@
+//! A simulated proxy for running rules without Envoy: native tests now, the command-line tool later.
+//!
+//! It behaves like Envoy where the engine could notice: header names are case-insensitive, a header read
+//! returns the first value, and touching a header map outside its phase is recorded as a host error (Envoy
+//! answers such calls with an error status).
+
+use crate::engine::{Flow, Host};
+use crate::ruleset::{HeaderMap, RuleSet};
+
+/// Headers in order, names lower-case, repeats allowed.
+pub type Headers = Vec<(String, String)>;
+
+/// A request as the client sends it; pseudo-headers are filled in from the fields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    pub method: String,
+    /// Path with query, e.g. `/search?q=x`.
+    pub path: String,
+    pub authority: String,
+    pub headers: Headers,
+}
+
+impl Request {
+    pub fn get(path: &str) -> Self {
+        Request { method: "GET".into(), path: path.into(), authority: "example.com".into(), headers: Vec::new() }
+    }
+
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.to_ascii_lowercase(), value.into()));
+        self
+    }
+}
+
+/// A response: from the upstream, or made by a rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Headers,
+    pub body: String,
+}
+
+impl Response {
+    pub fn ok() -> Self {
+        Response { status: 200, headers: Vec::new(), body: String::new() }
+    }
+
+    /// First value of a header.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        first(&self.headers, name)
+    }
+}
+
+/// What happened to one exchange.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// The request headers the upstream received (pseudo-headers included), or `None` if it was not called.
+    pub upstream_request: Option<Headers>,
+    /// What the client received.
+    pub response: Response,
+    /// Whether a rule made the response (in either phase).
+    pub responded_locally: bool,
+    /// Host calls the proxy would have refused.
+    pub host_errors: Vec<String>,
+}
+
+/// Runs one exchange through `rules`: request phase, then (unless a rule answered) the upstream's `upstream`
+/// response through the response phase.
+pub fn run(rules: &RuleSet, request: &Request, upstream: &Response) -> Outcome {
+    let mut host = SimulatedHost::new(request);
+    let mut state = rules.new_request();
+    if rules.on_request_headers(&mut state, &mut host) == Flow::Responded {
+        host.phase = None;
+        let response = host.local.take().unwrap_or_else(Response::ok);
+        return Outcome { upstream_request: None, response, responded_locally: true, host_errors: host.errors };
+    }
+    let upstream_request = host.request.clone();
+    host.phase = Some(HeaderMap::Response);
+    let mut response_headers = vec![(":status".to_owned(), upstream.status.to_string())];
+    response_headers.extend(upstream.headers.iter().cloned());
+    host.response = response_headers;
+    let flow = rules.on_response_headers(&mut state, &mut host);
+    let response = match host.local.take() {
+        Some(local) if flow == Flow::Responded => local,
+        _ => {
+            let status = first(&host.response, ":status").and_then(|s| s.parse().ok()).unwrap_or(upstream.status);
+            let headers = host.response.iter().filter(|(n, _)| !n.starts_with(':')).cloned().collect();
+            Response { status, headers, body: upstream.body.clone() }
+        }
+    };
+    Outcome {
+        upstream_request: Some(upstream_request),
+        response,
+        responded_locally: flow == Flow::Responded,
+        host_errors: host.errors,
+    }
+}
+
+fn first<'h>(headers: &'h [(String, String)], name: &str) -> Option<&'h str> {
+    headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+}
+
+struct SimulatedHost {
+    /// The phase whose maps are accessible; `None` once the exchange is over.
+    phase: Option<HeaderMap>,
+    request: Headers,
+    response: Headers,
+    local: Option<Response>,
+    errors: Vec<String>,
+}
+
+impl SimulatedHost {
+    fn new(request: &Request) -> Self {
+        let mut headers = vec![
+            (":method".to_owned(), request.method.clone()),
+            (":path".to_owned(), request.path.clone()),
+            (":authority".to_owned(), request.authority.clone()),
+            (":scheme".to_owned(), "http".to_owned()),
+        ];
+        headers.extend(request.headers.iter().map(|(n, v)| (n.to_ascii_lowercase(), v.clone())));
+        SimulatedHost {
+            phase: Some(HeaderMap::Request),
+            request: headers,
+            response: Vec::new(),
+            local: None,
+            errors: Vec::new(),
+        }
+    }
+
+    /// The map, if the proxy would offer it now. The response map can be edited from the request phase only
+    /// through deferred edits, which the engine applies in the response phase.
+    fn map(&mut self, map: HeaderMap, call: &str) -> Option<&mut Headers> {
+        if self.phase != Some(map) {
+            self.errors.push(format!("{call} on the {map:?} headers during the {:?} phase", self.phase));
+            return None;
+        }
+        Some(match map {
+            HeaderMap::Request => &mut self.request,
+            HeaderMap::Response => &mut self.response,
+        })
+    }
+}
+
+impl Host for SimulatedHost {
+    fn header(&mut self, map: HeaderMap, name: &str) -> Option<String> {
+        self.map(map, "header").and_then(|h| first(h, name)).map(str::to_owned)
+    }
+
+    fn set_header(&mut self, map: HeaderMap, name: &str, value: &str) {
+        if let Some(headers) = self.map(map, "set_header") {
+            match headers.iter().position(|(n, _)| n.eq_ignore_ascii_case(name)) {
+                Some(at) => {
+                    headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+                    headers.insert(at.min(headers.len()), (name.to_owned(), value.to_owned()));
+                }
+                None => headers.push((name.to_owned(), value.to_owned())),
+            }
+        }
+    }
+
+    fn add_header(&mut self, map: HeaderMap, name: &str, value: &str) {
+        if let Some(headers) = self.map(map, "add_header") {
+            headers.push((name.to_owned(), value.to_owned()));
+        }
+    }
+
+    fn remove_header(&mut self, map: HeaderMap, name: &str) {
+        if let Some(headers) = self.map(map, "remove_header") {
+            headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+        }
+    }
+
+    fn send_response(&mut self, status: u16, headers: &[(&str, &str)], body: &str) -> bool {
+        if self.phase.is_none() || self.local.is_some() {
+            self.errors.push("send_response after the exchange was answered".to_owned());
+            return false;
+        }
+        let headers = headers.iter().map(|(n, v)| ((*n).to_owned(), (*v).to_owned())).collect();
+        self.local = Some(Response { status, headers, body: body.to_owned() });
+        true
+    }
+}

@@ -1,0 +1,173 @@
+//! The few proxy-wasm host calls the filter makes, returning the host's status as an error.
+//!
+//! The SDK's own wrappers `panic!` on any status they do not expect, and reading a header value that is not
+//! UTF-8 panics too; in the module a panic aborts the VM and fails traffic. These wrappers never panic: the
+//! caller decides what an error means. Memory the host hands back was allocated through the SDK's exported
+//! `proxy_on_memory_allocate` (a `Vec` with capacity == length), so it is reclaimed the same way.
+#![allow(unsafe_code)]
+
+use std::ptr::{null, null_mut};
+
+use proxy_wasm::types::{BufferType, MapType};
+
+/// A host status other than `Ok` (1 = not found, 2 = bad argument, …).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HostStatus(pub u32);
+
+const OK: u32 = 0;
+const NOT_FOUND: u32 = 1;
+
+#[link(wasm_import_module = "env")]
+extern "C" {
+    fn proxy_get_header_map_value(
+        map_type: MapType,
+        key_data: *const u8,
+        key_size: usize,
+        return_value_data: *mut *mut u8,
+        return_value_size: *mut usize,
+    ) -> u32;
+    fn proxy_replace_header_map_value(
+        map_type: MapType,
+        key_data: *const u8,
+        key_size: usize,
+        value_data: *const u8,
+        value_size: usize,
+    ) -> u32;
+    fn proxy_add_header_map_value(
+        map_type: MapType,
+        key_data: *const u8,
+        key_size: usize,
+        value_data: *const u8,
+        value_size: usize,
+    ) -> u32;
+    fn proxy_remove_header_map_value(map_type: MapType, key_data: *const u8, key_size: usize) -> u32;
+    fn proxy_send_local_response(
+        status_code: u32,
+        status_code_details_data: *const u8,
+        status_code_details_size: usize,
+        body_data: *const u8,
+        body_size: usize,
+        headers_data: *const u8,
+        headers_size: usize,
+        grpc_status: i32,
+    ) -> u32;
+    fn proxy_get_buffer_bytes(
+        buffer_type: BufferType,
+        start: usize,
+        max_size: usize,
+        return_buffer_data: *mut *mut u8,
+        return_buffer_size: *mut usize,
+    ) -> u32;
+}
+
+/// Takes ownership of bytes the host allocated for us.
+///
+/// Safety: `data` is null or was returned by the host with `size` bytes, allocated by
+/// `proxy_on_memory_allocate(size)`.
+unsafe fn take_host_bytes(data: *mut u8, size: usize) -> Vec<u8> {
+    if data.is_null() {
+        Vec::new()
+    } else {
+        Vec::from_raw_parts(data, size, size)
+    }
+}
+
+/// A header's first value as bytes, `None` when absent.
+pub fn header(map: MapType, name: &str) -> Result<Option<Vec<u8>>, HostStatus> {
+    let mut data: *mut u8 = null_mut();
+    let mut size: usize = 0;
+    // SAFETY: the pointers are valid for the call; the returned buffer is taken over exactly once.
+    match unsafe { proxy_get_header_map_value(map, name.as_ptr(), name.len(), &mut data, &mut size) } {
+        OK => Ok(Some(unsafe { take_host_bytes(data, size) })),
+        NOT_FOUND => Ok(None),
+        status => Err(HostStatus(status)),
+    }
+}
+
+pub fn set_header(map: MapType, name: &str, value: &str) -> Result<(), HostStatus> {
+    // SAFETY: the pointers and lengths describe live strings for the duration of the call.
+    let status = unsafe { proxy_replace_header_map_value(map, name.as_ptr(), name.len(), value.as_ptr(), value.len()) };
+    status_result(status)
+}
+
+pub fn add_header(map: MapType, name: &str, value: &str) -> Result<(), HostStatus> {
+    // SAFETY: as in `set_header`.
+    let status = unsafe { proxy_add_header_map_value(map, name.as_ptr(), name.len(), value.as_ptr(), value.len()) };
+    status_result(status)
+}
+
+pub fn remove_header(map: MapType, name: &str) -> Result<(), HostStatus> {
+    // SAFETY: as in `set_header`.
+    let status = unsafe { proxy_remove_header_map_value(map, name.as_ptr(), name.len()) };
+    // Removing a header that is not there is not a failure.
+    if status == NOT_FOUND {
+        return Ok(());
+    }
+    status_result(status)
+}
+
+/// Sends a local reply; it takes effect once the current callback returns.
+pub fn send_response(status: u16, headers: &[(&str, &str)], body: &[u8]) -> Result<(), HostStatus> {
+    let serialized = serialize_pairs(headers);
+    // SAFETY: every pointer/length pair describes a live buffer for the duration of the call.
+    let status = unsafe {
+        proxy_send_local_response(
+            u32::from(status),
+            null(),
+            0,
+            body.as_ptr(),
+            body.len(),
+            serialized.as_ptr(),
+            serialized.len(),
+            -1,
+        )
+    };
+    status_result(status)
+}
+
+/// The plugin configuration (`configuration` of the Wasm filter); `None` when there is none.
+pub fn plugin_configuration() -> Result<Option<Vec<u8>>, HostStatus> {
+    let mut data: *mut u8 = null_mut();
+    let mut size: usize = 0;
+    // SAFETY: as in `header`.
+    let status =
+        unsafe { proxy_get_buffer_bytes(BufferType::PluginConfiguration, 0, usize::MAX, &mut data, &mut size) };
+    match status {
+        OK if data.is_null() => Ok(None),
+        OK => Ok(Some(unsafe { take_host_bytes(data, size) })),
+        NOT_FOUND => Ok(None),
+        status => Err(HostStatus(status)),
+    }
+}
+
+fn status_result(status: u32) -> Result<(), HostStatus> {
+    if status == OK {
+        Ok(())
+    } else {
+        Err(HostStatus(status))
+    }
+}
+
+/// The proxy-wasm header-map encoding: count, then each name and value length (all u32 little-endian), then
+/// each name and value followed by a NUL.
+fn serialize_pairs(pairs: &[(&str, &str)]) -> Vec<u8> {
+    let text_len: usize = pairs.iter().map(|(n, v)| n.len() + v.len() + 2).sum();
+    let mut out = Vec::with_capacity(4 + pairs.len() * 8 + text_len);
+    out.extend_from_slice(&len_u32(pairs.len()).to_le_bytes());
+    for (name, value) in pairs {
+        out.extend_from_slice(&len_u32(name.len()).to_le_bytes());
+        out.extend_from_slice(&len_u32(value.len()).to_le_bytes());
+    }
+    for (name, value) in pairs {
+        out.extend_from_slice(name.as_bytes());
+        out.push(0);
+        out.extend_from_slice(value.as_bytes());
+        out.push(0);
+    }
+    out
+}
+
+/// Lengths here come from validated configuration, far below 4 GiB; saturate rather than wrap regardless.
+fn len_u32(len: usize) -> u32 {
+    u32::try_from(len).unwrap_or(u32::MAX)
+}

@@ -1,0 +1,159 @@
+//! Every kind of mistake is refused with one line per problem naming the rule (index and name) and the field.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+fn errors(document: &str) -> Vec<String> {
+    match rulefilter::parse(document) {
+        Ok(_) => panic!("document should be refused:\n{document}"),
+        Err(errors) => errors.0.iter().map(ToString::to_string).collect(),
+    }
+}
+
+#[track_caller]
+fn refused(document: &str, expected: &[&str]) {
+    assert_eq!(errors(document), expected, "\ndocument:\n{document}");
+}
+
+#[test]
+fn unknown_fields_are_named_with_the_fields_that_exist() {
+    refused(
+        "request:\n  - name: a\n    match: {pathh: /x}\n    actions: [{respond: {status: 200}}]",
+        &[
+            r#"request[0] "a": match.pathh: unknown field `pathh`, expected one of `path`, `method`, `host`, `headers`, `status`, `response_headers`"#,
+        ],
+    );
+    refused(
+        "request:\n  - name: a\n    actions: [{respnd: {status: 200}}]",
+        &[
+            r#"request[0] "a": actions[0].respnd: unknown field `respnd`, expected one of `request_headers`, `response_headers`, `respond`"#,
+        ],
+    );
+    refused("requests: []", &["requests: unknown field `requests`, expected one of `version`, `request`, `response`"]);
+}
+
+#[test]
+fn wrong_types_name_the_field() {
+    refused(
+        "request:\n  - name: a\n    actions: [{request_headers: {set: {x: 3}}}]",
+        &[r#"request[0] "a": actions[0].request_headers.set.x: invalid type: integer `3`, expected a string"#],
+    );
+    refused(
+        "request:\n  - name: a\n    actions: [{respond: {status: 200.5}}]",
+        &[
+            r#"request[0] "a": actions[0].respond.status: invalid value: floating point `200.5`, expected a non-negative whole number"#,
+        ],
+    );
+    refused("request: {a: 1}", &["request: invalid type: map, expected a sequence"]);
+}
+
+#[test]
+fn bad_regexes_give_the_reason_on_one_line() {
+    refused(
+        "request:\n  - name: a\n    match: {headers: {x-id: {regex: '(x'}}}\n    actions: [{respond: {status: 200}}]",
+        &[r#"request[0] "a": match.headers.x-id.regex: invalid regex: unclosed group"#],
+    );
+}
+
+#[test]
+fn every_problem_of_every_rule_is_reported() {
+    refused(
+        "request:\n  - name: a\n    actions: []\n  - name: a\n    actions: [{respond: {status: 99}}]\n  - name: ok\n    actions: [{respond: {status: 204}}]\n  - name: 'bad name'\n    actions: [{respond: {status: 200}}]",
+        &[
+            r#"request[0] "a": actions: a rule needs at least one action"#,
+            r#"request[1] "a": name: duplicate name; request[0] already uses it"#,
+            r#"request[1] "a": actions[0].respond.status: 99 is not a final HTTP status (200-599)"#,
+            r#"request[3] "bad name": name: a name is 1-100 letters, digits, '.', '_' or '-', starting with a letter or digit (it labels logs and metrics)"#,
+        ],
+    );
+}
+
+#[test]
+fn names_are_unique_across_phases_and_required() {
+    refused(
+        "request:\n  - name: tag\n    actions: [{response_headers: {set: {a: b}}}]\nresponse:\n  - name: tag\n    actions: [{response_headers: {set: {a: b}}}]",
+        &[r#"response[0] "tag": name: duplicate name; request[0] already uses it"#],
+    );
+    refused("request:\n  - actions: [{respond: {status: 200}}]", &["request[0]: missing field `name`"]);
+}
+
+#[test]
+fn response_only_conditions_are_refused_in_the_request_phase() {
+    refused(
+        "request:\n  - name: errors\n    match: {status: 500, response_headers: {content-type: text/html}}\n    actions: [{response_headers: {set: {a: b}}}]",
+        &[
+            r#"request[0] "errors": match.status: the status is only known in the response phase; put this rule under `response`"#,
+            r#"request[0] "errors": match.response_headers.content-type: response headers are only known in the response phase; put this rule under `response`"#,
+        ],
+    );
+}
+
+#[test]
+fn request_edits_are_refused_in_the_response_phase() {
+    refused(
+        "response:\n  - name: late\n    actions: [{request_headers: {set: {a: b}}}]",
+        &[
+            r#"response[0] "late": actions[0].request_headers: the request has already gone upstream in the response phase"#,
+        ],
+    );
+}
+
+#[test]
+fn operators_are_exactly_one_and_presence_is_for_headers() {
+    refused(
+        "request:\n - name: a\n   match: {headers: {x-a: {prefix: a, regex: b}}, path: {present: true}, host: {ignore_case: true}}\n   actions: [{respond: {status: 200}}]",
+        &[
+            r#"request[0] "a": match.path.present: only header conditions can test presence"#,
+            r#"request[0] "a": match.host: give one of exact, prefix, suffix, contains or regex"#,
+            r#"request[0] "a": match.headers.x-a: give only one of exact, prefix, suffix, contains, regex, present or absent; found both prefix and regex"#,
+        ],
+    );
+}
+
+#[test]
+fn header_names_and_values_cannot_smuggle_lines() {
+    refused(
+        "request:\n - name: a\n   actions: [{request_headers: {set: {x-a: \"a\\r\\nx-b: c\", 'x b': c}, remove: [':path']}}]",
+        &[
+            r#"request[0] "a": actions[0].request_headers.set.x b: "x b" is not a valid header name"#,
+            r#"request[0] "a": actions[0].request_headers.set.x-a: header values cannot contain CR, LF or NUL"#,
+            r#"request[0] "a": actions[0].request_headers.remove[0]: ":path" is a pseudo-header; it cannot be edited here"#,
+        ],
+    );
+    refused(
+        "request:\n - name: a\n   actions: [{request_headers: {set: {X-A: '1', x-a: '2'}}}]",
+        &[r#"request[0] "a": actions[0].request_headers.set.x-a: given twice (header names are case-insensitive)"#],
+    );
+}
+
+#[test]
+fn actions_after_a_direct_response_are_refused_as_dead() {
+    refused(
+        "request:\n - name: a\n   actions: [{respond: {status: 200}}, {request_headers: {set: {a: b}}}]",
+        &[r#"request[0] "a": actions[1]: never runs: `respond` at actions[0] ends the phase"#],
+    );
+    refused(
+        "request:\n - name: a\n   actions: [{respond: {status: 200}, request_headers: {set: {a: b}}}]",
+        &[
+            r#"request[0] "a": actions[0]: an action item holds one action; found both `request_headers` and `respond` (make them two items)"#,
+        ],
+    );
+}
+
+#[test]
+fn syntax_errors_and_versions_are_document_errors() {
+    let syntax = errors("{\"request\": [");
+    assert_eq!(syntax.len(), 1);
+    assert!(syntax[0].starts_with("document: not valid YAML or JSON: "), "{syntax:?}");
+    assert!(syntax[0].contains("line 2 column 1"), "{syntax:?}");
+    refused("version: 2", &["version: unsupported version 2; this filter reads version 1"]);
+    assert!(rulefilter::parse("version: 1.0").is_ok());
+}
+
+#[test]
+fn every_error_is_one_line() {
+    // serde and regex messages can be multi-line; a log line must not be.
+    let all =
+        errors("request:\n - name: a\n   match: {path: {regex: \"[z-a]\"}}\n   actions: [{respond: {status: 200}}]");
+    assert_eq!(all.len(), 1);
+    assert!(!all[0].contains('\n'), "{all:?}");
+    assert!(all[0].starts_with(r#"request[0] "a": match.path.regex: invalid regex: "#), "{all:?}");
+}
