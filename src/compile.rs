@@ -5,33 +5,71 @@
 
 use std::collections::HashMap;
 
+use regex::Regex;
 use serde_yaml::Value;
 
-use crate::config::{ActionSpec, Document, HeaderEditsSpec, Integer, MatchFields, RespondSpec, RuleSpec};
+use crate::cidr::Cidr;
+use crate::config::{
+    ActionSpec, Document, FromTo, HeaderEditsSpec, Integer, LogSpec, MatchFields, MatchSpec, QueryEditsSpec,
+    RedirectSpec, RespondSpec, RewriteSpec, RuleSpec, SourceSpec, StatusSpec, StringMatchSpec,
+};
 use crate::error::{ConfigError, ConfigErrors, Phase, RuleLocation};
 use crate::matcher::CompiledMatch;
-use crate::ruleset::{Action, Condition, HeaderEdits, HeaderMap, LocalResponse, Rule, RuleSet, Slot, Test, View};
+use crate::ruleset::{
+    Action, CaptureBinding, Condition, Expr, Group, HeaderEdits, HeaderMap, LocalResponse, PathRewrite, Piece,
+    QueryEdits, Redirect, RedirectTarget, Rewrite, Rule, RuleSet, Slot, Template, Test, UrlSlots, View,
+};
+use crate::template::{self, Segment};
 
 /// The only document version there is.
 pub const DOCUMENT_VERSION: u64 = 1;
 
-/// Parses a rules document, YAML or JSON (JSON is YAML), and compiles it.
+/// How deep `all`/`any`/`not` blocks may nest.
+pub const MAX_NESTING: usize = 16;
+
+/// The plugin's environment variables (`vmConfig.env`), read by `${env.NAME}` at compile time.
+pub trait Environment {
+    fn var(&self, name: &str) -> Option<String>;
+}
+
+/// The process environment: inside Envoy, the plugin's `vmConfig.env` (WASI environment variables).
+pub struct ProcessEnvironment;
+
+impl Environment for ProcessEnvironment {
+    fn var(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok()
+    }
+}
+
+impl Environment for HashMap<String, String> {
+    fn var(&self, name: &str) -> Option<String> {
+        self.get(name).cloned()
+    }
+}
+
+/// Parses a rules document, YAML or JSON (JSON is YAML), and compiles it with the process environment.
 ///
 /// An empty or blank text is a document without rules.
 pub fn parse(text: &str) -> Result<RuleSet, ConfigErrors> {
+    parse_with_env(text, &ProcessEnvironment)
+}
+
+/// [`parse`] with the environment `${env.…}` references are resolved in.
+pub fn parse_with_env(text: &str, env: &dyn Environment) -> Result<RuleSet, ConfigErrors> {
     let value: Value = serde_yaml::from_str(text)
         .map_err(|e| ConfigErrors(vec![ConfigError::document("", format!("not valid YAML or JSON: {e}"))]))?;
-    compile(value)
+    compile(value, env)
 }
 
 /// Compiles an already parsed document.
-pub fn compile(document: Value) -> Result<RuleSet, ConfigErrors> {
+pub fn compile(document: Value, env: &dyn Environment) -> Result<RuleSet, ConfigErrors> {
     if document.is_null() {
         return Ok(RuleSet::default());
     }
     let document: Document = serde_path_to_error::deserialize(document)
         .map_err(|e| ConfigErrors(vec![ConfigError::document(field_path(e.path()), e.into_inner().to_string())]))?;
-    let mut compiler = Compiler::default();
+    let mut compiler =
+        Compiler { slots: Vec::new(), carried: Vec::new(), errors: Vec::new(), names: HashMap::new(), env };
     if let Some(version) = document.version.filter(|v| *v != DOCUMENT_VERSION) {
         compiler.errors.push(ConfigError::document(
             "version",
@@ -43,14 +81,7 @@ pub fn compile(document: Value) -> Result<RuleSet, ConfigErrors> {
     if !compiler.errors.is_empty() {
         return Err(ConfigErrors(compiler.errors));
     }
-    let mut carried_slots: Vec<usize> = Vec::new();
-    for condition in response_rules.iter().flat_map(|rule| &rule.conditions) {
-        let from_request = compiler.slots.get(condition.slot).is_some_and(|s| s.map == HeaderMap::Request);
-        if from_request && !carried_slots.contains(&condition.slot) {
-            carried_slots.push(condition.slot);
-        }
-    }
-    Ok(RuleSet { request_rules, response_rules, slots: compiler.slots, carried_slots })
+    Ok(RuleSet { request_rules, response_rules, slots: compiler.slots, carried_slots: compiler.carried })
 }
 
 /// serde_path_to_error writes the root as "."; we write it as nothing.
@@ -63,44 +94,72 @@ fn field_path(path: &serde_path_to_error::Path) -> String {
     }
 }
 
-#[derive(Default)]
-struct Compiler {
+struct Compiler<'e> {
     slots: Vec<Slot>,
+    /// Request-phase slots that response rules read.
+    carried: Vec<usize>,
     errors: Vec<ConfigError>,
     names: HashMap<String, RuleLocation>,
+    env: &'e dyn Environment,
 }
 
-/// The errors found in one rule; each knows its field.
-struct RuleErrors<'a> {
+/// What is known while one rule compiles.
+struct RuleContext<'a> {
+    phase: Phase,
     location: &'a RuleLocation,
     found: Vec<ConfigError>,
+    /// Regex conditions whose groups templates may use, by regex id.
+    regexes: Vec<CapturableRegex>,
+    /// Capture bindings per regex id, filled as templates reference them.
+    bindings: Vec<Vec<CaptureBinding>>,
+    capture_cells: usize,
+    /// Whether the conditions being compiled sit under a `not` (their captures never hold a value).
+    under_not: bool,
+    /// Slots this rule's conditions and templates read, for carrying request values into the response phase.
+    slots_read: Vec<usize>,
 }
 
-impl RuleErrors<'_> {
-    fn count(&self) -> usize {
-        self.found.len()
-    }
+struct CapturableRegex {
+    group_names: Vec<Option<String>>,
+    under_not: bool,
+    field: String,
+}
 
-    fn push(&mut self, field: impl Into<String>, message: impl Into<String>) {
+impl RuleContext<'_> {
+    fn error(&mut self, field: impl Into<String>, message: impl Into<String>) {
         self.found.push(ConfigError {
             rule: Some(self.location.clone()),
             field: field.into(),
             message: message.into(),
         });
     }
+
+    fn error_count(&self) -> usize {
+        self.found.len()
+    }
 }
 
-impl Compiler {
+impl Compiler<'_> {
     fn rules(&mut self, phase: Phase, values: Vec<Value>) -> Vec<Rule> {
         values.into_iter().enumerate().filter_map(|(index, value)| self.rule(phase, index, value)).collect()
     }
 
-    fn slot(&mut self, map: HeaderMap, name: &str) -> usize {
-        if let Some(index) = self.slots.iter().position(|s| s.map == map && &*s.name == name) {
-            return index;
+    fn slot(&mut self, slot: Slot, ctx: &mut RuleContext) -> usize {
+        let index = match self.slots.iter().position(|s| *s == slot) {
+            Some(index) => index,
+            None => {
+                self.slots.push(slot);
+                self.slots.len() - 1
+            }
+        };
+        if !ctx.slots_read.contains(&index) {
+            ctx.slots_read.push(index);
         }
-        self.slots.push(Slot { map, name: name.into() });
-        self.slots.len() - 1
+        index
+    }
+
+    fn request_header(&mut self, name: &str, ctx: &mut RuleContext) -> usize {
+        self.slot(Slot::Header(HeaderMap::Request, name.into()), ctx)
     }
 
     fn rule(&mut self, phase: Phase, index: usize, value: Value) -> Option<Rule> {
@@ -114,124 +173,764 @@ impl Compiler {
                 return None;
             }
         };
-        let mut errors = RuleErrors { location: &location, found: Vec::new() };
-        check_rule_name(&spec.name, &mut errors);
+        let mut ctx = RuleContext {
+            phase,
+            location: &location,
+            found: Vec::new(),
+            regexes: Vec::new(),
+            bindings: Vec::new(),
+            capture_cells: 0,
+            under_not: false,
+            slots_read: Vec::new(),
+        };
+        check_rule_name(&spec.name, &mut ctx);
         if let Some(first) = self.names.get(&spec.name) {
-            errors.push("name", format!("duplicate name; {}[{}] already uses it", first.phase.key(), first.index));
+            let message = format!("duplicate name; {}[{}] already uses it", first.phase.key(), first.index);
+            ctx.error("name", message);
         } else {
             self.names.insert(spec.name.clone(), location.clone());
         }
-        let conditions = self.conditions(phase, &spec, &mut errors);
-        let actions = compile_actions(phase, &spec.actions, &mut errors);
-        if !errors.found.is_empty() {
-            self.errors.append(&mut errors.found);
+        let mut when = self.block(&spec.conditions, "match", 0, &mut ctx);
+        let actions = self.actions(&spec.actions, &mut ctx);
+        if let Some(expr) = &mut when {
+            attach_captures(expr, &mut ctx.bindings);
+        }
+        if !ctx.found.is_empty() {
+            self.errors.append(&mut ctx.found);
             return None;
         }
-        let defers_response_edits =
-            phase == Phase::Request && actions.iter().any(|a| matches!(a, Action::ResponseHeaders(_)));
-        Some(Rule { name: spec.name.into(), conditions, actions, stop: spec.stop, defers_response_edits })
+        if phase == Phase::Response {
+            self.carry(&ctx.slots_read);
+        }
+        Some(Rule { name: spec.name.into(), when, actions, stop: spec.stop, capture_cells: ctx.capture_cells })
     }
 
-    fn conditions(&mut self, phase: Phase, spec: &RuleSpec, errors: &mut RuleErrors) -> Vec<Condition> {
-        let when = &spec.conditions;
-        let mut conditions = Vec::new();
-        if let Some(path) = &when.path {
-            if let Some(test) = string_test(&path.0, false, "match.path", errors) {
-                let slot = self.slot(HeaderMap::Request, ":path");
-                conditions.push(Condition { slot, view: View::PathOnly, test });
+    /// Marks request-phase slots a response rule reads, so the request phase keeps them.
+    fn carry(&mut self, slots: &[usize]) {
+        for &slot in slots {
+            let from_request = self.slots.get(slot).is_some_and(|s| s.phase() == Phase::Request);
+            if from_request && !self.carried.contains(&slot) {
+                self.carried.push(slot);
             }
         }
-        if let Some(methods) = &when.method {
-            let mut allowed = Vec::new();
-            for (i, method) in methods.0.iter().enumerate() {
-                if is_token(method) {
-                    allowed.push(method.as_str().into());
-                } else {
-                    errors.push(format!("match.method[{i}]"), format!("{method:?} is not an HTTP method"));
+    }
+
+    // ----- conditions -----
+
+    /// Compiles one match block: its fields are ANDed. `None` for an empty block (matches everything).
+    fn block(&mut self, spec: &MatchSpec, field: &str, depth: usize, ctx: &mut RuleContext) -> Option<Expr> {
+        if depth > MAX_NESTING {
+            ctx.error(field, format!("blocks nest more than {MAX_NESTING} deep"));
+            return None;
+        }
+        let mut all = Vec::new();
+        if let Some(path) = &spec.path {
+            let slot = self.request_header(":path", ctx);
+            all.extend(self.string_condition(
+                &path.0,
+                slot,
+                View::PathOnly,
+                Operand::Path,
+                &format!("{field}.path"),
+                ctx,
+            ));
+        }
+        if let Some(methods) = &spec.method {
+            let slot = self.request_header(":method", ctx);
+            let values = tokens(&methods.0, &format!("{field}.method"), "an HTTP method", ctx);
+            all.push(leaf(slot, View::Whole, Test::OneOf { values, ignore_case: false }));
+        }
+        if let Some(schemes) = &spec.scheme {
+            let slot = self.request_header(":scheme", ctx);
+            let values = tokens(&schemes.0, &format!("{field}.scheme"), "a URL scheme", ctx);
+            all.push(leaf(slot, View::Whole, Test::OneOf { values, ignore_case: true }));
+        }
+        if let Some(hosts) = &spec.host {
+            let slot = self.request_header(":authority", ctx);
+            let mut any = Vec::new();
+            for (i, host) in hosts.0.iter().enumerate() {
+                let at = if hosts.0.len() == 1 { format!("{field}.host") } else { format!("{field}.host[{i}]") };
+                any.extend(self.host_condition(host, slot, &at, ctx));
+            }
+            all.push(one_or_any(any));
+        }
+        for (name, test) in &spec.headers {
+            let at = format!("{field}.headers.{name}");
+            if let Some(name) = header_name(name, true, &at, ctx) {
+                let slot = self.request_header(&name, ctx);
+                all.extend(self.string_condition(&test.0, slot, View::Whole, Operand::Optional, &at, ctx));
+            }
+        }
+        for (name, test) in &spec.query {
+            let at = format!("{field}.query.{name}");
+            if name.is_empty() {
+                ctx.error(at.clone(), "a query parameter needs a name");
+            }
+            let slot = self.request_header(":path", ctx);
+            let view = View::QueryParam(name.as_str().into());
+            all.extend(self.string_condition(&test.0, slot, view, Operand::Optional, &at, ctx));
+        }
+        for (name, test) in &spec.cookies {
+            let at = format!("{field}.cookies.{name}");
+            if !is_token(name) {
+                ctx.error(at.clone(), format!("{name:?} is not a valid cookie name"));
+            }
+            let slot = self.request_header("cookie", ctx);
+            let view = View::Cookie(name.as_str().into());
+            all.extend(self.string_condition(&test.0, slot, view, Operand::Optional, &at, ctx));
+        }
+        if let Some(source) = &spec.source {
+            all.extend(self.source_condition(source, &format!("{field}.source"), ctx));
+        }
+        if let Some(statuses) = &spec.status {
+            let at = format!("{field}.status");
+            if ctx.phase == Phase::Request {
+                ctx.error(at.clone(), "the status is only known in the response phase; put this rule under `response`");
+            }
+            let slot = self.slot(Slot::Header(HeaderMap::Response, ":status".into()), ctx);
+            let mut ranges = Vec::new();
+            for (i, status) in statuses.0.iter().enumerate() {
+                let item = if statuses.0.len() == 1 { at.clone() } else { format!("{at}[{i}]") };
+                match status_range(status) {
+                    Ok(range) => ranges.push(range),
+                    Err(message) => ctx.error(item, message),
                 }
             }
-            let slot = self.slot(HeaderMap::Request, ":method");
-            conditions.push(Condition { slot, view: View::Whole, test: Test::OneOf(allowed) });
+            all.push(leaf(slot, View::Whole, Test::Status(ranges)));
         }
-        if let Some(host) = &when.host {
-            // Host names are case-insensitive; a pattern with a port compares the whole authority.
-            let mut fields = host.0.clone();
-            fields.ignore_case = true;
-            let with_port = [&fields.exact, &fields.prefix, &fields.suffix, &fields.contains, &fields.regex]
-                .into_iter()
-                .flatten()
-                .any(|s| s.contains(':'));
-            if let Some(test) = string_test(&fields, false, "match.host", errors) {
-                let slot = self.slot(HeaderMap::Request, ":authority");
-                let view = if with_port { View::Whole } else { View::HostOnly };
-                conditions.push(Condition { slot, view, test });
+        for (name, test) in &spec.response_headers {
+            let at = format!("{field}.response_headers.{name}");
+            if ctx.phase == Phase::Request {
+                let message = "response headers are only known in the response phase; put this rule under `response`";
+                ctx.error(at.clone(), message);
+            }
+            if let Some(name) = header_name(name, true, &at, ctx) {
+                let slot = self.slot(Slot::Header(HeaderMap::Response, name.into()), ctx);
+                all.extend(self.string_condition(&test.0, slot, View::Whole, Operand::Optional, &at, ctx));
             }
         }
-        for (name, fields) in &when.headers {
-            let field = format!("match.headers.{name}");
-            if let Some(name) = header_name(name, true, &field, errors) {
-                if let Some(test) = string_test(&fields.0, true, &field, errors) {
-                    let slot = self.slot(HeaderMap::Request, &name);
-                    conditions.push(Condition { slot, view: View::Whole, test });
+        if let Some(blocks) = &spec.all {
+            let exprs = self.blocks(blocks, &format!("{field}.all"), depth, ctx);
+            all.push(Expr::All(exprs));
+        }
+        if let Some(blocks) = &spec.any {
+            if blocks.is_empty() {
+                ctx.error(format!("{field}.any"), "`any` needs at least one block");
+            }
+            let exprs = self.blocks(blocks, &format!("{field}.any"), depth, ctx);
+            all.push(Expr::Any(exprs));
+        }
+        if let Some(block) = &spec.not {
+            let at = format!("{field}.not");
+            let before = ctx.error_count();
+            ctx.under_not = !ctx.under_not;
+            let inner = self.block(block, &at, depth + 1, ctx);
+            ctx.under_not = !ctx.under_not;
+            match inner {
+                Some(expr) => all.push(Expr::Not(Box::new(expr))),
+                None if ctx.error_count() == before => {
+                    ctx.error(at, "`not` of an empty block never matches; give it conditions");
+                }
+                None => {}
+            }
+        }
+        match all.len() {
+            0 => None,
+            1 => all.pop(),
+            _ => Some(Expr::All(all)),
+        }
+    }
+
+    fn blocks(&mut self, blocks: &[MatchSpec], field: &str, depth: usize, ctx: &mut RuleContext) -> Vec<Expr> {
+        let mut exprs = Vec::new();
+        for (i, block) in blocks.iter().enumerate() {
+            let at = format!("{field}[{i}]");
+            let before = ctx.error_count();
+            match self.block(block, &at, depth + 1, ctx) {
+                Some(expr) => exprs.push(expr),
+                None if ctx.error_count() == before => ctx.error(at, "an empty block; give it conditions"),
+                None => {}
+            }
+        }
+        exprs
+    }
+
+    fn string_condition(
+        &mut self,
+        fields: &MatchFields,
+        slot: usize,
+        view: View,
+        operand: Operand,
+        field: &str,
+        ctx: &mut RuleContext,
+    ) -> Option<Expr> {
+        let (test, regex_id) = string_test(fields, operand, field, ctx)?;
+        Some(Expr::Leaf(Condition { slot, view, test, invert: fields.invert, regex_id, captures: Vec::new() }))
+    }
+
+    fn host_condition(
+        &mut self,
+        host: &StringMatchSpec,
+        slot: usize,
+        field: &str,
+        ctx: &mut RuleContext,
+    ) -> Option<Expr> {
+        // Host names are case-insensitive; `*.example.com` is a wildcard; a pattern with a port compares the
+        // whole authority.
+        let mut fields = host.0.clone();
+        fields.ignore_case = true;
+        if let Some(wildcard) = fields.exact.as_deref().and_then(|e| e.strip_prefix('*')) {
+            if !wildcard.starts_with('.') || wildcard.contains('*') {
+                ctx.error(field, "a wildcard host is `*.` followed by a domain, e.g. `*.example.com`");
+                return None;
+            }
+            fields.suffix = Some(wildcard.to_owned());
+            fields.exact = None;
+        }
+        let with_port = [&fields.exact, &fields.prefix, &fields.suffix, &fields.contains, &fields.regex]
+            .into_iter()
+            .flatten()
+            .any(|s| s.contains(':'));
+        let view = if with_port { View::Whole } else { View::HostOnly };
+        self.string_condition(&fields, slot, view, Operand::Host, field, ctx)
+    }
+
+    fn source_condition(&mut self, spec: &SourceSpec, field: &str, ctx: &mut RuleContext) -> Option<Expr> {
+        let mut cidrs = Vec::new();
+        for (i, text) in spec.cidrs.iter().enumerate() {
+            match Cidr::parse(text) {
+                Ok(cidr) => cidrs.push(cidr),
+                Err(message) => ctx.error(format!("{field}.cidrs[{i}]"), message),
+            }
+        }
+        if spec.cidrs.is_empty() {
+            ctx.error(format!("{field}.cidrs"), "give at least one address or CIDR block");
+        }
+        let trusted_hops = spec.trusted_hops.map_or(0, |h| h.0);
+        if trusted_hops > 16 {
+            ctx.error(format!("{field}.trusted_hops"), "more than 16 trusted proxies is surely a mistake");
+        }
+        let trusted_hops = usize::try_from(trusted_hops).unwrap_or(usize::MAX);
+        let slot = self.slot(Slot::SourceAddress, ctx);
+        let xff_slot = if trusted_hops > 0 { self.request_header("x-forwarded-for", ctx) } else { slot };
+        let condition = Condition {
+            slot,
+            view: View::Client { xff_slot, trusted_hops },
+            test: Test::Cidrs(cidrs),
+            invert: spec.invert,
+            regex_id: None,
+            captures: Vec::new(),
+        };
+        Some(Expr::Leaf(condition))
+    }
+
+    // ----- actions -----
+
+    fn actions(&mut self, specs: &[ActionSpec], ctx: &mut RuleContext) -> Vec<Action> {
+        if specs.is_empty() {
+            ctx.error("actions", "a rule needs at least one action");
+        }
+        let mut actions = Vec::with_capacity(specs.len());
+        let mut ended_at: Option<(usize, &str)> = None;
+        for (i, spec) in specs.iter().enumerate() {
+            if let Some((at, name)) = ended_at {
+                ctx.error(format!("actions[{i}]"), format!("never runs: `{name}` at actions[{at}] ends the phase"));
+            }
+            let request_only = |ctx: &mut RuleContext, field: &str, what: &str| {
+                if ctx.phase == Phase::Response {
+                    ctx.error(field, format!("{what} in the response phase: the request has already gone upstream"));
+                }
+            };
+            let action = match spec {
+                ActionSpec::RequestHeaders(edits) => {
+                    let field = format!("actions[{i}].request_headers");
+                    request_only(ctx, &field, "cannot edit request headers");
+                    self.header_edits(edits, &field, ctx).map(Action::RequestHeaders)
+                }
+                ActionSpec::ResponseHeaders(edits) => {
+                    let field = format!("actions[{i}].response_headers");
+                    self.header_edits(edits, &field, ctx).map(Action::ResponseHeaders)
+                }
+                ActionSpec::Respond(respond) => {
+                    ended_at = Some((i, "respond"));
+                    self.local_response(respond, &format!("actions[{i}].respond"), ctx).map(Action::Respond)
+                }
+                ActionSpec::Redirect(redirect) => {
+                    ended_at = Some((i, "redirect"));
+                    self.redirect(redirect, &format!("actions[{i}].redirect"), ctx).map(Action::Redirect)
+                }
+                ActionSpec::Rewrite(rewrite) => {
+                    let field = format!("actions[{i}].rewrite");
+                    request_only(ctx, &field, "cannot rewrite");
+                    self.rewrite(rewrite, &field, ctx).map(Action::Rewrite)
+                }
+                ActionSpec::Query(edits) => {
+                    let field = format!("actions[{i}].query");
+                    request_only(ctx, &field, "cannot edit the query");
+                    self.query_edits(edits, &field, ctx).map(Action::Query)
+                }
+                ActionSpec::Log(log) => self.log(log, &format!("actions[{i}].log"), ctx),
+            };
+            actions.extend(action);
+        }
+        actions
+    }
+
+    fn header_edits(&mut self, spec: &HeaderEditsSpec, field: &str, ctx: &mut RuleContext) -> Option<HeaderEdits> {
+        let before = ctx.error_count();
+        let copy = name_pairs(&spec.copy, &format!("{field}.copy"), ctx);
+        let rename = name_pairs(&spec.rename, &format!("{field}.rename"), ctx);
+        let set = self.templated_headers(&spec.set, &format!("{field}.set"), ctx);
+        let set_if_absent = self.templated_headers(&spec.set_if_absent, &format!("{field}.set_if_absent"), ctx);
+        let add = self.templated_headers(&spec.add, &format!("{field}.add"), ctx);
+        let mut remove: Vec<Box<str>> = Vec::new();
+        for (i, name) in spec.remove.iter().enumerate() {
+            let at = format!("{field}.remove[{i}]");
+            if let Some(name) = header_name(name, false, &at, ctx) {
+                let written = set.iter().chain(&set_if_absent).chain(&add).any(|(n, _)| **n == *name);
+                if written {
+                    ctx.error(at, format!("{name:?} is also written by this action; removing it undoes that"));
+                }
+                remove.push(name.into());
+            }
+        }
+        let mut remove_prefix: Vec<Box<str>> = Vec::new();
+        for (i, prefix) in spec.remove_prefix.iter().enumerate() {
+            let at = format!("{field}.remove_prefix[{i}]");
+            if prefix.is_empty() || prefix.starts_with(':') || !is_token(prefix) {
+                ctx.error(at, format!("{prefix:?} is not the start of a header name"));
+            } else {
+                remove_prefix.push(prefix.to_ascii_lowercase().into());
+            }
+        }
+        let mut remove_regex = Vec::new();
+        for (i, pattern) in spec.remove_regex.iter().enumerate() {
+            match anchored_regex(pattern, true) {
+                Ok(regex) => remove_regex.push(regex),
+                Err(reason) => ctx.error(format!("{field}.remove_regex[{i}]"), format!("invalid regex: {reason}")),
+            }
+        }
+        let edits = HeaderEdits { copy, rename, set, set_if_absent, add, remove, remove_prefix, remove_regex };
+        let empty = edits.copy.is_empty()
+            && edits.rename.is_empty()
+            && edits.set.is_empty()
+            && edits.set_if_absent.is_empty()
+            && edits.add.is_empty()
+            && edits.remove.is_empty()
+            && edits.remove_prefix.is_empty()
+            && edits.remove_regex.is_empty();
+        if empty && ctx.error_count() == before {
+            ctx.error(
+                field,
+                "give at least one of copy, rename, set, set_if_absent, add, remove, remove_prefix, remove_regex",
+            );
+        }
+        (ctx.error_count() == before).then_some(edits)
+    }
+
+    fn templated_headers(
+        &mut self,
+        pairs: &std::collections::BTreeMap<String, String>,
+        field: &str,
+        ctx: &mut RuleContext,
+    ) -> Vec<(Box<str>, Template)> {
+        let mut out: Vec<(Box<str>, Template)> = Vec::new();
+        for (name, value) in pairs {
+            let at = format!("{field}.{name}");
+            let Some(lower) = header_name(name, false, &at, ctx) else { continue };
+            if out.iter().any(|(n, _)| **n == *lower) {
+                ctx.error(at, "given twice (header names are case-insensitive)");
+                continue;
+            }
+            if !is_header_value(value) {
+                ctx.error(at, "header values cannot contain CR, LF or NUL");
+                continue;
+            }
+            if let Some(template) = self.template(value, &at, ctx) {
+                out.push((lower.into(), template));
+            }
+        }
+        out
+    }
+
+    fn local_response(&mut self, spec: &RespondSpec, field: &str, ctx: &mut RuleContext) -> Option<LocalResponse> {
+        let before = ctx.error_count();
+        let status = status_code(spec.status, 200);
+        if status.is_none() {
+            ctx.error(format!("{field}.status"), format!("{} is not a final HTTP status (200-599)", spec.status.0));
+        }
+        let mut headers = self.templated_headers(&spec.headers, &format!("{field}.headers"), ctx);
+        if let Some(content_type) = &spec.content_type {
+            let at = format!("{field}.content_type");
+            if headers.iter().any(|(n, _)| &**n == "content-type") {
+                ctx.error(at, "also given in headers; keep one");
+            } else if !is_header_value(content_type) {
+                ctx.error(at, "header values cannot contain CR, LF or NUL");
+            } else if let Some(template) = self.template(content_type, &at, ctx) {
+                headers.push(("content-type".into(), template));
+            }
+        }
+        let body = self.template(&spec.body, &format!("{field}.body"), ctx);
+        let (status, body) = (status?, body?);
+        (ctx.error_count() == before).then_some(LocalResponse { status, headers, body })
+    }
+
+    fn url_slots(&mut self, ctx: &mut RuleContext) -> UrlSlots {
+        UrlSlots {
+            scheme: self.request_header(":scheme", ctx),
+            authority: self.request_header(":authority", ctx),
+            path: self.request_header(":path", ctx),
+        }
+    }
+
+    fn redirect(&mut self, spec: &RedirectSpec, field: &str, ctx: &mut RuleContext) -> Option<Redirect> {
+        let before = ctx.error_count();
+        let status = spec.status.map_or(302, |s| s.0);
+        if ![301, 302, 303, 307, 308].contains(&status) {
+            ctx.error(
+                format!("{field}.status"),
+                format!("{status} is not a redirect status (301, 302, 303, 307, 308)"),
+            );
+        }
+        let parts_given = spec.scheme.is_some()
+            || spec.host.is_some()
+            || spec.port.is_some()
+            || spec.path.is_some()
+            || spec.query.is_some();
+        let target = match &spec.location {
+            Some(_) if parts_given => {
+                ctx.error(field, "give either `location` or the parts (scheme, host, port, path, query), not both");
+                None
+            }
+            Some(location) => {
+                self.header_template(location, &format!("{field}.location"), ctx).map(RedirectTarget::Location)
+            }
+            None if !parts_given => {
+                ctx.error(field, "give `location`, or at least one of scheme, host, port, path, query");
+                None
+            }
+            None => {
+                let scheme = spec.scheme.as_deref().map(str::to_ascii_lowercase);
+                if let Some(scheme) = scheme.as_deref().filter(|s| *s != "http" && *s != "https") {
+                    ctx.error(format!("{field}.scheme"), format!("{scheme:?} is not http or https"));
+                }
+                let port = spec.port.map(|p| p.0);
+                let port = match port.map(u16::try_from) {
+                    Some(Ok(port)) if port > 0 => Some(port),
+                    Some(_) => {
+                        ctx.error(format!("{field}.port"), format!("{} is not a port (1-65535)", port.unwrap_or(0)));
+                        None
+                    }
+                    None => None,
+                };
+                let host = spec.host.as_deref().and_then(|h| self.header_template(h, &format!("{field}.host"), ctx));
+                let path = spec.path.as_deref().and_then(|p| self.path_template(p, &format!("{field}.path"), ctx));
+                let query = spec.query.as_deref().and_then(|q| self.header_template(q, &format!("{field}.query"), ctx));
+                Some(RedirectTarget::Parts { scheme: scheme.map(Into::into), host, port, path, query })
+            }
+        };
+        let url = self.url_slots(ctx);
+        let status = u16::try_from(status).ok()?;
+        let target = target?;
+        (ctx.error_count() == before).then_some(Redirect {
+            status,
+            target,
+            keep_query: spec.keep_query.unwrap_or(true),
+            url,
+        })
+    }
+
+    fn rewrite(&mut self, spec: &RewriteSpec, field: &str, ctx: &mut RuleContext) -> Option<Rewrite> {
+        let before = ctx.error_count();
+        let given = [spec.path.is_some(), spec.path_prefix.is_some(), spec.path_regex.is_some()];
+        if given.iter().filter(|g| **g).count() > 1 {
+            ctx.error(field, "give only one of path, path_prefix, path_regex");
+        }
+        if !given.contains(&true) && spec.host.is_none() {
+            ctx.error(field, "give one of path, path_prefix, path_regex, and/or host");
+        }
+        let path = if let Some(path) = &spec.path {
+            self.path_template(path, &format!("{field}.path"), ctx).map(PathRewrite::Full)
+        } else if let Some(prefix) = &spec.path_prefix {
+            if !prefix.from.starts_with('/') {
+                ctx.error(format!("{field}.path_prefix.from"), "a path prefix starts with `/`");
+            }
+            self.header_template(&prefix.to, &format!("{field}.path_prefix.to"), ctx)
+                .map(|to| PathRewrite::Prefix { from: prefix.from.as_str().into(), to })
+        } else if let Some(regex) = &spec.path_regex {
+            match anchored_regex(&regex.pattern, false) {
+                Ok(compiled) => {
+                    match envoy_substitution(&regex.substitution, compiled.captures_len().saturating_sub(1)) {
+                        Ok(substitution) => {
+                            Some(PathRewrite::Regex { regex: compiled, substitution: substitution.into() })
+                        }
+                        Err(message) => {
+                            ctx.error(format!("{field}.path_regex.substitution"), message);
+                            None
+                        }
+                    }
+                }
+                Err(reason) => {
+                    ctx.error(format!("{field}.path_regex.pattern"), format!("invalid regex: {reason}"));
+                    None
                 }
             }
-        }
-        let response_only = phase == Phase::Request;
-        if let Some(codes) = &when.status {
-            if response_only {
-                errors.push(
-                    "match.status",
-                    "the status is only known in the response phase; put this rule under `response`",
-                );
+        } else {
+            None
+        };
+        let host = spec.host.as_deref().and_then(|h| self.header_template(h, &format!("{field}.host"), ctx));
+        let url = self.url_slots(ctx);
+        (ctx.error_count() == before).then_some(Rewrite { path, host, url })
+    }
+
+    fn query_edits(&mut self, spec: &QueryEditsSpec, field: &str, ctx: &mut RuleContext) -> Option<QueryEdits> {
+        let before = ctx.error_count();
+        let mut params = |pairs: &std::collections::BTreeMap<String, String>, at: &str, ctx: &mut RuleContext| {
+            let mut out = Vec::new();
+            for (name, value) in pairs {
+                let item = format!("{at}.{name}");
+                if name.is_empty() {
+                    ctx.error(item.clone(), "a query parameter needs a name");
+                }
+                if let Some(template) = self.template(value, &item, ctx) {
+                    out.push((Box::<str>::from(name.as_str()), template));
+                }
             }
-            let mut allowed = Vec::new();
-            for (i, code) in codes.0.iter().enumerate() {
-                match status_code(*code, 100) {
-                    Some(code) => allowed.push(code.to_string().into()),
-                    None => {
-                        errors.push(format!("match.status[{i}]"), format!("{} is not an HTTP status (100-599)", code.0))
+            out
+        };
+        let set = params(&spec.set, &format!("{field}.set"), ctx);
+        let add = params(&spec.add, &format!("{field}.add"), ctx);
+        let remove: Vec<Box<str>> = spec.remove.iter().map(|n| n.as_str().into()).collect();
+        if set.is_empty() && add.is_empty() && remove.is_empty() && ctx.error_count() == before {
+            ctx.error(field, "give at least one of set, add or remove");
+        }
+        let path_slot = self.request_header(":path", ctx);
+        (ctx.error_count() == before).then_some(QueryEdits { set, add, remove, path_slot })
+    }
+
+    fn log(&mut self, spec: &LogSpec, field: &str, ctx: &mut RuleContext) -> Option<Action> {
+        let level = match spec.level.as_deref().unwrap_or("info") {
+            "trace" => Some(log::Level::Trace),
+            "debug" => Some(log::Level::Debug),
+            "info" => Some(log::Level::Info),
+            "warn" => Some(log::Level::Warn),
+            "error" => Some(log::Level::Error),
+            other => {
+                ctx.error(format!("{field}.level"), format!("{other:?} is not one of trace, debug, info, warn, error"));
+                None
+            }
+        };
+        let message = self.template(&spec.message, &format!("{field}.message"), ctx);
+        Some(Action::Log { level: level?, message: message? })
+    }
+
+    // ----- templates -----
+
+    /// A template whose result is a header value (checked again at run time).
+    fn header_template(&mut self, text: &str, field: &str, ctx: &mut RuleContext) -> Option<Template> {
+        if !is_header_value(text) {
+            ctx.error(field, "header values cannot contain CR, LF or NUL");
+            return None;
+        }
+        self.template(text, field, ctx)
+    }
+
+    /// A template for a path: must start with `/` unless it starts with a reference.
+    fn path_template(&mut self, text: &str, field: &str, ctx: &mut RuleContext) -> Option<Template> {
+        if !(text.starts_with('/') || text.starts_with("${")) {
+            ctx.error(field, "a path starts with `/`");
+            return None;
+        }
+        self.header_template(text, field, ctx)
+    }
+
+    fn template(&mut self, text: &str, field: &str, ctx: &mut RuleContext) -> Option<Template> {
+        let segments = match template::parse(text) {
+            Ok(segments) => segments,
+            Err(message) => {
+                ctx.error(field, message);
+                return None;
+            }
+        };
+        let before = ctx.error_count();
+        let mut pieces = Vec::with_capacity(segments.len());
+        for segment in segments {
+            match segment {
+                Segment::Text(text) => pieces.push(Piece::Text(text.into())),
+                Segment::Reference(reference) => {
+                    if let Some(piece) = self.reference(reference, field, ctx) {
+                        pieces.push(piece);
                     }
                 }
             }
-            let slot = self.slot(HeaderMap::Response, ":status");
-            conditions.push(Condition { slot, view: View::Whole, test: Test::OneOf(allowed) });
         }
-        for (name, fields) in &when.response_headers {
-            let field = format!("match.response_headers.{name}");
-            if response_only {
-                errors.push(
-                    field.clone(),
-                    "response headers are only known in the response phase; put this rule under `response`",
-                );
+        (ctx.error_count() == before).then_some(Template { pieces })
+    }
+
+    /// Resolves one `${…}` reference.
+    fn reference(&mut self, reference: &str, field: &str, ctx: &mut RuleContext) -> Option<Piece> {
+        let (head, arg) = match reference.split_once('.') {
+            Some((head, arg)) => (head, Some(arg)),
+            None => (reference, None),
+        };
+        let value = |slot: usize, view: View| Some(Piece::Value { slot, view });
+        let response_only = |ctx: &mut RuleContext| {
+            if ctx.phase == Phase::Request {
+                let message = format!("`${{{reference}}}` is only known in the response phase; request rules render templates when the request arrives");
+                ctx.error(field, message);
             }
-            if let Some(name) = header_name(name, true, &field, errors) {
-                if let Some(test) = string_test(&fields.0, true, &field, errors) {
-                    let slot = self.slot(HeaderMap::Response, &name);
-                    conditions.push(Condition { slot, view: View::Whole, test });
+        };
+        match (head, arg) {
+            ("method", None) => value(self.request_header(":method", ctx), View::Whole),
+            ("scheme", None) => value(self.request_header(":scheme", ctx), View::Whole),
+            ("host", None) => value(self.request_header(":authority", ctx), View::HostOnly),
+            ("authority", None) => value(self.request_header(":authority", ctx), View::Whole),
+            ("path", None) => value(self.request_header(":path", ctx), View::PathOnly),
+            ("query", None) => value(self.request_header(":path", ctx), View::QueryString),
+            ("query", Some(name)) if !name.is_empty() => {
+                value(self.request_header(":path", ctx), View::QueryParam(name.into()))
+            }
+            ("header", Some(name)) => {
+                let name = header_name(name, true, field, ctx)?;
+                value(self.request_header(&name, ctx), View::Whole)
+            }
+            ("cookie", Some(name)) if is_token(name) => {
+                value(self.request_header("cookie", ctx), View::Cookie(name.into()))
+            }
+            ("source", Some("ip")) => value(self.slot(Slot::SourceAddress, ctx), View::Ip),
+            ("status", None) => {
+                response_only(ctx);
+                value(self.slot(Slot::Header(HeaderMap::Response, ":status".into()), ctx), View::Whole)
+            }
+            ("response_header", Some(name)) => {
+                response_only(ctx);
+                let name = header_name(name, true, field, ctx)?;
+                value(self.slot(Slot::Header(HeaderMap::Response, name.into()), ctx), View::Whole)
+            }
+            ("env", Some(name)) => match self.env.var(name) {
+                Some(text) => Some(Piece::Text(text.into())),
+                None => {
+                    ctx.error(
+                        field,
+                        format!("`${{{reference}}}`: the plugin has no environment variable {name:?} (vmConfig.env)"),
+                    );
+                    None
                 }
+            },
+            ("capture", Some(group)) => capture(group, reference, field, ctx),
+            _ => {
+                ctx.error(field, format!("unknown reference `${{{reference}}}`; known: {KNOWN_REFERENCES}"));
+                None
             }
         }
-        conditions
     }
 }
 
-fn check_rule_name(name: &str, errors: &mut RuleErrors) {
+/// The references templates understand, for error messages and the README.
+pub const KNOWN_REFERENCES: &str = "method, scheme, host, authority, path, query, query.NAME, header.NAME, \
+cookie.NAME, source.ip, status, response_header.NAME, env.NAME, capture.N, capture.NAME";
+
+/// Resolves `${capture.…}` to a capture cell, binding it to the regex condition that provides the group.
+fn capture(group: &str, reference: &str, field: &str, ctx: &mut RuleContext) -> Option<Piece> {
+    let wanted = match group.parse::<usize>() {
+        Ok(index) => Group::Index(index),
+        Err(_) => Group::Name(group.into()),
+    };
+    let candidates: Vec<usize> = ctx
+        .regexes
+        .iter()
+        .enumerate()
+        .filter(|(_, regex)| match &wanted {
+            Group::Index(index) => *index >= 1 && *index < regex.group_names.len(),
+            Group::Name(name) => regex.group_names.iter().flatten().any(|n| **n == **name),
+        })
+        .map(|(id, _)| id)
+        .collect();
+    let id = match candidates.as_slice() {
+        [id] => *id,
+        [] => {
+            ctx.error(field, format!("`${{{reference}}}`: no regex condition of this rule has that group"));
+            return None;
+        }
+        _ => {
+            ctx.error(field, format!("`${{{reference}}}` is ambiguous: several regex conditions have that group; name it `(?P<name>…)` in one"));
+            return None;
+        }
+    };
+    let (under_not, regex_field) = ctx.regexes.get(id).map(|r| (r.under_not, r.field.clone()))?;
+    if under_not {
+        ctx.error(field, format!("`${{{reference}}}` comes from {regex_field}, under `not`: it never holds a value when the rule matches"));
+        return None;
+    }
+    let bindings = ctx.bindings.get_mut(id)?;
+    if let Some(existing) = bindings.iter().find(|b| b.group == wanted) {
+        return Some(Piece::Capture(existing.cell));
+    }
+    let cell = ctx.capture_cells;
+    ctx.capture_cells += 1;
+    bindings.push(CaptureBinding { group: wanted, cell });
+    Some(Piece::Capture(cell))
+}
+
+/// Gives each regex condition the capture bindings templates asked for.
+fn attach_captures(expr: &mut Expr, bindings: &mut [Vec<CaptureBinding>]) {
+    match expr {
+        Expr::All(exprs) | Expr::Any(exprs) => exprs.iter_mut().for_each(|e| attach_captures(e, bindings)),
+        Expr::Not(inner) => attach_captures(inner, bindings),
+        Expr::Leaf(condition) => {
+            if let Some(found) = condition.regex_id.and_then(|id| bindings.get_mut(id)) {
+                condition.captures = std::mem::take(found);
+            }
+        }
+    }
+}
+
+fn leaf(slot: usize, view: View, test: Test) -> Expr {
+    Expr::Leaf(Condition { slot, view, test, invert: false, regex_id: None, captures: Vec::new() })
+}
+
+fn one_or_any(mut exprs: Vec<Expr>) -> Expr {
+    if exprs.len() == 1 {
+        if let Some(expr) = exprs.pop() {
+            return expr;
+        }
+    }
+    Expr::Any(exprs)
+}
+
+/// What a string test is applied to, which decides the operators it may use.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Operand {
+    Path,
+    Host,
+    /// Headers, query parameters, cookies: may be absent, so presence tests apply.
+    Optional,
+}
+
+fn check_rule_name(name: &str, ctx: &mut RuleContext) {
     let well_formed = name.len() <= 100
         && name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
         && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
     if !well_formed {
-        errors.push(
+        ctx.error(
             "name",
             "a name is 1-100 letters, digits, '.', '_' or '-', starting with a letter or digit (it labels logs and metrics)",
         );
     }
 }
 
-/// Compiles a value condition; `None` after recording the reason.
-fn string_test(fields: &MatchFields, allow_presence: bool, field: &str, errors: &mut RuleErrors) -> Option<Test> {
+/// Compiles a value test; `None` after recording the reason. The second value is the regex id when the test is a
+/// regex whose groups templates may use.
+fn string_test(
+    fields: &MatchFields,
+    operand: Operand,
+    field: &str,
+    ctx: &mut RuleContext,
+) -> Option<(Test, Option<usize>)> {
     let operators: Vec<&str> = [
         ("exact", fields.exact.is_some()),
         ("prefix", fields.prefix.is_some()),
+        ("segment_prefix", fields.segment_prefix.is_some()),
         ("suffix", fields.suffix.is_some()),
         ("contains", fields.contains.is_some()),
         ("regex", fields.regex.is_some()),
@@ -241,37 +940,58 @@ fn string_test(fields: &MatchFields, allow_presence: bool, field: &str, errors: 
     .into_iter()
     .filter_map(|(name, given)| given.then_some(name))
     .collect();
-    let choices = if allow_presence {
-        "exact, prefix, suffix, contains, regex, present or absent"
-    } else {
-        "exact, prefix, suffix, contains or regex"
+    let choices = match operand {
+        Operand::Path => "exact, prefix, segment_prefix, suffix, contains or regex",
+        Operand::Host => "exact, prefix, suffix, contains or regex",
+        Operand::Optional => "exact, prefix, suffix, contains, regex, present or absent",
     };
     match operators.as_slice() {
         [] => {
-            errors.push(field, format!("give one of {choices}"));
+            ctx.error(field, format!("give one of {choices}"));
             return None;
         }
         [_] => {}
         [first, second, ..] => {
-            errors.push(field, format!("give only one of {choices}; found both {first} and {second}"));
+            ctx.error(field, format!("give only one of {choices}; found both {first} and {second}"));
             return None;
         }
     }
-    if !allow_presence && (fields.present.is_some() || fields.absent.is_some()) {
+    if operand != Operand::Optional && (fields.present.is_some() || fields.absent.is_some()) {
         let key = if fields.present.is_some() { "present" } else { "absent" };
-        errors.push(format!("{field}.{key}"), "only header conditions can test presence");
+        ctx.error(format!("{field}.{key}"), "only headers, query parameters and cookies can be tested for presence");
+        return None;
+    }
+    if operand != Operand::Path && fields.segment_prefix.is_some() {
+        ctx.error(format!("{field}.segment_prefix"), "only the path has segments; use prefix");
         return None;
     }
     let ic = fields.ignore_case;
     let test = match fields {
         MatchFields { exact: Some(v), .. } => Test::Matches(CompiledMatch::exact(v, ic)),
         MatchFields { prefix: Some(v), .. } => Test::Matches(CompiledMatch::prefix(v, ic)),
+        MatchFields { segment_prefix: Some(v), .. } => {
+            if !v.starts_with('/') {
+                ctx.error(format!("{field}.segment_prefix"), "a path prefix starts with `/`");
+                return None;
+            }
+            Test::Matches(CompiledMatch::segment_prefix(v, ic))
+        }
         MatchFields { suffix: Some(v), .. } => Test::Matches(CompiledMatch::suffix(v, ic)),
         MatchFields { contains: Some(v), .. } => Test::Matches(CompiledMatch::contains(v, ic)),
         MatchFields { regex: Some(pattern), .. } => match CompiledMatch::regex(pattern, ic) {
-            Ok(m) => Test::Matches(m),
+            Ok(m) => {
+                let group_names = m.group_names();
+                let id = ctx.regexes.len();
+                ctx.regexes.push(CapturableRegex {
+                    group_names,
+                    under_not: ctx.under_not || fields.invert,
+                    field: field.to_owned(),
+                });
+                ctx.bindings.push(Vec::new());
+                return Some((Test::Matches(m), Some(id)));
+            }
             Err(reason) => {
-                errors.push(format!("{field}.regex"), format!("invalid regex: {reason}"));
+                ctx.error(format!("{field}.regex"), format!("invalid regex: {reason}"));
                 return None;
             }
         },
@@ -279,91 +999,97 @@ fn string_test(fields: &MatchFields, allow_presence: bool, field: &str, errors: 
         MatchFields { absent: Some(not_wanted), .. } => Test::Present(!*not_wanted),
         _ => return None,
     };
-    Some(test)
+    Some((test, None))
 }
 
-fn compile_actions(phase: Phase, specs: &[ActionSpec], errors: &mut RuleErrors) -> Vec<Action> {
-    if specs.is_empty() {
-        errors.push("actions", "a rule needs at least one action");
-    }
-    let mut actions = Vec::with_capacity(specs.len());
-    let mut responded_at = None;
-    for (i, spec) in specs.iter().enumerate() {
-        if let Some(at) = responded_at {
-            errors.push(format!("actions[{i}]"), format!("never runs: `respond` at actions[{at}] ends the phase"));
-        }
-        let action = match spec {
-            ActionSpec::RequestHeaders(edits) => {
-                let field = format!("actions[{i}].request_headers");
-                if phase == Phase::Response {
-                    errors.push(field.clone(), "the request has already gone upstream in the response phase");
+/// `^(?:pattern)$` with the size limit every rule regex has.
+fn anchored_regex(pattern: &str, ignore_case: bool) -> Result<Regex, String> {
+    CompiledMatch::regex(pattern, ignore_case).and_then(|m| m.into_regex().ok_or_else(|| "not a regex".to_owned()))
+}
+
+/// Translates Envoy's `\1` substitution syntax to the regex crate's `${1}`, refusing groups the pattern lacks.
+fn envoy_substitution(text: &str, groups: usize) -> Result<String, String> {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => match chars.next() {
+                Some(d) if d.is_ascii_digit() => {
+                    let index = d.to_digit(10).map_or(0, |d| d as usize);
+                    if index > groups {
+                        return Err(format!("\\{index} refers to a group the pattern does not have ({groups} groups)"));
+                    }
+                    out.push_str(&format!("${{{index}}}"));
                 }
-                header_edits(edits, &field, errors).map(Action::RequestHeaders)
-            }
-            ActionSpec::ResponseHeaders(edits) => {
-                header_edits(edits, &format!("actions[{i}].response_headers"), errors).map(Action::ResponseHeaders)
-            }
-            ActionSpec::Respond(respond) => {
-                responded_at = Some(i);
-                local_response(respond, &format!("actions[{i}].respond"), errors).map(Action::Respond)
-            }
-        };
-        actions.extend(action);
+                Some('\\') => out.push('\\'),
+                Some(other) => {
+                    out.push('\\');
+                    out.push(other);
+                }
+                None => out.push('\\'),
+            },
+            '$' => out.push_str("$$"),
+            c => out.push(c),
+        }
     }
-    actions
+    Ok(out)
 }
 
-fn header_edits(spec: &HeaderEditsSpec, field: &str, errors: &mut RuleErrors) -> Option<HeaderEdits> {
-    let before = errors.count();
-    let set = header_pairs(spec.set.iter(), &format!("{field}.set"), errors);
-    let add = header_pairs(spec.add.iter(), &format!("{field}.add"), errors);
-    let mut remove: Vec<Box<str>> = Vec::new();
-    for (i, name) in spec.remove.iter().enumerate() {
-        let at = format!("{field}.remove[{i}]");
-        if let Some(name) = header_name(name, false, &at, errors) {
-            if set.iter().chain(&add).any(|(n, _)| **n == *name) {
-                errors.push(at, format!("{name:?} is also set or added by this action; removing it undoes that"));
-            }
-            remove.push(name.into());
+fn tokens(values: &[String], field: &str, what: &str, ctx: &mut RuleContext) -> Vec<Box<str>> {
+    let mut out = Vec::new();
+    for (i, value) in values.iter().enumerate() {
+        if is_token(value) {
+            out.push(value.as_str().into());
+        } else {
+            let at = if values.len() == 1 { field.to_owned() } else { format!("{field}[{i}]") };
+            ctx.error(at, format!("{value:?} is not {what}"));
         }
-    }
-    if set.is_empty() && add.is_empty() && remove.is_empty() && errors.count() == before {
-        errors.push(field, "give at least one of set, add or remove");
-    }
-    (errors.count() == before).then_some(HeaderEdits { set, add, remove })
-}
-
-fn header_pairs<'a>(
-    pairs: impl Iterator<Item = (&'a String, &'a String)>,
-    field: &str,
-    errors: &mut RuleErrors,
-) -> Vec<(Box<str>, Box<str>)> {
-    let mut out: Vec<(Box<str>, Box<str>)> = Vec::new();
-    for (name, value) in pairs {
-        let at = format!("{field}.{name}");
-        let Some(lower) = header_name(name, false, &at, errors) else { continue };
-        if out.iter().any(|(n, _)| **n == *lower) {
-            errors.push(at, "given twice (header names are case-insensitive)");
-            continue;
-        }
-        if !is_header_value(value) {
-            errors.push(at, "header values cannot contain CR, LF or NUL");
-            continue;
-        }
-        out.push((lower.into(), value.as_str().into()));
     }
     out
 }
 
-fn local_response(spec: &RespondSpec, field: &str, errors: &mut RuleErrors) -> Option<LocalResponse> {
-    let before = errors.count();
-    let status = status_code(spec.status, 200);
-    if status.is_none() {
-        errors.push(format!("{field}.status"), format!("{} is not a final HTTP status (200-599)", spec.status.0));
+fn name_pairs(pairs: &[FromTo], field: &str, ctx: &mut RuleContext) -> Vec<(Box<str>, Box<str>)> {
+    let mut out = Vec::new();
+    for (i, pair) in pairs.iter().enumerate() {
+        let from = header_name(&pair.from, true, &format!("{field}[{i}].from"), ctx);
+        let to = header_name(&pair.to, false, &format!("{field}[{i}].to"), ctx);
+        if let (Some(from), Some(to)) = (from, to) {
+            if from == to {
+                ctx.error(format!("{field}[{i}]"), "from and to are the same header");
+            } else {
+                out.push((from.into(), to.into()));
+            }
+        }
     }
-    let headers = header_pairs(spec.headers.iter(), &format!("{field}.headers"), errors);
-    let status = status?;
-    (errors.count() == before).then(|| LocalResponse { status, headers, body: spec.body.as_str().into() })
+    out
+}
+
+fn status_range(status: &StatusSpec) -> Result<(u16, u16), String> {
+    let in_range = |code: u64| (100..=599).contains(&code).then(|| u16::try_from(code).ok()).flatten();
+    let not_status =
+        |text: &str| format!("{text:?} is not a status (100-599), a class like \"5xx\" or a range like \"500-504\"");
+    match status {
+        StatusSpec::Code(code) => {
+            in_range(code.0).map(|c| (c, c)).ok_or_else(|| format!("{} is not an HTTP status (100-599)", code.0))
+        }
+        StatusSpec::Text(text) => {
+            let trimmed = text.trim();
+            if let Some(class) = trimmed.strip_suffix("xx").or_else(|| trimmed.strip_suffix("XX")) {
+                let digit: u64 = class.parse().ok().filter(|d| (1..=5).contains(d)).ok_or_else(|| not_status(text))?;
+                let low = u16::try_from(digit * 100).map_err(|_| not_status(text))?;
+                return Ok((low, low + 99));
+            }
+            if let Some((low, high)) = trimmed.split_once('-') {
+                let low = low.trim().parse().ok().and_then(in_range).ok_or_else(|| not_status(text))?;
+                let high = high.trim().parse().ok().and_then(in_range).ok_or_else(|| not_status(text))?;
+                if low > high {
+                    return Err(format!("{text:?} is an empty range"));
+                }
+                return Ok((low, high));
+            }
+            trimmed.parse().ok().and_then(in_range).map(|c| (c, c)).ok_or_else(|| not_status(text))
+        }
+    }
 }
 
 fn status_code(code: Integer, lowest: u64) -> Option<u16> {
@@ -376,17 +1102,17 @@ fn status_code(code: Integer, lowest: u64) -> Option<u16> {
 
 /// Lower-cases a header name after checking it is an RFC 9110 token; pseudo-headers (`:path`) only where
 /// `allow_pseudo` (conditions may read them, edits may not write them).
-fn header_name(name: &str, allow_pseudo: bool, field: &str, errors: &mut RuleErrors) -> Option<String> {
+fn header_name(name: &str, allow_pseudo: bool, field: &str, ctx: &mut RuleContext) -> Option<String> {
     let (pseudo, token) = match name.strip_prefix(':') {
         Some(rest) => (true, rest),
         None => (false, name),
     };
     if pseudo && !allow_pseudo {
-        errors.push(field, format!("{name:?} is a pseudo-header; it cannot be edited here"));
+        ctx.error(field, format!("{name:?} is a pseudo-header; it cannot be edited here"));
         return None;
     }
     if !is_token(token) {
-        errors.push(field, format!("{name:?} is not a valid header name"));
+        ctx.error(field, format!("{name:?} is not a valid header name"));
         return None;
     }
     Some(name.to_ascii_lowercase())

@@ -40,7 +40,8 @@ pub struct RuleSpec {
     pub stop: bool,
 }
 
-/// Conditions of a rule; all of them must hold. An empty match matches every request.
+/// Conditions of a rule; all of them must hold. An empty match matches every request. `all`, `any` and `not`
+/// nest further blocks of the same shape.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MatchSpec {
@@ -48,39 +49,82 @@ pub struct MatchSpec {
     pub path: Option<StringMatchSpec>,
     /// One method or a list of methods (any of them).
     pub method: Option<OneOrMany<String>>,
-    /// The request's host (`:authority`), without its port unless the pattern has one.
-    pub host: Option<StringMatchSpec>,
+    /// `http` or `https` (the `:scheme` Envoy saw), one or a list.
+    pub scheme: Option<OneOrMany<String>>,
+    /// The request's host (`:authority`), one test or a list (any of them); `*.example.com` is a wildcard.
+    pub host: Option<OneOrMany<StringMatchSpec>>,
     /// Request headers by name (case-insensitive).
     #[serde(default)]
     pub headers: BTreeMap<String, StringMatchSpec>,
-    /// Response status code, one or a list (response phase only).
-    pub status: Option<OneOrMany<Integer>>,
+    /// Query parameters by name, compared after percent-decoding.
+    #[serde(default)]
+    pub query: BTreeMap<String, StringMatchSpec>,
+    /// Cookies by name (case-sensitive), from the `cookie` header.
+    #[serde(default)]
+    pub cookies: BTreeMap<String, StringMatchSpec>,
+    /// The client's address.
+    pub source: Option<SourceSpec>,
+    /// Response status: a code, a class (`5xx`), a range (`500-599`), or a list of them (response phase only).
+    pub status: Option<OneOrMany<StatusSpec>>,
     /// Response headers by name (response phase only).
     #[serde(default)]
     pub response_headers: BTreeMap<String, StringMatchSpec>,
+    /// Every block must match.
+    pub all: Option<Vec<MatchSpec>>,
+    /// At least one block must match.
+    pub any: Option<Vec<MatchSpec>>,
+    /// The block must not match.
+    pub not: Option<Box<MatchSpec>>,
 }
 
-/// The operators of a value condition. Exactly one is given; `present`/`absent` only apply to headers.
+/// The operators of a value condition. Exactly one is given; `present`/`absent` only apply to headers,
+/// query parameters and cookies; `segment_prefix` only to the path.
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MatchFields {
     pub exact: Option<String>,
     pub prefix: Option<String>,
+    /// Path only: a prefix of whole segments, as Gateway API `PathPrefix` (`/foo` matches `/foo/bar`, not `/foobar`).
+    pub segment_prefix: Option<String>,
     pub suffix: Option<String>,
     pub contains: Option<String>,
     pub regex: Option<String>,
+    /// `true`: the value must be present; `false`: it must be absent.
+    pub present: Option<bool>,
+    /// `true`: the value must be absent; `false`: it must be present.
+    pub absent: Option<bool>,
     /// Compare without regard to ASCII case.
     #[serde(default)]
     pub ignore_case: bool,
-    /// `true`: the header must be present; `false`: it must be absent.
-    pub present: Option<bool>,
-    /// `true`: the header must be absent; `false`: it must be present.
-    pub absent: Option<bool>,
+    /// The condition holds when the test fails (including when the value is absent).
+    #[serde(default)]
+    pub invert: bool,
 }
 
 /// A value condition: `"/hello"` is shorthand for `{exact: /hello}`; otherwise a map of [`MatchFields`].
 #[derive(Debug, Clone)]
 pub struct StringMatchSpec(pub MatchFields);
+
+/// Which client addresses match.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceSpec {
+    /// Addresses or CIDR blocks, IPv4 or IPv6 (any of them).
+    pub cidrs: Vec<String>,
+    /// 0 (default): the connection's peer address. N > 0: N proxies in front are trusted to append to
+    /// `x-forwarded-for`, so the client is the N-th address from its right end.
+    #[serde(default)]
+    pub trusted_hops: Option<Integer>,
+    #[serde(default)]
+    pub invert: bool,
+}
+
+/// A status pattern: `404`, `"5xx"` or `"500-504"`.
+#[derive(Debug, Clone)]
+pub enum StatusSpec {
+    Code(Integer),
+    Text(String),
+}
 
 /// One action. Written as a single-key map, e.g. `- response_headers: {set: {x-a: b}}`.
 #[derive(Debug)]
@@ -91,7 +135,19 @@ pub enum ActionSpec {
     ResponseHeaders(HeaderEditsSpec),
     /// Answer from the proxy: the upstream is not called (request phase) or its answer is replaced (response phase).
     Respond(RespondSpec),
+    /// Answer with a redirect.
+    Redirect(RedirectSpec),
+    /// Change the path and/or host the request goes upstream with (request phase only).
+    Rewrite(RewriteSpec),
+    /// Change the query parameters sent upstream (request phase only).
+    Query(QueryEditsSpec),
+    /// Write a line to the proxy's log.
+    Log(LogSpec),
 }
+
+/// Every action name, in the order the reference lists them.
+pub const ACTION_NAMES: [&str; 7] =
+    ["request_headers", "response_headers", "respond", "redirect", "rewrite", "query", "log"];
 
 /// The keys an action item may hold; exactly one is given. (serde_yaml reads enums only from YAML tags, so
 /// the single-key map form is decoded through this struct.)
@@ -101,27 +157,34 @@ struct ActionItem {
     request_headers: Option<HeaderEditsSpec>,
     response_headers: Option<HeaderEditsSpec>,
     respond: Option<RespondSpec>,
+    redirect: Option<RedirectSpec>,
+    rewrite: Option<RewriteSpec>,
+    query: Option<QueryEditsSpec>,
+    log: Option<LogSpec>,
 }
 
 impl<'de> Deserialize<'de> for ActionSpec {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let item = ActionItem::deserialize(deserializer)?;
-        let mut given = Vec::with_capacity(1);
-        if let Some(edits) = item.request_headers {
-            given.push(("request_headers", ActionSpec::RequestHeaders(edits)));
-        }
-        if let Some(edits) = item.response_headers {
-            given.push(("response_headers", ActionSpec::ResponseHeaders(edits)));
-        }
-        if let Some(respond) = item.respond {
-            given.push(("respond", ActionSpec::Respond(respond)));
-        }
+        let given: Vec<(&str, ActionSpec)> = [
+            item.request_headers.map(|a| ("request_headers", ActionSpec::RequestHeaders(a))),
+            item.response_headers.map(|a| ("response_headers", ActionSpec::ResponseHeaders(a))),
+            item.respond.map(|a| ("respond", ActionSpec::Respond(a))),
+            item.redirect.map(|a| ("redirect", ActionSpec::Redirect(a))),
+            item.rewrite.map(|a| ("rewrite", ActionSpec::Rewrite(a))),
+            item.query.map(|a| ("query", ActionSpec::Query(a))),
+            item.log.map(|a| ("log", ActionSpec::Log(a))),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
         let mut given = given.into_iter();
         match (given.next(), given.next()) {
             (Some((_, action)), None) => Ok(action),
-            (None, _) => {
-                Err(de::Error::custom("an action item needs one of `request_headers`, `response_headers`, `respond`"))
-            }
+            (None, _) => Err(de::Error::custom(format!(
+                "an action item needs one of {}",
+                ACTION_NAMES.map(|n| format!("`{n}`")).join(", ")
+            ))),
             (Some((first, _)), Some((second, _))) => Err(de::Error::custom(format!(
                 "an action item holds one action; found both `{first}` and `{second}` (make them two items)"
             ))),
@@ -129,19 +192,43 @@ impl<'de> Deserialize<'de> for ActionSpec {
     }
 }
 
-/// Header changes, applied in the order set, add, remove.
+/// Header changes, applied in the order copy, rename, set, set_if_absent, add, remove, remove_prefix,
+/// remove_regex. Values are templates.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HeaderEditsSpec {
+    /// Copy a header's value to another name (replacing it).
+    #[serde(default)]
+    pub copy: Vec<FromTo>,
+    /// Move a header to another name.
+    #[serde(default)]
+    pub rename: Vec<FromTo>,
     /// Replace (or create) each header with the value.
     #[serde(default)]
     pub set: BTreeMap<String, String>,
+    /// Create each header only where it is missing.
+    #[serde(default)]
+    pub set_if_absent: BTreeMap<String, String>,
     /// Append a value, keeping existing ones.
     #[serde(default)]
     pub add: BTreeMap<String, String>,
     /// Remove every value of these headers.
     #[serde(default)]
     pub remove: Vec<String>,
+    /// Remove every header whose name starts with one of these.
+    #[serde(default)]
+    pub remove_prefix: Vec<String>,
+    /// Remove every header whose whole name matches one of these regexes.
+    #[serde(default)]
+    pub remove_regex: Vec<String>,
+}
+
+/// A header name pair for copy and rename.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FromTo {
+    pub from: String,
+    pub to: String,
 }
 
 /// A response made by the proxy.
@@ -149,10 +236,86 @@ pub struct HeaderEditsSpec {
 #[serde(deny_unknown_fields)]
 pub struct RespondSpec {
     pub status: Integer,
+    /// Header values are templates.
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
+    /// Shorthand for a `content-type` header.
+    pub content_type: Option<String>,
+    /// A template.
     #[serde(default)]
     pub body: String,
+}
+
+/// A redirect: either a full `location`, or the parts of the request's URL to change.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedirectSpec {
+    /// 301, 302 (default), 303, 307 or 308.
+    pub status: Option<Integer>,
+    /// The whole target URL (a template).
+    pub location: Option<String>,
+    /// `http` or `https`.
+    pub scheme: Option<String>,
+    /// A template.
+    pub host: Option<String>,
+    pub port: Option<Integer>,
+    /// A template; the new path.
+    pub path: Option<String>,
+    /// A template; the new query string (without `?`). Replaces the request's.
+    pub query: Option<String>,
+    /// Keep the request's query string when the target has none of its own (default true).
+    pub keep_query: Option<bool>,
+}
+
+/// Path and host rewrites. At most one of `path`, `path_prefix`, `path_regex`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RewriteSpec {
+    /// The whole new path (a template); the query string is kept.
+    pub path: Option<String>,
+    /// Replace a leading part of the path.
+    pub path_prefix: Option<PrefixRewriteSpec>,
+    /// Regex substitution on the path, `\1` for groups (as in Envoy's `regex_rewrite`).
+    pub path_regex: Option<RegexRewriteSpec>,
+    /// The new host/authority (a template).
+    pub host: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrefixRewriteSpec {
+    pub from: String,
+    /// A template.
+    pub to: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegexRewriteSpec {
+    pub pattern: String,
+    pub substitution: String,
+}
+
+/// Query parameter changes, applied set, add, remove. Values are templates, percent-encoded when written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueryEditsSpec {
+    #[serde(default)]
+    pub set: BTreeMap<String, String>,
+    #[serde(default)]
+    pub add: BTreeMap<String, String>,
+    #[serde(default)]
+    pub remove: Vec<String>,
+}
+
+/// A log line.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSpec {
+    /// `trace`, `debug`, `info` (default), `warn` or `error`.
+    pub level: Option<String>,
+    /// A template.
+    pub message: String,
 }
 
 /// An integer that may arrive as a double: Istio passes `pluginConfig` through a protobuf `Struct`, where
@@ -210,6 +373,9 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for OneOrMany<T> {
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
                 T::deserialize(de::value::StrDeserializer::new(v)).map(|one| OneOrMany(vec![one]))
             }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                T::deserialize(de::value::MapAccessDeserializer::new(map)).map(|one| OneOrMany(vec![one]))
+            }
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
                 T::deserialize(de::value::U64Deserializer::new(v)).map(|one| OneOrMany(vec![one]))
             }
@@ -241,5 +407,30 @@ impl<'de> Deserialize<'de> for StringMatchSpec {
             }
         }
         deserializer.deserialize_any(StringOrFields)
+    }
+}
+
+impl<'de> Deserialize<'de> for StatusSpec {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct StatusVisitor;
+        impl Visitor<'_> for StatusVisitor {
+            type Value = StatusSpec;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a status code, a class such as \"5xx\" or a range such as \"500-599\"")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<StatusSpec, E> {
+                Ok(StatusSpec::Text(v.to_owned()))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<StatusSpec, E> {
+                Integer::deserialize(de::value::U64Deserializer::new(v)).map(StatusSpec::Code)
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<StatusSpec, E> {
+                Integer::deserialize(de::value::I64Deserializer::new(v)).map(StatusSpec::Code)
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<StatusSpec, E> {
+                Integer::deserialize(de::value::F64Deserializer::new(v)).map(StatusSpec::Code)
+            }
+        }
+        deserializer.deserialize_any(StatusVisitor)
     }
 }

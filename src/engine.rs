@@ -1,21 +1,34 @@
 //! Runs a [`RuleSet`] against one HTTP exchange.
 //!
 //! The engine talks to the proxy only through [`Host`], so the same code runs inside Envoy, in native tests
-//! and in tools. Per request it keeps a [`RequestState`]: the header values fetched so far (each at most once)
-//! and what the request phase left for the response phase.
+//! and in tools. Per request it keeps a [`RequestState`]: the values fetched so far (each at most once, kept
+//! up to date with the engine's own edits, so a later rule sees what an earlier one wrote) and what the
+//! request phase leaves for the response phase.
 
-use log::debug;
+use std::borrow::Cow;
 
-use crate::ruleset::{Action, Condition, HeaderEdits, HeaderMap, LocalResponse, Rule, RuleSet, Test, View};
+use log::{debug, warn};
 
-/// What the engine needs from the proxy for one exchange. Names are lower-case.
+use crate::cidr;
+use crate::compile::is_header_value;
+use crate::error::Phase;
+use crate::ruleset::{
+    Action, Condition, Expr, Group, HeaderEdits, HeaderMap, LocalResponse, PathRewrite, Piece, QueryEdits, Redirect,
+    RedirectTarget, Rewrite, Rule, RuleSet, Slot, Template, Test, View,
+};
+use crate::url::{self, QueryPairs};
+
+/// What the engine needs from the proxy for one exchange. Header names are lower-case.
 pub trait Host {
-    /// The first value of a header, or `None` when absent. Only called for the current phase's map, plus the
-    /// response map never before the response phase.
+    /// The first value of a header, or `None` when absent. Only called for the current phase's map.
     fn header(&mut self, map: HeaderMap, name: &str) -> Option<String>;
+    /// The names of every header in the map (repeats allowed).
+    fn header_names(&mut self, map: HeaderMap) -> Vec<String>;
     fn set_header(&mut self, map: HeaderMap, name: &str, value: &str);
     fn add_header(&mut self, map: HeaderMap, name: &str, value: &str);
     fn remove_header(&mut self, map: HeaderMap, name: &str);
+    /// The downstream peer's address, `ip:port`.
+    fn source_address(&mut self) -> Option<String>;
     /// Answers the client from the proxy. In the request phase the upstream is never called; in the response
     /// phase the upstream's response is replaced. Returns whether the proxy accepted it; if not, the exchange
     /// goes on as if the rule had not answered, rather than hang.
@@ -38,12 +51,19 @@ enum Lookup {
     Present(String),
 }
 
+/// A request rule's `response_headers` action, rendered when the request arrived, applied with the response.
+#[derive(Debug)]
+struct DeferredEdits {
+    rule: usize,
+    action: usize,
+    values: Vec<Option<String>>,
+}
+
 /// The state of one exchange between its phases.
 #[derive(Debug)]
 pub struct RequestState {
     values: Vec<Lookup>,
-    /// Request rules that matched and left `response_headers` actions for the response phase.
-    deferred_rules: Vec<usize>,
+    deferred: Vec<DeferredEdits>,
     responded: bool,
 }
 
@@ -55,36 +75,27 @@ impl RequestState {
 }
 
 impl RuleSet {
-    /// A fresh state for a new exchange (no allocation when the rules read no header).
+    /// A fresh state for a new exchange.
     pub fn new_request(&self) -> RequestState {
-        RequestState {
-            values: vec![Lookup::NotFetched; self.slots.len()],
-            deferred_rules: Vec::new(),
-            responded: false,
-        }
+        RequestState { values: vec![Lookup::NotFetched; self.slots.len()], deferred: Vec::new(), responded: false }
     }
 
     /// Runs the request rules; call when the request headers arrive.
     pub fn on_request_headers(&self, state: &mut RequestState, host: &mut impl Host) -> Flow {
+        let mut run = Run { rules: self, state, host, phase: Phase::Request };
         for (index, rule) in self.request_rules.iter().enumerate() {
-            if !self.matches(rule, HeaderMap::Request, state, host) {
-                continue;
-            }
-            debug!("request rule {:?} matched", &*rule.name);
-            if rule.defers_response_edits {
-                state.deferred_rules.push(index);
-            }
-            if let Flow::Responded = run_actions(rule, HeaderMap::Request, host) {
-                state.responded = true;
-                return Flow::Responded;
-            }
-            if rule.stop {
-                break;
+            match run.rule(index, rule) {
+                Outcome::Responded => {
+                    run.state.responded = true;
+                    return Flow::Responded;
+                }
+                Outcome::Matched if rule.stop => break,
+                Outcome::Matched | Outcome::NoMatch => {}
             }
         }
-        // Request headers are gone by the response phase: keep what response rules will read.
+        // The proxy does not offer request values in the response phase: keep what response rules read.
         for &slot in &self.carried_slots {
-            self.fetch(slot, HeaderMap::Request, state, host);
+            run.ensure(slot);
         }
         Flow::Continue
     }
@@ -95,77 +106,497 @@ impl RuleSet {
         if state.responded {
             return Flow::Continue;
         }
-        for rule in state.deferred_rules.iter().filter_map(|&i| self.request_rules.get(i)) {
-            for action in &rule.actions {
-                if let Action::ResponseHeaders(edits) = action {
-                    apply_edits(edits, HeaderMap::Response, host);
-                }
+        let deferred = std::mem::take(&mut state.deferred);
+        let mut run = Run { rules: self, state, host, phase: Phase::Response };
+        for edits in &deferred {
+            let action = self.request_rules.get(edits.rule).and_then(|rule| rule.actions.get(edits.action));
+            if let Some(Action::ResponseHeaders(header_edits)) = action {
+                run.apply_edits(HeaderMap::Response, header_edits, &edits.values);
             }
         }
-        for rule in &self.response_rules {
-            if !self.matches(rule, HeaderMap::Response, state, host) {
-                continue;
-            }
-            debug!("response rule {:?} matched", &*rule.name);
-            if let Flow::Responded = run_actions(rule, HeaderMap::Response, host) {
-                state.responded = true;
-                return Flow::Responded;
-            }
-            if rule.stop {
-                break;
+        for (index, rule) in self.response_rules.iter().enumerate() {
+            match run.rule(index, rule) {
+                Outcome::Responded => {
+                    run.state.responded = true;
+                    return Flow::Responded;
+                }
+                Outcome::Matched if rule.stop => break,
+                Outcome::Matched | Outcome::NoMatch => {}
             }
         }
         Flow::Continue
     }
+}
 
-    fn matches(&self, rule: &Rule, phase: HeaderMap, state: &mut RequestState, host: &mut impl Host) -> bool {
-        rule.conditions.iter().all(|condition| self.holds(condition, phase, state, host))
-    }
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    NoMatch,
+    Matched,
+    Responded,
+}
 
-    fn holds(&self, condition: &Condition, phase: HeaderMap, state: &mut RequestState, host: &mut impl Host) -> bool {
-        let value = self.fetch(condition.slot, phase, state, host).map(|v| view(v, condition.view));
-        match (&condition.test, value) {
-            (Test::Present(want), value) => value.is_some() == *want,
-            (Test::Matches(m), Some(value)) => m.is_match(value),
-            (Test::OneOf(allowed), Some(value)) => allowed.iter().any(|a| **a == *value),
-            (_, None) => false,
+/// One phase of one exchange.
+struct Run<'r, 's, H: Host> {
+    rules: &'r RuleSet,
+    state: &'s mut RequestState,
+    host: &'s mut H,
+    phase: Phase,
+}
+
+impl<'r, H: Host> Run<'r, '_, H> {
+    fn rule(&mut self, index: usize, rule: &'r Rule) -> Outcome {
+        let mut captures: Vec<Option<String>> = vec![None; rule.capture_cells];
+        let matched = rule.when.as_ref().is_none_or(|expr| self.eval(expr, &mut captures));
+        if !matched {
+            return Outcome::NoMatch;
         }
-    }
-
-    /// The value in `slot`, fetched from the proxy on first use. A request header is never fetched in the
-    /// response phase (the proxy no longer has it): what was not carried over reads as absent.
-    fn fetch<'s>(
-        &self,
-        slot: usize,
-        phase: HeaderMap,
-        state: &'s mut RequestState,
-        host: &mut impl Host,
-    ) -> Option<&'s str> {
-        let spec = self.slots.get(slot)?;
-        let cell = state.values.get_mut(slot)?;
-        if *cell == Lookup::NotFetched {
-            if spec.map == HeaderMap::Request && phase == HeaderMap::Response {
-                return None;
+        debug!("{} rule {:?} matched", self.phase.key(), &*rule.name);
+        for (action_index, action) in rule.actions.iter().enumerate() {
+            if self.action(rule, index, action_index, action, &captures) == Outcome::Responded {
+                return Outcome::Responded;
             }
-            *cell = match host.header(spec.map, &spec.name) {
-                Some(value) => Lookup::Present(value),
-                None => Lookup::Absent,
-            };
         }
-        match cell {
-            Lookup::Present(value) => Some(value.as_str()),
+        Outcome::Matched
+    }
+
+    // ----- values -----
+
+    /// Fetches a slot's value from the proxy unless it is known. Request values are never fetched in the
+    /// response phase (the proxy no longer has them): what was not carried over reads as absent.
+    fn ensure(&mut self, slot: usize) {
+        let Some(spec) = self.rules.slots.get(slot) else { return };
+        let Some(cell) = self.state.values.get_mut(slot) else { return };
+        if *cell != Lookup::NotFetched || (spec.phase() == Phase::Request && self.phase == Phase::Response) {
+            return;
+        }
+        let value = match spec {
+            Slot::Header(map, name) => self.host.header(*map, name),
+            Slot::SourceAddress => self.host.source_address(),
+        };
+        *cell = value.map_or(Lookup::Absent, Lookup::Present);
+    }
+
+    fn get(&self, slot: usize) -> Option<&str> {
+        match self.state.values.get(slot)? {
+            Lookup::Present(value) => Some(value),
             Lookup::Absent | Lookup::NotFetched => None,
+        }
+    }
+
+    fn ensure_view(&mut self, slot: usize, view: &View) {
+        self.ensure(slot);
+        if let View::Client { xff_slot, trusted_hops } = view {
+            if *trusted_hops > 0 {
+                self.ensure(*xff_slot);
+            }
+        }
+    }
+
+    /// The part of a slot's value a view selects (call `ensure_view` first).
+    fn view(&self, slot: usize, view: &View) -> Option<Cow<'_, str>> {
+        let value = self.get(slot);
+        match view {
+            View::Whole => value.map(Cow::Borrowed),
+            View::PathOnly => value.map(|p| Cow::Borrowed(url::split_path(p).0)),
+            View::QueryString => value.map(|p| Cow::Borrowed(url::split_path(p).1.unwrap_or_default())),
+            View::QueryParam(name) => value.and_then(|p| url::split_path(p).1).and_then(|q| url::query_param(q, name)),
+            View::Cookie(name) => value.and_then(|c| cookie(c, name)).map(Cow::Borrowed),
+            View::HostOnly => value.map(|a| Cow::Borrowed(strip_port(a))),
+            View::Ip => value.and_then(cidr::parse_address).map(|ip| Cow::Owned(ip.to_string())),
+            View::Client { xff_slot, trusted_hops } => {
+                let forwarded =
+                    (*trusted_hops > 0).then(|| self.get(*xff_slot).and_then(|xff| nth_from_right(xff, *trusted_hops)));
+                // Fewer entries than trusted proxies: the header cannot be trusted; use the peer address.
+                forwarded.flatten().or(value).map(Cow::Borrowed)
+            }
+        }
+    }
+
+    /// Records the engine's own write so later rules in this exchange see it.
+    fn note_write(&mut self, map: HeaderMap, name: &str, write: Write<'_>) {
+        let slot = self.rules.slots.iter().position(|s| matches!(s, Slot::Header(m, n) if *m == map && &**n == name));
+        let Some(cell) = slot.and_then(|slot| self.state.values.get_mut(slot)) else { return };
+        match write {
+            Write::Set(value) => *cell = Lookup::Present(value.to_owned()),
+            Write::Add(value) if *cell == Lookup::Absent => *cell = Lookup::Present(value.to_owned()),
+            Write::Add(_) => {}
+            Write::Remove => *cell = Lookup::Absent,
+        }
+    }
+
+    fn set_header(&mut self, map: HeaderMap, name: &str, value: &str) {
+        self.host.set_header(map, name, value);
+        self.note_write(map, name, Write::Set(value));
+    }
+
+    fn add_header(&mut self, map: HeaderMap, name: &str, value: &str) {
+        self.host.add_header(map, name, value);
+        self.note_write(map, name, Write::Add(value));
+    }
+
+    fn remove_header(&mut self, map: HeaderMap, name: &str) {
+        self.host.remove_header(map, name);
+        self.note_write(map, name, Write::Remove);
+    }
+
+    /// A header's current value: from the cache when a rule reads it, otherwise from the proxy.
+    fn current_header(&mut self, map: HeaderMap, name: &str) -> Option<String> {
+        let slot = self.rules.slots.iter().position(|s| matches!(s, Slot::Header(m, n) if *m == map && &**n == name));
+        if let Some(slot) = slot {
+            self.ensure(slot);
+            return self.get(slot).map(str::to_owned);
+        }
+        self.host.header(map, name)
+    }
+
+    // ----- conditions -----
+
+    fn eval(&mut self, expr: &Expr, captures: &mut [Option<String>]) -> bool {
+        match expr {
+            Expr::All(exprs) => exprs.iter().all(|e| self.eval(e, captures)),
+            Expr::Any(exprs) => exprs.iter().any(|e| self.eval(e, captures)),
+            Expr::Not(inner) => !self.eval(inner, captures),
+            Expr::Leaf(condition) => self.holds(condition, captures),
+        }
+    }
+
+    fn holds(&mut self, condition: &Condition, captures: &mut [Option<String>]) -> bool {
+        self.ensure_view(condition.slot, &condition.view);
+        let value = self.view(condition.slot, &condition.view);
+        let result = match (&condition.test, value.as_deref()) {
+            (Test::Present(want), value) => value.is_some() == *want,
+            (_, None) => false,
+            (Test::Matches(m), Some(value)) => match m.as_regex().filter(|_| !condition.captures.is_empty()) {
+                Some(regex) => match regex.captures(value) {
+                    Some(groups) => {
+                        for binding in &condition.captures {
+                            let text = match &binding.group {
+                                Group::Index(index) => groups.get(*index),
+                                Group::Name(name) => groups.name(name),
+                            };
+                            if let Some(cell) = captures.get_mut(binding.cell) {
+                                *cell = text.map(|t| t.as_str().to_owned());
+                            }
+                        }
+                        true
+                    }
+                    None => false,
+                },
+                None => m.is_match(value),
+            },
+            (Test::OneOf { values, ignore_case }, Some(value)) => {
+                values.iter().any(|v| if *ignore_case { v.eq_ignore_ascii_case(value) } else { **v == *value })
+            }
+            (Test::Status(ranges), Some(value)) => {
+                value.parse::<u16>().is_ok_and(|code| ranges.iter().any(|(low, high)| (*low..=*high).contains(&code)))
+            }
+            (Test::Cidrs(cidrs), Some(value)) => {
+                cidr::parse_address(value).is_some_and(|ip| cidrs.iter().any(|c| c.contains(ip)))
+            }
+        };
+        result != condition.invert
+    }
+
+    // ----- templates -----
+
+    fn render<'t>(&mut self, template: &'t Template, captures: &[Option<String>]) -> Cow<'t, str> {
+        if let [Piece::Text(text)] = template.pieces.as_slice() {
+            return Cow::Borrowed(text);
+        }
+        for piece in &template.pieces {
+            if let Piece::Value { slot, view } = piece {
+                self.ensure_view(*slot, view);
+            }
+        }
+        let mut out = String::new();
+        for piece in &template.pieces {
+            match piece {
+                Piece::Text(text) => out.push_str(text),
+                Piece::Value { slot, view } => {
+                    if let Some(value) = self.view(*slot, view) {
+                        out.push_str(&value);
+                    }
+                }
+                Piece::Capture(cell) => {
+                    if let Some(Some(text)) = captures.get(*cell) {
+                        out.push_str(text);
+                    }
+                }
+            }
+        }
+        Cow::Owned(out)
+    }
+
+    /// Renders a header value; `None` (logged) when the result could split a header line.
+    fn render_header(
+        &mut self,
+        rule: &Rule,
+        name: &str,
+        template: &Template,
+        captures: &[Option<String>],
+    ) -> Option<String> {
+        let value = self.render(template, captures);
+        if is_header_value(&value) {
+            Some(value.into_owned())
+        } else {
+            warn!("rule {:?}: refused a value for {name:?}: it contains CR, LF or NUL", &*rule.name);
+            None
+        }
+    }
+
+    // ----- actions -----
+
+    fn action(
+        &mut self,
+        rule: &'r Rule,
+        index: usize,
+        action_index: usize,
+        action: &'r Action,
+        captures: &[Option<String>],
+    ) -> Outcome {
+        match action {
+            Action::RequestHeaders(edits) => {
+                let values = self.render_edit_values(rule, edits, captures);
+                self.apply_edits(HeaderMap::Request, edits, &values);
+            }
+            Action::ResponseHeaders(edits) => {
+                let values = self.render_edit_values(rule, edits, captures);
+                match self.phase {
+                    Phase::Response => self.apply_edits(HeaderMap::Response, edits, &values),
+                    Phase::Request => {
+                        self.state.deferred.push(DeferredEdits { rule: index, action: action_index, values })
+                    }
+                }
+            }
+            Action::Respond(response) => {
+                if self.respond(rule, response, captures) {
+                    return Outcome::Responded;
+                }
+            }
+            Action::Redirect(redirect) => {
+                if self.redirect(rule, redirect, captures) {
+                    return Outcome::Responded;
+                }
+            }
+            Action::Rewrite(rewrite) => self.rewrite(rule, rewrite, captures),
+            Action::Query(edits) => self.edit_query(rule, edits, captures),
+            Action::Log { level, message } => {
+                let message = self.render(message, captures);
+                log::log!(*level, "{}: {message}", &*rule.name);
+            }
+        }
+        Outcome::Matched
+    }
+
+    /// The values of `set`, `set_if_absent` and `add`, in that order; `None` for a refused value.
+    fn render_edit_values(
+        &mut self,
+        rule: &Rule,
+        edits: &HeaderEdits,
+        captures: &[Option<String>],
+    ) -> Vec<Option<String>> {
+        edits
+            .set
+            .iter()
+            .chain(&edits.set_if_absent)
+            .chain(&edits.add)
+            .map(|(name, template)| self.render_header(rule, name, template, captures))
+            .collect()
+    }
+
+    fn apply_edits(&mut self, map: HeaderMap, edits: &HeaderEdits, values: &[Option<String>]) {
+        for (from, to) in &edits.copy {
+            if let Some(value) = self.current_header(map, from) {
+                self.set_header(map, to, &value);
+            }
+        }
+        for (from, to) in &edits.rename {
+            if let Some(value) = self.current_header(map, from) {
+                self.set_header(map, to, &value);
+                self.remove_header(map, from);
+            }
+        }
+        let mut values = values.iter();
+        for (name, _) in &edits.set {
+            if let Some(Some(value)) = values.next() {
+                self.set_header(map, name, value);
+            }
+        }
+        for (name, _) in &edits.set_if_absent {
+            if let Some(Some(value)) = values.next() {
+                if self.current_header(map, name).is_none() {
+                    self.set_header(map, name, value);
+                }
+            }
+        }
+        for (name, _) in &edits.add {
+            if let Some(Some(value)) = values.next() {
+                self.add_header(map, name, value);
+            }
+        }
+        for name in &edits.remove {
+            self.remove_header(map, name);
+        }
+        if edits.needs_names() {
+            let mut names = self.host.header_names(map);
+            names.sort_unstable();
+            names.dedup();
+            for name in names.iter().filter(|n| !n.starts_with(':')) {
+                let by_prefix = edits.remove_prefix.iter().any(|p| name.starts_with(&**p));
+                if by_prefix || edits.remove_regex.iter().any(|r| r.is_match(name)) {
+                    self.remove_header(map, name);
+                }
+            }
+        }
+    }
+
+    fn respond(&mut self, rule: &Rule, response: &LocalResponse, captures: &[Option<String>]) -> bool {
+        let mut headers: Vec<(&str, String)> = Vec::with_capacity(response.headers.len());
+        for (name, template) in &response.headers {
+            if let Some(value) = self.render_header(rule, name, template, captures) {
+                headers.push((name, value));
+            }
+        }
+        let body = self.render(&response.body, captures);
+        let pairs: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+        self.host.send_response(response.status, &pairs, &body)
+    }
+
+    fn redirect(&mut self, rule: &Rule, redirect: &Redirect, captures: &[Option<String>]) -> bool {
+        for slot in [redirect.url.scheme, redirect.url.authority, redirect.url.path] {
+            self.ensure(slot);
+        }
+        let (request_path, request_query) = url::split_path(self.get(redirect.url.path).unwrap_or("/"));
+        let (request_path, request_query) = (request_path.to_owned(), request_query.map(str::to_owned));
+        let kept_query = request_query.filter(|q| redirect.keep_query && !q.is_empty());
+        let location = match &redirect.target {
+            RedirectTarget::Location(template) => {
+                let location = self.render(template, captures).into_owned();
+                match kept_query {
+                    Some(query) if !location.contains('?') => format!("{location}?{query}"),
+                    _ => location,
+                }
+            }
+            RedirectTarget::Parts { scheme, host, port, path, query } => {
+                let request_scheme = self.get(redirect.url.scheme).unwrap_or("http").to_ascii_lowercase();
+                let authority = self.get(redirect.url.authority).unwrap_or_default().to_owned();
+                let new_scheme = scheme.as_deref().unwrap_or(&request_scheme).to_owned();
+                let new_host = match host {
+                    Some(template) => self.render(template, captures).into_owned(),
+                    None => strip_port(&authority).to_owned(),
+                };
+                // A changed scheme gets its default port unless one is given.
+                let scheme_changed = new_scheme != request_scheme;
+                let request_port = authority_port(&authority).filter(|_| !scheme_changed);
+                let new_port = port.or(request_port).filter(|p| Some(*p) != default_port(&new_scheme));
+                let new_path = match path {
+                    Some(template) => self.render(template, captures).into_owned(),
+                    None => request_path,
+                };
+                let new_query = match query {
+                    Some(template) => Some(self.render(template, captures).into_owned()).filter(|q| !q.is_empty()),
+                    None if new_path.contains('?') => None,
+                    None => kept_query,
+                };
+                let mut location = format!("{new_scheme}://{new_host}");
+                if let Some(port) = new_port {
+                    location.push_str(&format!(":{port}"));
+                }
+                location.push_str(&new_path);
+                if let Some(query) = new_query {
+                    location.push('?');
+                    location.push_str(&query);
+                }
+                location
+            }
+        };
+        if !is_header_value(&location) {
+            warn!("rule {:?}: refused a redirect: the location contains CR, LF or NUL", &*rule.name);
+            return false;
+        }
+        self.host.send_response(redirect.status, &[("location", &location)], "")
+    }
+
+    fn rewrite(&mut self, rule: &Rule, rewrite: &Rewrite, captures: &[Option<String>]) {
+        if let Some(path_rewrite) = &rewrite.path {
+            self.ensure(rewrite.url.path);
+            let current = self.get(rewrite.url.path).unwrap_or("/").to_owned();
+            let (path, query) = url::split_path(&current);
+            let new_path: Cow<'_, str> = match path_rewrite {
+                PathRewrite::Full(template) => Cow::Owned(self.render(template, captures).into_owned()),
+                PathRewrite::Prefix { from, to } => match path.strip_prefix(&**from) {
+                    Some(rest) => Cow::Owned(format!("{}{rest}", self.render(to, captures))),
+                    None => Cow::Borrowed(path),
+                },
+                PathRewrite::Regex { regex, substitution } => regex.replace(path, &**substitution),
+            };
+            // A new path that brings its own query replaces the request's.
+            let new = match query {
+                Some(query) if !new_path.contains('?') => format!("{new_path}?{query}"),
+                _ => new_path.into_owned(),
+            };
+            if new.starts_with('/') && is_header_value(&new) {
+                self.set_header(HeaderMap::Request, ":path", &new);
+            } else {
+                warn!(
+                    "rule {:?}: refused a rewritten path {new:?}: it must start with / and hold no CR, LF or NUL",
+                    &*rule.name
+                );
+            }
+        }
+        if let Some(template) = &rewrite.host {
+            match self.render_header(rule, ":authority", template, captures) {
+                Some(host) if !host.is_empty() => self.set_header(HeaderMap::Request, ":authority", &host),
+                _ => warn!("rule {:?}: refused an empty rewritten host", &*rule.name),
+            }
+        }
+    }
+
+    fn edit_query(&mut self, rule: &Rule, edits: &QueryEdits, captures: &[Option<String>]) {
+        let rendered = |run: &mut Self, pairs: &[(Box<str>, Template)]| -> Vec<String> {
+            pairs.iter().map(|(_, template)| run.render(template, captures).into_owned()).collect()
+        };
+        let set_values = rendered(self, &edits.set);
+        let add_values = rendered(self, &edits.add);
+        self.ensure(edits.path_slot);
+        let current = self.get(edits.path_slot).unwrap_or("/").to_owned();
+        let (path, query) = url::split_path(&current);
+        let mut pairs = QueryPairs::parse(query.unwrap_or_default());
+        for ((name, _), value) in edits.set.iter().zip(&set_values) {
+            pairs.set(name, value);
+        }
+        for ((name, _), value) in edits.add.iter().zip(&add_values) {
+            pairs.add(name, value);
+        }
+        for name in &edits.remove {
+            pairs.remove(name);
+        }
+        let new = pairs.to_path(path);
+        if new != current {
+            debug!("rule {:?}: query now {new:?}", &*rule.name);
+            self.set_header(HeaderMap::Request, ":path", &new);
         }
     }
 }
 
-/// The part of a value a condition looks at.
-fn view(value: &str, view: View) -> &str {
-    match view {
-        View::Whole => value,
-        View::PathOnly => value.split_once('?').map_or(value, |(path, _)| path),
-        View::HostOnly => strip_port(value),
-    }
+/// A write the engine made, to keep its view of the headers current.
+enum Write<'v> {
+    Set(&'v str),
+    Add(&'v str),
+    Remove,
+}
+
+/// The value of cookie `name` in a `cookie` header (`a=1; b=2`).
+fn cookie<'c>(header: &'c str, name: &str) -> Option<&'c str> {
+    header.split(';').find_map(|pair| {
+        let (key, value) = pair.trim().split_once('=')?;
+        (key.trim() == name).then(|| value.trim())
+    })
+}
+
+/// The `n`-th address from the right of an `x-forwarded-for` list (1 = rightmost).
+fn nth_from_right(xff: &str, n: usize) -> Option<&str> {
+    xff.rsplit(',').nth(n.checked_sub(1)?).map(str::trim).filter(|a| !a.is_empty())
 }
 
 /// `example.com:8080` → `example.com`; `[::1]:80` → `[::1]`; a bare IPv6 address is left whole.
@@ -179,40 +610,17 @@ fn strip_port(authority: &str) -> &str {
     }
 }
 
-fn run_actions(rule: &Rule, phase: HeaderMap, host: &mut impl Host) -> Flow {
-    for action in &rule.actions {
-        match action {
-            Action::RequestHeaders(edits) => apply_edits(edits, HeaderMap::Request, host),
-            // From a request rule these wait for the response (see `defers_response_edits`).
-            Action::ResponseHeaders(edits) if phase == HeaderMap::Response => {
-                apply_edits(edits, HeaderMap::Response, host);
-            }
-            Action::ResponseHeaders(_) => {}
-            Action::Respond(response) => {
-                if respond(response, host) {
-                    return Flow::Responded;
-                }
-            }
-        }
-    }
-    Flow::Continue
+fn authority_port(authority: &str) -> Option<u16> {
+    let host = strip_port(authority);
+    authority.get(host.len()..)?.strip_prefix(':')?.parse().ok()
 }
 
-fn apply_edits(edits: &HeaderEdits, map: HeaderMap, host: &mut impl Host) {
-    for (name, value) in &edits.set {
-        host.set_header(map, name, value);
+fn default_port(scheme: &str) -> Option<u16> {
+    match scheme {
+        "http" => Some(80),
+        "https" => Some(443),
+        _ => None,
     }
-    for (name, value) in &edits.add {
-        host.add_header(map, name, value);
-    }
-    for name in &edits.remove {
-        host.remove_header(map, name);
-    }
-}
-
-fn respond(response: &LocalResponse, host: &mut impl Host) -> bool {
-    let headers: Vec<(&str, &str)> = response.headers.iter().map(|(n, v)| (&**n, &**v)).collect();
-    host.send_response(response.status, &headers, &response.body)
 }
 
 #[cfg(test)]
@@ -227,11 +635,27 @@ mod tests {
         assert_eq!(strip_port("[::1]"), "[::1]");
         assert_eq!(strip_port("::1"), "::1");
         assert_eq!(strip_port("example.com:x"), "example.com:x");
+        assert_eq!(authority_port("example.com:8080"), Some(8080));
+        assert_eq!(authority_port("[::1]:443"), Some(443));
+        assert_eq!(authority_port("example.com"), None);
     }
 
     #[test]
-    fn path_view_drops_the_query() {
-        assert_eq!(view("/a/b?x=1?y", View::PathOnly), "/a/b");
-        assert_eq!(view("/a/b", View::PathOnly), "/a/b");
+    fn cookies_are_found_by_exact_name() {
+        let header = "theme=dark; session=abc=def;  canary = yes";
+        assert_eq!(cookie(header, "session"), Some("abc=def"));
+        assert_eq!(cookie(header, "canary"), Some("yes"));
+        assert_eq!(cookie(header, "Theme"), None);
+        assert_eq!(cookie(header, "missing"), None);
+    }
+
+    #[test]
+    fn forwarded_for_is_read_from_the_right() {
+        let xff = "203.0.113.7, 10.0.0.1 ,10.0.0.2";
+        assert_eq!(nth_from_right(xff, 1), Some("10.0.0.2"));
+        assert_eq!(nth_from_right(xff, 2), Some("10.0.0.1"));
+        assert_eq!(nth_from_right(xff, 3), Some("203.0.113.7"));
+        assert_eq!(nth_from_right(xff, 4), None);
+        assert_eq!(nth_from_right(xff, 0), None);
     }
 }

@@ -6,6 +6,7 @@
 //! exchange in tests and tools.
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing))]
 
+pub mod cidr;
 pub mod compile;
 pub mod config;
 pub mod engine;
@@ -14,11 +15,13 @@ pub mod matcher;
 pub mod ruleset;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod simulate;
+pub mod template;
+pub mod url;
 
 #[cfg(target_arch = "wasm32")]
 mod wasm;
 
-pub use compile::parse;
+pub use compile::{parse, parse_with_env, Environment};
 pub use engine::{Flow, Host, RequestState};
 pub use error::{ConfigError, ConfigErrors, Phase, RuleLocation};
 pub use ruleset::{HeaderMap, RuleSet};

@@ -11,6 +11,8 @@ pub const REGEX_SIZE_LIMIT: usize = 1 << 20;
 pub enum StringMatcher {
     Exact(Box<str>),
     Prefix(Box<str>),
+    /// A prefix of whole path segments, kept without a trailing `/` (empty: every path).
+    SegmentPrefix(Box<str>),
     Suffix(Box<str>),
     Contains(Box<str>),
     /// Anchored at both ends: the whole value must match, as in Envoy's and Istio's `regex`.
@@ -30,6 +32,10 @@ impl CompiledMatch {
     }
     pub fn prefix(value: &str, ignore_case: bool) -> Self {
         CompiledMatch { matcher: StringMatcher::Prefix(value.into()), ignore_case }
+    }
+    /// Gateway API `PathPrefix`: `/foo` and `/foo/` match `/foo`, `/foo/` and `/foo/bar`, not `/foobar`.
+    pub fn segment_prefix(value: &str, ignore_case: bool) -> Self {
+        CompiledMatch { matcher: StringMatcher::SegmentPrefix(value.trim_end_matches('/').into()), ignore_case }
     }
     pub fn suffix(value: &str, ignore_case: bool) -> Self {
         CompiledMatch { matcher: StringMatcher::Suffix(value.into()), ignore_case }
@@ -59,6 +65,17 @@ impl CompiledMatch {
                 value.get(..want.len()).is_some_and(|head| head.eq_ignore_ascii_case(want))
             }
             StringMatcher::Prefix(want) => value.starts_with(&**want),
+            StringMatcher::SegmentPrefix(want) => {
+                let head_matches = value.get(..want.len()).is_some_and(|head| {
+                    if ic {
+                        head.eq_ignore_ascii_case(want)
+                    } else {
+                        head == &**want
+                    }
+                });
+                // The prefix must end at a segment boundary.
+                head_matches && matches!(value.as_bytes().get(want.len()), None | Some(b'/'))
+            }
             StringMatcher::Suffix(want) if ic => value
                 .len()
                 .checked_sub(want.len())
@@ -69,6 +86,28 @@ impl CompiledMatch {
             StringMatcher::Contains(want) => value.contains(&**want),
             StringMatcher::Regex(regex) => regex.is_match(value),
         }
+    }
+}
+
+impl CompiledMatch {
+    /// The compiled regex, for a regex test.
+    pub fn as_regex(&self) -> Option<&Regex> {
+        match &self.matcher {
+            StringMatcher::Regex(regex) => Some(regex),
+            _ => None,
+        }
+    }
+
+    pub fn into_regex(self) -> Option<Regex> {
+        match self.matcher {
+            StringMatcher::Regex(regex) => Some(regex),
+            _ => None,
+        }
+    }
+
+    /// For a regex test, its groups by index (0 is the whole match) with their names; otherwise empty.
+    pub fn group_names(&self) -> Vec<Option<String>> {
+        self.as_regex().map_or_else(Vec::new, |r| r.capture_names().map(|n| n.map(str::to_owned)).collect())
     }
 }
 
@@ -100,6 +139,21 @@ mod tests {
         assert!(!CompiledMatch::suffix(".json", false).is_match("json"));
         assert!(CompiledMatch::contains("admin", false).is_match("/x/admin/y"));
         assert!(!CompiledMatch::contains("admin", false).is_match("/x/ADMIN/y"));
+    }
+
+    #[test]
+    fn segment_prefix_matches_whole_segments_only() {
+        let foo = CompiledMatch::segment_prefix("/foo", false);
+        for path in ["/foo", "/foo/", "/foo/bar"] {
+            assert!(foo.is_match(path), "{path}");
+        }
+        for path in ["/foobar", "/fo", "/"] {
+            assert!(!foo.is_match(path), "{path}");
+        }
+        // A trailing slash in the pattern changes nothing; "/" matches everything.
+        assert!(CompiledMatch::segment_prefix("/foo/", false).is_match("/foo"));
+        assert!(CompiledMatch::segment_prefix("/", false).is_match("/anything"));
+        assert!(CompiledMatch::segment_prefix("/FOO", true).is_match("/foo/x"));
     }
 
     #[test]

@@ -1,9 +1,12 @@
 //! The compiled, immutable form of a rules document: what every request is evaluated against.
 //!
-//! Everything a request needs is decided here once: header names are lower-cased, regexes compiled, and every
-//! header any rule reads gets a numbered slot, so a request fetches each header from the proxy at most once and
-//! only if a rule looks at it.
+//! Everything a request needs is decided here once: header names are lower-cased, regexes compiled, templates
+//! split, and every value any rule reads (a header, the client address) gets a numbered slot, so a request
+//! fetches each from the proxy at most once and only if a rule reaches it.
 
+use regex::Regex;
+
+use crate::cidr::Cidr;
 use crate::error::Phase;
 use crate::matcher::CompiledMatch;
 
@@ -14,12 +17,23 @@ pub enum HeaderMap {
     Response,
 }
 
-/// A header (or pseudo-header such as `:path`) some rule reads; its index in [`RuleSet::slots`] is its slot.
+/// A value some rule reads; its index in [`RuleSet::slots`] is its slot number.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Slot {
-    pub map: HeaderMap,
-    /// Lower-case name.
-    pub name: Box<str>,
+pub enum Slot {
+    /// A header or pseudo-header (`:path`), lower-case.
+    Header(HeaderMap, Box<str>),
+    /// The downstream connection's peer address (`ip:port`).
+    SourceAddress,
+}
+
+impl Slot {
+    /// The phase in which the proxy has this value; request values are carried into the response phase.
+    pub fn phase(&self) -> Phase {
+        match self {
+            Slot::Header(HeaderMap::Response, _) => Phase::Response,
+            Slot::Header(HeaderMap::Request, _) | Slot::SourceAddress => Phase::Request,
+        }
+    }
 }
 
 /// The rules of one document, ready to run.
@@ -28,8 +42,8 @@ pub struct RuleSet {
     pub(crate) request_rules: Vec<Rule>,
     pub(crate) response_rules: Vec<Rule>,
     pub(crate) slots: Vec<Slot>,
-    /// Slots of request headers that response rules read: captured before the request goes upstream, because
-    /// the proxy does not offer request headers in the response phase.
+    /// Request-phase slots that response rules read: fetched before the request goes upstream, because the
+    /// proxy no longer offers request headers in the response phase.
     pub(crate) carried_slots: Vec<usize>,
 }
 
@@ -47,7 +61,7 @@ impl RuleSet {
         }
     }
 
-    /// The headers rules read, each once, in slot order.
+    /// The values rules read, each once, in slot order.
     pub fn slots(&self) -> &[Slot] {
         &self.slots
     }
@@ -56,40 +70,101 @@ impl RuleSet {
 #[derive(Debug)]
 pub(crate) struct Rule {
     pub name: Box<str>,
-    pub conditions: Vec<Condition>,
+    /// `None`: the rule matches everything.
+    pub when: Option<Expr>,
     pub actions: Vec<Action>,
     pub stop: bool,
-    /// A request rule with `response_headers` actions, kept for when the response arrives.
-    pub defers_response_edits: bool,
+    /// Number of regex captures the rule's templates use; the matcher fills that many cells.
+    pub capture_cells: usize,
 }
 
-/// One condition: a test on the value in a slot.
+/// A tree of conditions.
+#[derive(Debug)]
+pub(crate) enum Expr {
+    All(Vec<Expr>),
+    Any(Vec<Expr>),
+    Not(Box<Expr>),
+    Leaf(Condition),
+}
+
+/// One condition: a test on (a view of) the value in a slot.
 #[derive(Debug)]
 pub(crate) struct Condition {
     pub slot: usize,
-    /// Which part of the value is tested.
     pub view: View,
     pub test: Test,
+    /// Holds when the test fails.
+    pub invert: bool,
+    /// For a regex test: its number among the rule's regexes (compile time bookkeeping for captures).
+    pub regex_id: Option<usize>,
+    /// Regex groups to keep for templates, and the capture cell each goes to.
+    pub captures: Vec<CaptureBinding>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug)]
+pub(crate) struct CaptureBinding {
+    pub group: Group,
+    pub cell: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Group {
+    Index(usize),
+    Name(Box<str>),
+}
+
+/// Which part of a slot's value is used.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum View {
     /// The value as it is.
     Whole,
     /// A `:path` without its query string.
     PathOnly,
+    /// A `:path`'s query string, without `?`.
+    QueryString,
+    /// One decoded query parameter of a `:path`.
+    QueryParam(Box<str>),
+    /// One cookie of a `cookie` header.
+    Cookie(Box<str>),
     /// An `:authority` without its port.
     HostOnly,
+    /// An `ip:port` address without the port.
+    Ip,
+    /// The client address: the source address, or with `trusted_hops` > 0 the address that many entries from
+    /// the right of `x-forwarded-for` (in slot `xff_slot`).
+    Client { xff_slot: usize, trusted_hops: usize },
 }
 
 #[derive(Debug)]
 pub(crate) enum Test {
     /// The value is present and matches.
     Matches(CompiledMatch),
-    /// The value is present and equal to one of these (methods, status codes).
-    OneOf(Vec<Box<str>>),
-    /// The header is present (`true`) or absent (`false`).
+    /// The value is present and equal to one of these (methods, schemes).
+    OneOf { values: Vec<Box<str>>, ignore_case: bool },
+    /// The value is present (`true`) or absent (`false`).
     Present(bool),
+    /// A status code in one of these inclusive ranges.
+    Status(Vec<(u16, u16)>),
+    /// An address in one of these blocks.
+    Cidrs(Vec<Cidr>),
+}
+
+/// A value with `${…}` references, split at compile time.
+#[derive(Debug, Default)]
+pub(crate) struct Template {
+    pub pieces: Vec<Piece>,
+}
+
+#[derive(Debug)]
+pub(crate) enum Piece {
+    Text(Box<str>),
+    /// A value from a slot (absent renders as nothing).
+    Value {
+        slot: usize,
+        view: View,
+    },
+    /// A regex capture of the rule's conditions (unmatched renders as nothing).
+    Capture(usize),
 }
 
 #[derive(Debug)]
@@ -97,19 +172,92 @@ pub(crate) enum Action {
     RequestHeaders(HeaderEdits),
     ResponseHeaders(HeaderEdits),
     Respond(LocalResponse),
+    Redirect(Redirect),
+    Rewrite(Rewrite),
+    Query(QueryEdits),
+    Log { level: log::Level, message: Template },
 }
 
-/// Header changes, applied set, add, remove; names are lower-case.
+/// Header changes; names are lower-case. Applied in field order.
 #[derive(Debug, Default)]
 pub(crate) struct HeaderEdits {
-    pub set: Vec<(Box<str>, Box<str>)>,
-    pub add: Vec<(Box<str>, Box<str>)>,
+    pub copy: Vec<(Box<str>, Box<str>)>,
+    pub rename: Vec<(Box<str>, Box<str>)>,
+    pub set: Vec<(Box<str>, Template)>,
+    pub set_if_absent: Vec<(Box<str>, Template)>,
+    pub add: Vec<(Box<str>, Template)>,
     pub remove: Vec<Box<str>>,
+    pub remove_prefix: Vec<Box<str>>,
+    pub remove_regex: Vec<Regex>,
+}
+
+impl HeaderEdits {
+    /// Whether applying the edits needs the names of every header (to remove by prefix or regex).
+    pub fn needs_names(&self) -> bool {
+        !self.remove_prefix.is_empty() || !self.remove_regex.is_empty()
+    }
 }
 
 #[derive(Debug)]
 pub(crate) struct LocalResponse {
     pub status: u16,
-    pub headers: Vec<(Box<str>, Box<str>)>,
-    pub body: Box<str>,
+    pub headers: Vec<(Box<str>, Template)>,
+    pub body: Template,
+}
+
+/// The request values a redirect or rewrite builds on.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct UrlSlots {
+    pub scheme: usize,
+    pub authority: usize,
+    pub path: usize,
+}
+
+#[derive(Debug)]
+pub(crate) struct Redirect {
+    pub status: u16,
+    pub target: RedirectTarget,
+    pub keep_query: bool,
+    pub url: UrlSlots,
+}
+
+#[derive(Debug)]
+pub(crate) enum RedirectTarget {
+    Location(Template),
+    Parts {
+        scheme: Option<Box<str>>,
+        host: Option<Template>,
+        port: Option<u16>,
+        path: Option<Template>,
+        query: Option<Template>,
+    },
+}
+
+#[derive(Debug)]
+pub(crate) struct Rewrite {
+    pub path: Option<PathRewrite>,
+    pub host: Option<Template>,
+    pub url: UrlSlots,
+}
+
+#[derive(Debug)]
+pub(crate) enum PathRewrite {
+    Full(Template),
+    Prefix {
+        from: Box<str>,
+        to: Template,
+    },
+    /// `substitution` is in the regex crate's syntax (`${1}`), translated from Envoy's `\1`.
+    Regex {
+        regex: Regex,
+        substitution: Box<str>,
+    },
+}
+
+#[derive(Debug)]
+pub(crate) struct QueryEdits {
+    pub set: Vec<(Box<str>, Template)>,
+    pub add: Vec<(Box<str>, Template)>,
+    pub remove: Vec<Box<str>>,
+    pub path_slot: usize,
 }

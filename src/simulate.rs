@@ -17,12 +17,37 @@ pub struct Request {
     /// Path with query, e.g. `/search?q=x`.
     pub path: String,
     pub authority: String,
+    pub scheme: String,
     pub headers: Headers,
+    /// The downstream peer, `ip:port`.
+    pub source: String,
 }
 
 impl Request {
     pub fn get(path: &str) -> Self {
-        Request { method: "GET".into(), path: path.into(), authority: "example.com".into(), headers: Vec::new() }
+        Request {
+            method: "GET".into(),
+            path: path.into(),
+            authority: "example.com".into(),
+            scheme: "http".into(),
+            headers: Vec::new(),
+            source: "127.0.0.1:50000".into(),
+        }
+    }
+
+    pub fn method(mut self, method: &str) -> Self {
+        self.method = method.into();
+        self
+    }
+
+    pub fn authority(mut self, authority: &str) -> Self {
+        self.authority = authority.into();
+        self
+    }
+
+    pub fn from(mut self, source: &str) -> Self {
+        self.source = source.into();
+        self
     }
 
     pub fn header(mut self, name: &str, value: &str) -> Self {
@@ -106,6 +131,7 @@ struct SimulatedHost {
     response: Headers,
     local: Option<Response>,
     errors: Vec<String>,
+    source: String,
 }
 
 impl SimulatedHost {
@@ -114,7 +140,7 @@ impl SimulatedHost {
             (":method".to_owned(), request.method.clone()),
             (":path".to_owned(), request.path.clone()),
             (":authority".to_owned(), request.authority.clone()),
-            (":scheme".to_owned(), "http".to_owned()),
+            (":scheme".to_owned(), request.scheme.clone()),
         ];
         headers.extend(request.headers.iter().map(|(n, v)| (n.to_ascii_lowercase(), v.clone())));
         SimulatedHost {
@@ -123,6 +149,7 @@ impl SimulatedHost {
             response: Vec::new(),
             local: None,
             errors: Vec::new(),
+            source: request.source.clone(),
         }
     }
 
@@ -143,6 +170,14 @@ impl SimulatedHost {
 impl Host for SimulatedHost {
     fn header(&mut self, map: HeaderMap, name: &str) -> Option<String> {
         self.map(map, "header").and_then(|h| first(h, name)).map(str::to_owned)
+    }
+
+    fn header_names(&mut self, map: HeaderMap) -> Vec<String> {
+        self.map(map, "header_names").map(|h| h.iter().map(|(n, _)| n.clone()).collect()).unwrap_or_default()
+    }
+
+    fn source_address(&mut self) -> Option<String> {
+        Some(self.source.clone())
     }
 
     fn set_header(&mut self, map: HeaderMap, name: &str, value: &str) {

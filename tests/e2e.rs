@@ -123,7 +123,7 @@ fn an_invalid_update_is_refused_and_the_previous_rules_keep_serving() {
     let log = envoy.log();
     for line in [
         r#"invalid configuration: request[0] "hello": match.path.regex: invalid regex: unclosed group"#,
-        r#"invalid configuration: request[1] "typo": match.pathh: unknown field `pathh`"#,
+        r#"invalid configuration: request[1] "typo": match.pathh: unknown field `pathh`, expected one of `path`"#,
     ] {
         assert!(log.contains(line), "log lacks {line:?}:\n{log}");
     }

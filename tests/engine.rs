@@ -1,34 +1,10 @@
 //! The engine on a simulated proxy: what each condition and action does to an exchange.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
-use rulefilter::simulate::{run, Outcome, Request, Response};
-use rulefilter::RuleSet;
+mod common;
 
-fn rules(yaml: &str) -> RuleSet {
-    rulefilter::parse(yaml).unwrap_or_else(|e| panic!("document should compile:\n{e}"))
-}
-
-fn exchange(rules: &RuleSet, request: &Request) -> Outcome {
-    let outcome = run(rules, request, &Response::ok());
-    assert!(outcome.host_errors.is_empty(), "host calls outside their phase: {:?}", outcome.host_errors);
-    outcome
-}
-
-fn upstream_header<'o>(outcome: &'o Outcome, name: &str) -> Option<&'o str> {
-    let headers = outcome.upstream_request.as_ref().expect("the upstream should have been called");
-    headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
-}
-
-/// A rule that tags the request when its conditions hold, so a test reads "did it match" off the upstream.
-fn tagging(conditions: &str) -> RuleSet {
-    rules(&format!(
-        "request:\n  - name: probe\n    match: {conditions}\n    actions:\n      - request_headers: {{set: {{x-matched: 'yes'}}}}\n"
-    ))
-}
-
-fn matched(rules: &RuleSet, request: &Request) -> bool {
-    upstream_header(&exchange(rules, request), "x-matched") == Some("yes")
-}
+use common::{exchange, matched, rules, tagging, upstream_header};
+use rulefilter::simulate::{run, Request, Response};
 
 #[test]
 fn hello_answers_get_hello_and_tags_everything_else() {
@@ -40,11 +16,7 @@ fn hello_answers_get_hello_and_tags_everything_else() {
     assert_eq!(answered.response.body, "Hello from Wasm!\n");
     assert_eq!(answered.response.header("x-service-name"), Some("my-custom-service"));
 
-    for request in [
-        Request::get("/other"),
-        Request::get("/hello/more"),
-        Request { method: "POST".into(), ..Request::get("/hello") },
-    ] {
+    for request in [Request::get("/other"), Request::get("/hello/more"), Request::get("/hello").method("POST")] {
         let proxied = exchange(&hello, &request);
         assert!(!proxied.responded_locally, "{request:?}");
         assert!(proxied.upstream_request.is_some());
@@ -69,7 +41,7 @@ fn path_is_matched_without_its_query_string() {
 
 #[test]
 fn method_is_one_or_any_of_a_list() {
-    let post = Request { method: "POST".into(), ..Request::get("/") };
+    let post = Request::get("/").method("POST");
     assert!(!matched(&tagging("{method: GET}"), &post));
     assert!(matched(&tagging("{method: [GET, POST]}"), &post));
     // Methods are case-sensitive (RFC 9110).
@@ -78,7 +50,7 @@ fn method_is_one_or_any_of_a_list() {
 
 #[test]
 fn host_ignores_the_port_and_case_unless_the_pattern_names_a_port() {
-    let with_port = |authority: &str| Request { authority: authority.into(), ..Request::get("/") };
+    let with_port = |authority: &str| Request::get("/").authority(authority);
     let host = tagging("{host: api.example.com}");
     assert!(matched(&host, &with_port("api.example.com")));
     assert!(matched(&host, &with_port("API.Example.com:8443")));
@@ -292,6 +264,13 @@ request:
     actions: [{request_headers: {set: {x-b: "1"}}}]
 "#,
     );
-    let names: Vec<&str> = rules.slots().iter().map(|s| &*s.name).collect();
+    let names: Vec<&str> = rules
+        .slots()
+        .iter()
+        .map(|s| match s {
+            rulefilter::ruleset::Slot::Header(_, name) => &**name,
+            rulefilter::ruleset::Slot::SourceAddress => "source",
+        })
+        .collect();
     assert_eq!(names, ["x-user", ":path"]);
 }

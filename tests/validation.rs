@@ -18,13 +18,13 @@ fn unknown_fields_are_named_with_the_fields_that_exist() {
     refused(
         "request:\n  - name: a\n    match: {pathh: /x}\n    actions: [{respond: {status: 200}}]",
         &[
-            r#"request[0] "a": match.pathh: unknown field `pathh`, expected one of `path`, `method`, `host`, `headers`, `status`, `response_headers`"#,
+            r#"request[0] "a": match.pathh: unknown field `pathh`, expected one of `path`, `method`, `scheme`, `host`, `headers`, `query`, `cookies`, `source`, `status`, `response_headers`, `all`, `any`, `not`"#,
         ],
     );
     refused(
         "request:\n  - name: a\n    actions: [{respnd: {status: 200}}]",
         &[
-            r#"request[0] "a": actions[0].respnd: unknown field `respnd`, expected one of `request_headers`, `response_headers`, `respond`"#,
+            r#"request[0] "a": actions[0].respnd: unknown field `respnd`, expected one of `request_headers`, `response_headers`, `respond`, `redirect`, `rewrite`, `query`, `log`"#,
         ],
     );
     refused("requests: []", &["requests: unknown field `requests`, expected one of `version`, `request`, `response`"]);
@@ -91,7 +91,7 @@ fn request_edits_are_refused_in_the_response_phase() {
     refused(
         "response:\n  - name: late\n    actions: [{request_headers: {set: {a: b}}}]",
         &[
-            r#"response[0] "late": actions[0].request_headers: the request has already gone upstream in the response phase"#,
+            r#"response[0] "late": actions[0].request_headers: cannot edit request headers in the response phase: the request has already gone upstream"#,
         ],
     );
 }
@@ -101,7 +101,7 @@ fn operators_are_exactly_one_and_presence_is_for_headers() {
     refused(
         "request:\n - name: a\n   match: {headers: {x-a: {prefix: a, regex: b}}, path: {present: true}, host: {ignore_case: true}}\n   actions: [{respond: {status: 200}}]",
         &[
-            r#"request[0] "a": match.path.present: only header conditions can test presence"#,
+            r#"request[0] "a": match.path.present: only headers, query parameters and cookies can be tested for presence"#,
             r#"request[0] "a": match.host: give one of exact, prefix, suffix, contains or regex"#,
             r#"request[0] "a": match.headers.x-a: give only one of exact, prefix, suffix, contains, regex, present or absent; found both prefix and regex"#,
         ],

@@ -51,6 +51,15 @@ extern "C" {
         headers_size: usize,
         grpc_status: i32,
     ) -> u32;
+    fn proxy_get_header_map_pairs(map_type: MapType, return_map_data: *mut *mut u8, return_map_size: *mut usize)
+        -> u32;
+    fn proxy_get_property(
+        path_data: *const u8,
+        path_size: usize,
+        return_value_data: *mut *mut u8,
+        return_value_size: *mut usize,
+    ) -> u32;
+    fn proxy_get_log_level(return_level: *mut u32) -> u32;
     fn proxy_get_buffer_bytes(
         buffer_type: BufferType,
         start: usize,
@@ -80,6 +89,42 @@ pub fn header(map: MapType, name: &str) -> Result<Option<Vec<u8>>, HostStatus> {
     match unsafe { proxy_get_header_map_value(map, name.as_ptr(), name.len(), &mut data, &mut size) } {
         OK => Ok(Some(unsafe { take_host_bytes(data, size) })),
         NOT_FOUND => Ok(None),
+        status => Err(HostStatus(status)),
+    }
+}
+
+/// The names of every header in a map, in order (repeats kept).
+pub fn header_names(map: MapType) -> Result<Vec<String>, HostStatus> {
+    let mut data: *mut u8 = null_mut();
+    let mut size: usize = 0;
+    // SAFETY: as in `header`.
+    let bytes = match unsafe { proxy_get_header_map_pairs(map, &mut data, &mut size) } {
+        OK => unsafe { take_host_bytes(data, size) },
+        NOT_FOUND => return Ok(Vec::new()),
+        status => return Err(HostStatus(status)),
+    };
+    Ok(deserialize_names(&bytes).unwrap_or_default())
+}
+
+/// A property such as `source.address`, given as its path segments.
+pub fn property(path: &[&str]) -> Result<Option<Vec<u8>>, HostStatus> {
+    let serialized = path.join("\0");
+    let mut data: *mut u8 = null_mut();
+    let mut size: usize = 0;
+    // SAFETY: as in `header`.
+    match unsafe { proxy_get_property(serialized.as_ptr(), serialized.len(), &mut data, &mut size) } {
+        OK => Ok(Some(unsafe { take_host_bytes(data, size) })),
+        NOT_FOUND => Ok(None),
+        status => Err(HostStatus(status)),
+    }
+}
+
+/// The proxy's log level for this plugin (0 = trace … 4 = error, 5 = critical).
+pub fn log_level() -> Result<u32, HostStatus> {
+    let mut level: u32 = 0;
+    // SAFETY: the pointer is valid for the call.
+    match unsafe { proxy_get_log_level(&mut level) } {
+        OK => Ok(level),
         status => Err(HostStatus(status)),
     }
 }
@@ -165,6 +210,27 @@ fn serialize_pairs(pairs: &[(&str, &str)]) -> Vec<u8> {
         out.push(0);
     }
     out
+}
+
+/// Reads the names out of the proxy-wasm header-map encoding (see `serialize_pairs`); `None` if malformed.
+fn deserialize_names(bytes: &[u8]) -> Option<Vec<String>> {
+    let u32_at = |at: usize| -> Option<usize> {
+        let b = bytes.get(at..at + 4)?;
+        usize::try_from(u32::from_le_bytes([*b.first()?, *b.get(1)?, *b.get(2)?, *b.get(3)?])).ok()
+    };
+    let count = u32_at(0)?;
+    let mut lengths = Vec::with_capacity(count.min(1024));
+    for i in 0..count {
+        lengths.push((u32_at(4 + i * 8)?, u32_at(8 + i * 8)?));
+    }
+    let mut at = 4 + count * 8;
+    let mut names = Vec::with_capacity(lengths.len());
+    for (name_len, value_len) in lengths {
+        let name = bytes.get(at..at + name_len)?;
+        names.push(String::from_utf8_lossy(name).into_owned());
+        at += name_len + 1 + value_len + 1;
+    }
+    Some(names)
 }
 
 /// Lengths here come from validated configuration, far below 4 GiB; saturate rather than wrap regardless.

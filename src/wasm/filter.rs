@@ -32,6 +32,7 @@ impl Context for Root {}
 impl RootContext for Root {
     /// Compiles the configuration; `false` makes Envoy refuse it (and keep the previous one, if any).
     fn on_configure(&mut self, _size: usize) -> bool {
+        follow_proxy_log_level();
         let text = match abi::plugin_configuration() {
             Ok(Some(bytes)) => match String::from_utf8(bytes) {
                 Ok(text) => text,
@@ -81,6 +82,20 @@ impl RootContext for Root {
     }
 }
 
+/// Formats log lines only at the level Envoy would print them (its `wasm` logger's level when the
+/// configuration arrives), so debug lines cost nothing on a proxy logging at info.
+fn follow_proxy_log_level() {
+    let filter = match abi::log_level() {
+        Ok(0) => log::LevelFilter::Trace,
+        Ok(1) => log::LevelFilter::Debug,
+        Ok(2) | Err(_) => log::LevelFilter::Info,
+        Ok(3) => log::LevelFilter::Warn,
+        Ok(4) => log::LevelFilter::Error,
+        Ok(_) => log::LevelFilter::Off,
+    };
+    log::set_max_level(filter);
+}
+
 /// One per HTTP request.
 struct Exchange {
     rules: Rc<RuleSet>,
@@ -128,6 +143,23 @@ impl Host for Envoy {
             }),
             Err(status) => {
                 warn!("cannot read header {name:?} (status {}); treating it as absent", status.0);
+                None
+            }
+        }
+    }
+
+    fn header_names(&mut self, map: HeaderMap) -> Vec<String> {
+        abi::header_names(map_type(map)).unwrap_or_else(|status| {
+            warn!("cannot list headers (status {})", status.0);
+            Vec::new()
+        })
+    }
+
+    fn source_address(&mut self) -> Option<String> {
+        match abi::property(&["source", "address"]) {
+            Ok(value) => value.map(|bytes| String::from_utf8_lossy(&bytes).into_owned()),
+            Err(status) => {
+                warn!("cannot read source.address (status {}); treating it as absent", status.0);
                 None
             }
         }
