@@ -83,15 +83,8 @@ impl RuleSet {
     /// Runs the request rules; call when the request headers arrive.
     pub fn on_request_headers(&self, state: &mut RequestState, host: &mut impl Host) -> Flow {
         let mut run = Run { rules: self, state, host, phase: Phase::Request };
-        for (index, rule) in self.request_rules.iter().enumerate() {
-            match run.rule(index, rule) {
-                Outcome::Responded => {
-                    run.state.responded = true;
-                    return Flow::Responded;
-                }
-                Outcome::Matched if rule.stop => break,
-                Outcome::Matched | Outcome::NoMatch => {}
-            }
+        if run.rules(&self.request_rules) == Flow::Responded {
+            return Flow::Responded;
         }
         // The proxy does not offer request values in the response phase: keep what response rules read.
         for &slot in &self.carried_slots {
@@ -114,17 +107,7 @@ impl RuleSet {
                 run.apply_edits(HeaderMap::Response, header_edits, &edits.values);
             }
         }
-        for (index, rule) in self.response_rules.iter().enumerate() {
-            match run.rule(index, rule) {
-                Outcome::Responded => {
-                    run.state.responded = true;
-                    return Flow::Responded;
-                }
-                Outcome::Matched if rule.stop => break,
-                Outcome::Matched | Outcome::NoMatch => {}
-            }
-        }
-        Flow::Continue
+        run.rules(&self.response_rules)
     }
 }
 
@@ -144,6 +127,21 @@ struct Run<'r, 's, H: Host> {
 }
 
 impl<'r, H: Host> Run<'r, '_, H> {
+    /// Runs a phase's rules in order until one answers or a matching rule says `stop`.
+    fn rules(&mut self, rules: &'r [Rule]) -> Flow {
+        for (index, rule) in rules.iter().enumerate() {
+            match self.rule(index, rule) {
+                Outcome::Responded => {
+                    self.state.responded = true;
+                    return Flow::Responded;
+                }
+                Outcome::Matched if rule.stop => break,
+                Outcome::Matched | Outcome::NoMatch => {}
+            }
+        }
+        Flow::Continue
+    }
+
     fn rule(&mut self, index: usize, rule: &'r Rule) -> Outcome {
         let mut captures: Vec<Option<String>> = vec![None; rule.capture_cells];
         let matched = rule.when.as_ref().is_none_or(|expr| self.eval(expr, &mut captures));
