@@ -6,6 +6,8 @@
 //! exchange in tests and tools.
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing))]
 
+#[cfg(not(target_arch = "wasm32"))]
+pub mod cases;
 pub mod cidr;
 pub mod compile;
 pub mod config;
