@@ -20,14 +20,16 @@ use crate::url::{self, QueryPairs};
 
 /// What the engine needs from the proxy for one exchange. Header names are lower-case.
 pub trait Host {
-    /// The first value of a header, or `None` when absent. Only called for the current phase's map.
+    /// A header's value, or `None` when absent; a repeated header's values joined with `,`, which is what
+    /// Envoy's header matchers compare. Only called for the current phase's map.
     fn header(&mut self, map: HeaderMap, name: &str) -> Option<String>;
     /// The names of every header in the map (repeats allowed).
     fn header_names(&mut self, map: HeaderMap) -> Vec<String>;
     fn set_header(&mut self, map: HeaderMap, name: &str, value: &str);
     fn add_header(&mut self, map: HeaderMap, name: &str, value: &str);
     fn remove_header(&mut self, map: HeaderMap, name: &str);
-    /// The downstream peer's address, `ip:port`.
+    /// The client's address as the proxy determined it, `ip:port` (Envoy's downstream remote address: the
+    /// connection's peer, or an `x-forwarded-for` entry where the connection manager is set to trust it).
     fn source_address(&mut self) -> Option<String>;
     /// Answers the client from the proxy. In the request phase the upstream is never called; in the response
     /// phase the upstream's response is replaced. Returns whether the proxy accepted it; if not, the exchange
@@ -216,8 +218,16 @@ impl<'r, H: Host> Run<'r, '_, H> {
         let Some(cell) = slot.and_then(|slot| self.state.values.get_mut(slot)) else { return };
         match write {
             Write::Set(value) => *cell = Lookup::Present(value.to_owned()),
-            Write::Add(value) if *cell == Lookup::Absent => *cell = Lookup::Present(value.to_owned()),
-            Write::Add(_) => {}
+            Write::Add(value) => match cell {
+                // A repeated header reads as its values joined with `,`.
+                Lookup::Present(current) => {
+                    current.push(',');
+                    current.push_str(value);
+                }
+                Lookup::Absent => *cell = Lookup::Present(value.to_owned()),
+                // Not read yet: the proxy will say, values it had included.
+                Lookup::NotFetched => {}
+            },
             Write::Remove => *cell = Lookup::Absent,
         }
     }
@@ -584,9 +594,10 @@ enum Write<'v> {
     Remove,
 }
 
-/// The value of cookie `name` in a `cookie` header (`a=1; b=2`).
+/// The value of cookie `name` in a `cookie` header (`a=1; b=2`). Several `cookie` headers reach us joined with
+/// `,`, which RFC 6265 does not allow inside a cookie, so it separates pairs too.
 fn cookie<'c>(header: &'c str, name: &str) -> Option<&'c str> {
-    header.split(';').find_map(|pair| {
+    header.split([';', ',']).find_map(|pair| {
         let (key, value) = pair.trim().split_once('=')?;
         (key.trim() == name).then(|| value.trim())
     })
@@ -645,6 +656,8 @@ mod tests {
         assert_eq!(cookie(header, "canary"), Some("yes"));
         assert_eq!(cookie(header, "Theme"), None);
         assert_eq!(cookie(header, "missing"), None);
+        // Two cookie headers, as the proxy joins them.
+        assert_eq!(cookie("a=1,b=2", "b"), Some("2"));
     }
 
     #[test]

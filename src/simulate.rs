@@ -1,7 +1,8 @@
 //! A simulated proxy for running rules without Envoy: native tests now, the command-line tool later.
 //!
-//! It behaves like Envoy where the engine could notice: header names are case-insensitive, a header read
-//! returns the first value, and touching a header map outside its phase is recorded as a host error (Envoy
+//! It behaves like Envoy where the engine could notice: header names are case-insensitive, a repeated header
+//! reads as its values joined with `,`, the client address follows `x-forwarded-for` as Envoy's connection
+//! manager does by default, and touching a header map outside its phase is recorded as a host error (Envoy
 //! answers such calls with an error status).
 
 use crate::engine::{Flow, Host};
@@ -169,15 +170,25 @@ impl SimulatedHost {
 
 impl Host for SimulatedHost {
     fn header(&mut self, map: HeaderMap, name: &str) -> Option<String> {
-        self.map(map, "header").and_then(|h| first(h, name)).map(str::to_owned)
+        let headers = self.map(map, "header")?;
+        let mut values = headers.iter().filter(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str());
+        let first = values.next()?;
+        Some(values.fold(first.to_owned(), |joined, value| joined + "," + value))
     }
 
     fn header_names(&mut self, map: HeaderMap) -> Vec<String> {
         self.map(map, "header_names").map(|h| h.iter().map(|(n, _)| n.clone()).collect()).unwrap_or_default()
     }
 
+    /// As Envoy's connection manager with its defaults (`use_remote_address: false`, no trusted hops) decides
+    /// it: the rightmost `x-forwarded-for` entry when that is an IP address, otherwise the connection's peer.
     fn source_address(&mut self) -> Option<String> {
-        Some(self.source.clone())
+        let forwarded = self.request.iter().filter(|(n, _)| n == "x-forwarded-for").map(|(_, v)| v.as_str());
+        let rightmost = forwarded.flat_map(|v| v.split(',')).last().map(str::trim);
+        match rightmost.and_then(|entry| entry.parse::<std::net::IpAddr>().ok()) {
+            Some(ip) => Some(std::net::SocketAddr::new(ip, 0).to_string()),
+            None => Some(self.source.clone()),
+        }
     }
 
     fn set_header(&mut self, map: HeaderMap, name: &str, value: &str) {

@@ -80,6 +80,24 @@ fn cookies_by_name() {
     let has_session = tagging("{cookies: {session: {present: true}}}");
     assert!(matched(&has_session, &Request::get("/").header("cookie", "session=abc")));
     assert!(!matched(&has_session, &Request::get("/").header("cookie", "sessionid=abc")));
+    // Two cookie headers (an HTTP/1.1 client may send them) both count.
+    assert!(matched(&canary, &Request::get("/").header("cookie", "session=x").header("cookie", "canary=always")));
+}
+
+#[test]
+fn a_repeated_header_is_its_values_joined_with_commas_as_envoy_matches_it() {
+    let two = Request::get("/").header("x-role", "reader").header("x-role", "admin");
+    assert!(matched(&tagging("{headers: {x-role: 'reader,admin'}}"), &two));
+    assert!(!matched(&tagging("{headers: {x-role: reader}}"), &two), "exact compares the whole joined value");
+    assert!(matched(&tagging("{headers: {x-role: {regex: '(.*,)?admin(,.*)?'}}}"), &two));
+    assert!(matched(&tagging("{headers: {x-role: {contains: admin}}}"), &two));
+    // Templates read the same value, and a rule sees values an earlier rule appended.
+    let doc = rules(
+        "request:\n  - name: append\n    actions: [request_headers: {add: {x-role: auditor}}]\n  - name: copy\n    actions: [request_headers: {set: {x-roles: '${header.x-role}'}}]\n",
+    );
+    let outcome = exchange(&doc, &two);
+    assert_eq!(upstream_header(&outcome, "x-roles"), Some("reader,admin,auditor"));
+    assert_eq!(upstream_values(&outcome, "x-role"), ["reader", "admin", "auditor"]);
 }
 
 #[test]
@@ -88,8 +106,12 @@ fn source_addresses_by_cidr_from_the_connection_or_trusted_forwarded_for() {
     assert!(matched(&internal, &Request::get("/").from("10.1.2.3:5555")));
     assert!(matched(&internal, &Request::get("/").from("[fd00::1]:5555")));
     assert!(!matched(&internal, &Request::get("/").from("192.0.2.1:5555")));
-    // The header is ignored unless proxies in front are trusted.
-    assert!(!matched(&internal, &Request::get("/").from("192.0.2.1:1").header("x-forwarded-for", "10.0.0.1")));
+    // The address is Envoy's idea of the client: with its default `use_remote_address: false` the connection
+    // manager takes the rightmost x-forwarded-for entry (the real Envoy does; see the e2e suite), and an entry
+    // that is not an address leaves the peer.
+    assert!(matched(&internal, &Request::get("/").from("192.0.2.1:1").header("x-forwarded-for", "10.0.0.1")));
+    assert!(!matched(&internal, &Request::get("/").from("10.0.0.1:1").header("x-forwarded-for", "192.0.2.1")));
+    assert!(matched(&internal, &Request::get("/").from("10.0.0.1:1").header("x-forwarded-for", "unknown")));
 
     let behind_lb = tagging("{source: {cidrs: [203.0.113.0/24], trusted_hops: 1}}");
     let via = |xff: &str| Request::get("/").from("10.0.0.9:1").header("x-forwarded-for", xff);

@@ -136,7 +136,19 @@ fn map_type(map: HeaderMap) -> MapType {
 
 impl Host for Envoy {
     fn header(&mut self, map: HeaderMap, name: &str) -> Option<String> {
-        match abi::header(map_type(map), name) {
+        // `get_header_map_value` returns only a header's first value. The `request.headers.<name>` property
+        // joins every value with `,`, which is what Envoy's own header matchers compare; pseudo-headers have
+        // one value, and the plain call is cheaper.
+        let value = if name.starts_with(':') {
+            abi::header(map_type(map), name)
+        } else {
+            let kind = match map {
+                HeaderMap::Request => "request",
+                HeaderMap::Response => "response",
+            };
+            abi::property(&[kind, "headers", name])
+        };
+        match value {
             // Header values may be any bytes; rules compare text, so odd bytes become U+FFFD.
             Ok(value) => value.map(|bytes| {
                 String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
