@@ -8,7 +8,7 @@ mod support;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use support::{document_json, Delivery, EchoUpstream, Envoy, EnvoyOptions, Plugin};
+use support::{document_json, EchoUpstream, Envoy, EnvoyOptions, Plugin};
 
 fn main() -> ExitCode {
     let rules_path =
@@ -29,14 +29,13 @@ fn main() -> ExitCode {
     let document: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
     let upstream = EchoUpstream::start();
     let plugin = Plugin::new("demo", Some(document_json(&document)));
-    let mut envoy =
-        match Envoy::try_start(EnvoyOptions { plugin, upstream: upstream.addr, delivery: Delivery::Ecds, port }) {
-            Ok(envoy) => envoy,
-            Err(failure) => {
-                eprintln!("Envoy did not start:\n{}", failure.log);
-                return ExitCode::FAILURE;
-            }
-        };
+    let mut envoy = match Envoy::try_start(EnvoyOptions::new(plugin, &upstream).port(port)) {
+        Ok(envoy) => envoy,
+        Err(failure) => {
+            eprintln!("Envoy did not start:\n{}", failure.log);
+            return ExitCode::FAILURE;
+        }
+    };
     let at = envoy.listener;
     println!(
         "rulefilter: Envoy on http://{at} runs {} in front of an echo upstream on {}",

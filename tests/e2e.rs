@@ -6,7 +6,9 @@ mod support;
 
 use std::sync::OnceLock;
 
-use support::{get, plugin_config_json, project_dir, request, Delivery, EchoUpstream, Envoy, EnvoyOptions, Plugin};
+use support::{
+    get, plugin_config_json, project_dir, request, ClientRequest, Delivery, EchoUpstream, Envoy, EnvoyOptions, Plugin,
+};
 
 /// One Envoy serving the shipped manifest, shared by the tests that only send requests.
 struct Hello {
@@ -20,7 +22,7 @@ fn hello() -> &'static Hello {
         let upstream = EchoUpstream::start();
         let config = plugin_config_json(&project_dir().join("manifests/hello-wasmplugin.yaml"));
         let plugin = Plugin::new("hello", Some(config));
-        let envoy = Envoy::start(EnvoyOptions { plugin, upstream: upstream.addr, delivery: Delivery::Ecds, port: 0 });
+        let envoy = Envoy::start(EnvoyOptions::new(plugin, &upstream));
         Hello { upstream, envoy }
     })
 }
@@ -68,7 +70,7 @@ const EDITS: &str = r#"{"request":[{"name":"edit-upstream-request","match":{"pat
 fn request_header_edits_arrive_upstream_and_deferred_response_edits_apply() {
     let upstream = EchoUpstream::start();
     let plugin = Plugin::new("edits", Some(EDITS.to_owned()));
-    let envoy = Envoy::start(EnvoyOptions { plugin, upstream: upstream.addr, delivery: Delivery::Ecds, port: 0 });
+    let envoy = Envoy::start(EnvoyOptions::new(plugin, &upstream));
 
     let response = request(
         envoy.listener,
@@ -98,7 +100,7 @@ fn request_header_edits_arrive_upstream_and_deferred_response_edits_apply() {
 fn no_configuration_passes_traffic_through() {
     let upstream = EchoUpstream::start();
     let plugin = Plugin::new("empty", None);
-    let envoy = Envoy::start(EnvoyOptions { plugin, upstream: upstream.addr, delivery: Delivery::Ecds, port: 0 });
+    let envoy = Envoy::start(EnvoyOptions::new(plugin, &upstream));
     let response = request(envoy.listener, "GET", "/hello", &[("x-client", "1")]);
     assert_eq!(response.status, 200);
     assert_eq!(response.header("x-upstream"), Some("echo"));
@@ -114,7 +116,7 @@ fn an_invalid_update_is_refused_and_the_previous_rules_keep_serving() {
     let upstream = EchoUpstream::start();
     let config = plugin_config_json(&project_dir().join("manifests/hello-wasmplugin.yaml"));
     let plugin = Plugin::new("reload", Some(config));
-    let mut envoy = Envoy::start(EnvoyOptions { plugin, upstream: upstream.addr, delivery: Delivery::Ecds, port: 0 });
+    let mut envoy = Envoy::start(EnvoyOptions::new(plugin, &upstream));
     assert_eq!(get(envoy.listener, "/hello").body, "Hello from Wasm!\n");
 
     envoy.push_config(Some(INVALID.to_owned()));
@@ -137,10 +139,9 @@ fn an_invalid_update_is_refused_and_the_previous_rules_keep_serving() {
 fn an_invalid_document_at_start_up_stops_envoy_with_the_reason() {
     let upstream = EchoUpstream::start();
     let plugin = Plugin::new("invalid", Some(INVALID.to_owned()));
-    let failure =
-        Envoy::try_start(EnvoyOptions { plugin, upstream: upstream.addr, delivery: Delivery::Inline, port: 0 })
-            .err()
-            .expect("Envoy must refuse a configuration the filter rejects");
+    let failure = Envoy::try_start(EnvoyOptions::new(plugin, &upstream).delivery(Delivery::Inline))
+        .err()
+        .expect("Envoy must refuse a configuration the filter rejects");
     assert!(failure.exit.is_some_and(|e| !e.success()), "{failure:?}");
     assert!(
         failure.log.contains(r#"request[0] "hello": match.path.regex: invalid regex: unclosed group"#),
@@ -155,7 +156,7 @@ const LOCAL_REPLIES: &str = r#"{"request":[{"name":"json","match":{"path":"/json
 fn direct_responses_keep_their_content_type_and_can_replace_the_upstream_answer() {
     let upstream = EchoUpstream::start();
     let plugin = Plugin::new("local-replies", Some(LOCAL_REPLIES.to_owned()));
-    let envoy = Envoy::start(EnvoyOptions { plugin, upstream: upstream.addr, delivery: Delivery::Ecds, port: 0 });
+    let envoy = Envoy::start(EnvoyOptions::new(plugin, &upstream));
 
     let json = get(envoy.listener, "/json");
     assert_eq!(json.status, 418);
@@ -180,4 +181,86 @@ fn direct_responses_keep_their_content_type_and_can_replace_the_upstream_answer(
     let ordinary = get(envoy.listener, "/other");
     assert_eq!(ordinary.header("x-tagged"), Some("yes"));
     assert_eq!(ordinary.header("x-upstream"), Some("echo"));
+}
+
+const ROUTING: &str = r#"{"request":[
+{"name":"path-to-second","match":{"path":{"segment_prefix":"/old"}},"actions":[{"rewrite":{"path_prefix":{"from":"/old","to":"/second"}}}]},
+{"name":"host-to-second","match":{"headers":{"x-move":{"exact":"host"}}},"actions":[{"rewrite":{"host":"second.internal"}}]},
+{"name":"header-to-second","match":{"cookies":{"canary":"always"}},"actions":[{"request_headers":{"set":{"x-route-to":"second"}}}]}]}"#;
+
+#[test]
+fn a_rewritten_request_is_routed_anew_by_envoy() {
+    // The routes send /second/…, host second.internal and x-route-to: second to the second upstream.
+    let first = EchoUpstream::named("first");
+    let second = EchoUpstream::named("second");
+    let plugin = Plugin::new("routing", Some(ROUTING.to_owned()));
+    let envoy = Envoy::start(EnvoyOptions::new(plugin, &first).second_upstream(&second));
+
+    let untouched = get(envoy.listener, "/plain");
+    assert_eq!(untouched.header("x-upstream"), Some("first"), "{untouched:?}");
+    for (what, request) in [
+        ("path rewrite", ClientRequest::new("GET", "/old/page?x=1")),
+        ("host rewrite", ClientRequest::new("GET", "/page").header("x-move", "host")),
+        ("header set", ClientRequest::new("GET", "/page").header("cookie", "canary=always")),
+    ] {
+        let response = request.send(envoy.listener);
+        assert_eq!(response.header("x-upstream"), Some("second"), "{what}: {response:?}");
+    }
+    assert_eq!(second.seen_paths(), ["/second/page?x=1", "/page", "/page"]);
+    assert_eq!(second.received()[1].header("host"), Some("second.internal"));
+    assert_eq!(first.seen_paths(), ["/plain"]);
+}
+
+const LOGGING: &str = r#"{"request":[{"name":"audit","match":{"path":{"segment_prefix":"/admin"}},"actions":[
+{"log":{"level":"warn","message":"admin access: ${method} ${path} by ${header.x-user} from ${source.ip}"}},
+{"log":{"level":"debug","message":"debug detail for ${path}"}}]}]}"#;
+
+#[test]
+fn log_actions_write_templated_lines_at_their_level() {
+    let upstream = EchoUpstream::start();
+    let envoy = Envoy::start(EnvoyOptions::new(Plugin::new("logging", Some(LOGGING.to_owned())), &upstream));
+    let response = ClientRequest::new("DELETE", "/admin/users/7")
+        .header("x-user", "ada")
+        .from("127.0.0.5".parse().unwrap())
+        .send(envoy.listener);
+    assert_eq!(response.status, 200);
+    let log = envoy.log();
+    let line = log.lines().find(|l| l.contains("admin access")).unwrap_or_else(|| panic!("no audit line:\n{log}"));
+    assert!(line.contains("[warning][wasm]"), "logged at warn: {line}");
+    assert!(line.ends_with("audit: admin access: DELETE /admin/users/7 by ada from 127.0.0.5"), "{line}");
+    // Envoy logs at info here: the debug line is not written (nor formatted).
+    assert!(!log.contains("debug detail"), "{log}");
+}
+
+const SMUGGLING: &str = r#"{"request":[
+{"name":"echo-name","match":{"query":{"name":{"present":true}}},"actions":[{"request_headers":{"set":{"x-name":"${query.name}","x-safe":"kept"}}}]},
+{"name":"bounce","match":{"query":{"next":{"present":true}}},"actions":[{"redirect":{"location":"/go/${query.next}"}}]}]}"#;
+
+#[test]
+fn a_rendered_value_with_a_line_break_never_reaches_the_wire() {
+    let upstream = EchoUpstream::start();
+    let envoy = Envoy::start(EnvoyOptions::new(Plugin::new("smuggling", Some(SMUGGLING.to_owned())), &upstream));
+
+    let fine = get(envoy.listener, "/?name=ada%20lovelace");
+    assert_eq!(fine.upstream_header_values("x-name"), ["ada lovelace"]);
+
+    // %0D%0A decodes to CR LF: the header is refused, the rest of the rule still applies.
+    let smuggled = get(envoy.listener, "/?name=ada%0D%0Ax-admin:%20true");
+    assert_eq!(smuggled.status, 200, "{smuggled:?}");
+    assert!(smuggled.upstream_header_values("x-name").is_empty(), "{}", smuggled.body);
+    assert!(smuggled.upstream_header_values("x-admin").is_empty(), "{}", smuggled.body);
+    assert_eq!(smuggled.upstream_header_values("x-safe"), ["kept"]);
+
+    // A redirect whose location would carry one is not sent; the request goes on upstream.
+    let bounced = get(envoy.listener, "/?next=a%0D%0Aset-cookie:%20x");
+    assert_eq!(bounced.header("x-upstream"), Some("echo"), "{bounced:?}");
+    assert_eq!(bounced.header("set-cookie"), None);
+
+    let log = envoy.log();
+    for line in [
+        r#"rule "echo-name": refused a value for "x-name": it contains CR, LF or NUL"#,
+        r#"rule "bounce": refused a redirect: the location contains CR, LF or NUL"#,
+    ] {
+        assert!(log.contains(line), "log lacks {line:?}:\n{log}");
+    }
 }

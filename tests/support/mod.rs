@@ -3,7 +3,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use std::io::{BufRead, BufReader, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -92,6 +92,8 @@ pub struct Plugin {
     pub config_json: Option<String>,
     /// `FAIL_CLOSED` unless `failStrategy` says otherwise.
     pub failure_policy: &'static str,
+    /// `vmConfig.env` entries of type INLINE: the module's environment variables.
+    pub env: Vec<(String, String)>,
 }
 
 impl Plugin {
@@ -102,6 +104,7 @@ impl Plugin {
             plugin_name: "rulefilter".into(),
             config_json,
             failure_policy: "FAIL_CLOSED",
+            env: Vec::new(),
         }
     }
 
@@ -112,13 +115,19 @@ impl Plugin {
 
     /// The `envoy.extensions.filters.http.wasm.v3.Wasm` config istiod generates.
     pub fn wasm_filter(&self, module: &Path) -> Value {
+        // istiod adds the resource version so that a new WasmPlugin revision gets a fresh VM.
+        let mut env = serde_json::Map::new();
+        env.insert("ISTIO_META_WASM_PLUGIN_RESOURCE_VERSION".into(), json!("1"));
+        for (name, value) in &self.env {
+            env.insert(name.clone(), json!(value));
+        }
         let mut config = json!({
             "name": format!("{}.{}~istio-translated-wasmplugin", self.namespace, self.name),
             "root_id": self.plugin_name,
             "vm_config": {
                 "runtime": "envoy.wasm.runtime.v8",
                 "code": {"local": {"filename": module.to_str().unwrap()}},
-                "environment_variables": {"key_values": {"ISTIO_META_WASM_PLUGIN_RESOURCE_VERSION": "1"}},
+                "environment_variables": {"key_values": env},
             },
             "failure_policy": self.failure_policy,
         });
@@ -131,58 +140,134 @@ impl Plugin {
     }
 }
 
+/// A request as an upstream received it.
+#[derive(Clone, Debug)]
+pub struct ReceivedRequest {
+    pub method: String,
+    /// Path with query.
+    pub path: String,
+    /// Names lower-cased, in order, repeats kept.
+    pub headers: Vec<(String, String)>,
+}
+
+impl ReceivedRequest {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+}
+
+/// What a scripted upstream answers instead of the echo.
+#[derive(Clone, Debug)]
+pub struct Scripted {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
 /// An upstream that answers every request with what it received, as JSON:
-/// `{"method": …, "path": …, "headers": [[name, value], …], "body": …}`, and remembers each request's path.
+/// `{"method": …, "path": …, "headers": [[name, value], …], "body": …}` and the header `x-upstream: <name>`;
+/// or, once [`EchoUpstream::script`]ed, with a given response. It records every request.
 pub struct EchoUpstream {
     pub addr: SocketAddr,
-    seen: Arc<Mutex<Vec<String>>>,
+    received: Arc<Mutex<Vec<ReceivedRequest>>>,
+    script: Arc<Mutex<Option<Scripted>>>,
 }
 
 impl EchoUpstream {
     pub fn start() -> Self {
-        Self::start_on("127.0.0.1:0")
+        Self::named("echo")
+    }
+
+    /// An echo upstream that says `x-upstream: <name>`, to tell upstreams apart.
+    pub fn named(name: &str) -> Self {
+        Self::serve("127.0.0.1:0", name)
     }
 
     pub fn start_on(addr: &str) -> Self {
+        Self::serve(addr, "echo")
+    }
+
+    fn serve(addr: &str, name: &str) -> Self {
         let listener = TcpListener::bind(addr).unwrap();
         let addr = listener.local_addr().unwrap();
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let log = Arc::clone(&seen);
+        let upstream =
+            EchoUpstream { addr, received: Arc::new(Mutex::new(Vec::new())), script: Arc::new(Mutex::new(None)) };
+        let (received, script, name) = (Arc::clone(&upstream.received), Arc::clone(&upstream.script), name.to_owned());
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
-                let log = Arc::clone(&log);
-                std::thread::spawn(move || serve_echo(stream, &log));
+                let (received, script, name) = (Arc::clone(&received), Arc::clone(&script), name.clone());
+                std::thread::spawn(move || serve_echo(stream, &name, &received, &script));
             }
         });
-        EchoUpstream { addr, seen }
+        upstream
     }
 
     /// Paths (with query) of every request received so far.
     pub fn seen_paths(&self) -> Vec<String> {
-        self.seen.lock().unwrap().clone()
+        self.received.lock().unwrap().iter().map(|r| r.path.clone()).collect()
+    }
+
+    /// Every request received so far, oldest first.
+    pub fn received(&self) -> Vec<ReceivedRequest> {
+        self.received.lock().unwrap().clone()
+    }
+
+    /// Forgets the requests received so far.
+    pub fn clear(&self) {
+        self.received.lock().unwrap().clear();
+    }
+
+    /// Answers from now on with `response` (`None`: echo again).
+    pub fn script(&self, response: Option<Scripted>) {
+        *self.script.lock().unwrap() = response;
     }
 }
 
-fn serve_echo(stream: TcpStream, seen: &Mutex<Vec<String>>) {
+fn serve_echo(stream: TcpStream, name: &str, received: &Mutex<Vec<ReceivedRequest>>, script: &Mutex<Option<Scripted>>) {
     let mut reader = BufReader::new(stream.try_clone().unwrap());
     let mut writer = stream;
     // Keep-alive: Envoy reuses upstream connections.
-    while let Some(request) = read_message(&mut reader) {
+    while let Some(request) = read_message(&mut reader, false) {
         let mut parts = request.start_line.splitn(3, ' ');
         let method = parts.next().unwrap_or_default().to_owned();
         let path = parts.next().unwrap_or_default().to_owned();
-        seen.lock().unwrap().push(path.clone());
-        let body = json!({
-            "method": method,
-            "path": path,
-            "headers": request.headers.iter().map(|(n, v)| json!([n, v])).collect::<Vec<_>>(),
-            "body": String::from_utf8_lossy(&request.body),
-        })
-        .to_string();
-        let response = format!(
-            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nx-upstream: echo\r\n\r\n{body}",
-            body.len()
-        );
+        received.lock().unwrap().push(ReceivedRequest {
+            method: method.clone(),
+            path: path.clone(),
+            headers: request.headers.clone(),
+        });
+        let scripted = script.lock().unwrap().clone();
+        let response = match scripted {
+            Some(scripted) => {
+                let mut text = format!("HTTP/1.1 {} Scripted\r\n", scripted.status);
+                for (name, value) in &scripted.headers {
+                    text.push_str(&format!("{name}: {value}\r\n"));
+                }
+                // 1xx, 204 and 304 carry no body, nor a length.
+                if !matches!(scripted.status, 100..=199 | 204 | 304) {
+                    text.push_str(&format!("content-length: {}\r\n", scripted.body.len()));
+                }
+                text.push_str("\r\n");
+                if method != "HEAD" {
+                    text.push_str(&scripted.body);
+                }
+                text
+            }
+            None => {
+                let body = json!({
+                    "method": method,
+                    "path": path,
+                    "headers": request.headers.iter().map(|(n, v)| json!([n, v])).collect::<Vec<_>>(),
+                    "body": String::from_utf8_lossy(&request.body),
+                })
+                .to_string();
+                format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nx-upstream: {name}\r\n\r\n{}",
+                    body.len(),
+                    if method == "HEAD" { "" } else { &body }
+                )
+            }
+        };
         if writer.write_all(response.as_bytes()).is_err() {
             return;
         }
@@ -198,7 +283,8 @@ pub struct Message {
 }
 
 /// Reads one message (request or response): headers, then a body framed by content-length or chunked.
-fn read_message(reader: &mut impl BufRead) -> Option<Message> {
+/// `answers_head`: the message is a response to HEAD, which has no body whatever its headers say.
+fn read_message(reader: &mut impl BufRead, answers_head: bool) -> Option<Message> {
     let mut start_line = String::new();
     if reader.read_line(&mut start_line).ok()? == 0 {
         return None;
@@ -215,8 +301,12 @@ fn read_message(reader: &mut impl BufRead) -> Option<Message> {
         headers.push((name.trim().to_ascii_lowercase(), value.trim().to_owned()));
     }
     let header = |name: &str| headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone());
+    let status = start_line.strip_prefix("HTTP/").and_then(|rest| rest.split(' ').nth(1)?.parse::<u16>().ok());
+    let bodiless = answers_head || matches!(status, Some(100..=199 | 204 | 304));
     let mut body = Vec::new();
-    if header("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
+    if bodiless {
+        // No body to read.
+    } else if header("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
         loop {
             let mut size_line = String::new();
             reader.read_line(&mut size_line).ok()?;
@@ -271,19 +361,75 @@ impl HttpResponse {
     }
 }
 
+/// A request a test client sends.
+#[derive(Clone, Debug)]
+pub struct ClientRequest {
+    pub method: String,
+    /// Path with query, sent as written.
+    pub target: String,
+    /// The `host` header; `None`: the address connected to.
+    pub host: Option<String>,
+    /// Sent in order; a name may repeat.
+    pub headers: Vec<(String, String)>,
+    /// The local address to connect from (any 127.0.0.0/8 address works on Linux); `None`: the system's choice.
+    pub source: Option<IpAddr>,
+}
+
+impl ClientRequest {
+    pub fn new(method: &str, target: &str) -> Self {
+        ClientRequest { method: method.into(), target: target.into(), host: None, headers: Vec::new(), source: None }
+    }
+
+    pub fn host(mut self, host: &str) -> Self {
+        self.host = Some(host.into());
+        self
+    }
+
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    pub fn from(mut self, source: IpAddr) -> Self {
+        self.source = Some(source);
+        self
+    }
+
+    /// Sends it on a fresh connection and reads the whole response.
+    pub fn send(&self, addr: SocketAddr) -> HttpResponse {
+        let stream = connect(addr, self.source);
+        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let host = self.host.clone().unwrap_or_else(|| addr.to_string());
+        let mut text = format!("{} {} HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\n", self.method, self.target);
+        for (name, value) in &self.headers {
+            text.push_str(&format!("{name}: {value}\r\n"));
+        }
+        text.push_str("\r\n");
+        (&stream).write_all(text.as_bytes()).unwrap();
+        let message = read_message(&mut BufReader::new(&stream), self.method == "HEAD")
+            .unwrap_or_else(|| panic!("no response to {self:?}"));
+        let status = message.start_line.split(' ').nth(1).and_then(|s| s.parse().ok()).expect("a status line");
+        HttpResponse { status, headers: message.headers, body: String::from_utf8_lossy(&message.body).into_owned() }
+    }
+}
+
+/// A TCP connection from `source` (if given) to `addr`.
+fn connect(addr: SocketAddr, source: Option<IpAddr>) -> TcpStream {
+    let Some(source) = source else { return TcpStream::connect(addr).unwrap() };
+    let domain = if source.is_ipv4() { socket2::Domain::IPV4 } else { socket2::Domain::IPV6 };
+    let socket = socket2::Socket::new(domain, socket2::Type::STREAM, None).unwrap();
+    socket.bind(&SocketAddr::new(source, 0).into()).unwrap_or_else(|e| panic!("bind to {source}: {e}"));
+    socket.connect(&addr.into()).unwrap_or_else(|e| panic!("connect from {source} to {addr}: {e}"));
+    socket.into()
+}
+
 /// Sends one HTTP/1.1 request on a fresh connection and reads the whole response.
 pub fn request(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)]) -> HttpResponse {
-    let stream = TcpStream::connect(addr).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let mut text = format!("{method} {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n");
+    let mut request = ClientRequest::new(method, path);
     for (name, value) in headers {
-        text.push_str(&format!("{name}: {value}\r\n"));
+        request = request.header(name, value);
     }
-    text.push_str("\r\n");
-    (&stream).write_all(text.as_bytes()).unwrap();
-    let message = read_message(&mut BufReader::new(&stream)).expect("a response");
-    let status = message.start_line.split(' ').nth(1).and_then(|s| s.parse().ok()).expect("a status line");
-    HttpResponse { status, headers: message.headers, body: String::from_utf8_lossy(&message.body).into_owned() }
+    request.send(addr)
 }
 
 pub fn get(addr: SocketAddr, path: &str) -> HttpResponse {
@@ -313,9 +459,39 @@ pub struct Envoy {
 pub struct EnvoyOptions {
     pub plugin: Plugin,
     pub upstream: SocketAddr,
+    /// Where the routes to the second cluster lead (see [`bootstrap`]); by default the same upstream.
+    pub second_upstream: SocketAddr,
     pub delivery: Delivery,
     /// The listener's port; 0 picks a free one.
     pub port: u16,
+}
+
+impl EnvoyOptions {
+    /// The filter delivered by ECDS, in front of `upstream`, on a free port.
+    pub fn new(plugin: Plugin, upstream: &EchoUpstream) -> Self {
+        EnvoyOptions {
+            plugin,
+            upstream: upstream.addr,
+            second_upstream: upstream.addr,
+            delivery: Delivery::Ecds,
+            port: 0,
+        }
+    }
+
+    pub fn second_upstream(mut self, upstream: &EchoUpstream) -> Self {
+        self.second_upstream = upstream.addr;
+        self
+    }
+
+    pub fn delivery(mut self, delivery: Delivery) -> Self {
+        self.delivery = delivery;
+        self
+    }
+
+    pub fn port(mut self, port: u16) -> Self {
+        self.port = port;
+        self
+    }
 }
 
 /// Why Envoy did not come up.
@@ -356,7 +532,7 @@ impl Envoy {
                 })
             }
         };
-        let bootstrap = bootstrap(options.port, options.upstream, http_filter);
+        let bootstrap = bootstrap(&options, http_filter);
         let bootstrap_path = dir.join("envoy.json");
         std::fs::write(&bootstrap_path, bootstrap.to_string()).unwrap();
         let log_path = dir.join("envoy.log");
@@ -482,7 +658,23 @@ fn write_ecds(dir: &Path, resource_name: &str, filter: &Value, version: u32) {
     std::fs::rename(&temp, dir.join("ecds/filter.json")).unwrap();
 }
 
-fn bootstrap(port: u16, upstream: SocketAddr, http_filter: Value) -> Value {
+/// The routes send everything to the cluster `upstream`, except what a rule may steer to the cluster `second`
+/// by rewriting: the host `second.internal`, the header `x-route-to: second`, or a path under `/second/`.
+fn bootstrap(options: &EnvoyOptions, http_filter: Value) -> Value {
+    let cluster = |name: &str, addr: SocketAddr| {
+        json!({
+            "name": name,
+            "type": "STATIC",
+            "connect_timeout": "1s",
+            "load_assignment": {
+                "cluster_name": name,
+                "endpoints": [{"lb_endpoints": [{"endpoint": {"address": {"socket_address": {
+                    "address": addr.ip().to_string(),
+                    "port_value": addr.port(),
+                }}}}]}],
+            },
+        })
+    };
     json!({
         // ECDS needs a node identity; this is the shape of an Istio sidecar's.
         "node": {"id": "sidecar~127.0.0.1~rulefilter-e2e.default~default.svc.cluster.local", "cluster": "rulefilter-e2e.default"},
@@ -490,19 +682,35 @@ fn bootstrap(port: u16, upstream: SocketAddr, http_filter: Value) -> Value {
         "static_resources": {
             "listeners": [{
                 "name": "main",
-                "address": {"socket_address": {"address": "127.0.0.1", "port_value": port}},
+                "address": {"socket_address": {"address": "127.0.0.1", "port_value": options.port}},
                 "filter_chains": [{"filters": [{
                     "name": "envoy.filters.network.http_connection_manager",
                     "typed_config": {
                         "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
                         "stat_prefix": "ingress",
+                        // Istio's default path normalisation (meshConfig pathNormalization BASE).
+                        "normalize_path": true,
                         "route_config": {
                             "name": "local",
-                            "virtual_hosts": [{
-                                "name": "all",
-                                "domains": ["*"],
-                                "routes": [{"match": {"prefix": "/"}, "route": {"cluster": "upstream"}}],
-                            }],
+                            "virtual_hosts": [
+                                {
+                                    "name": "second",
+                                    "domains": ["second.internal", "second.internal:*"],
+                                    "routes": [{"match": {"prefix": "/"}, "route": {"cluster": "second"}}],
+                                },
+                                {
+                                    "name": "all",
+                                    "domains": ["*"],
+                                    "routes": [
+                                        {
+                                            "match": {"prefix": "/", "headers": [{"name": "x-route-to", "string_match": {"exact": "second"}}]},
+                                            "route": {"cluster": "second"},
+                                        },
+                                        {"match": {"path_separated_prefix": "/second"}, "route": {"cluster": "second"}},
+                                        {"match": {"prefix": "/"}, "route": {"cluster": "upstream"}},
+                                    ],
+                                },
+                            ],
                         },
                         "http_filters": [
                             http_filter,
@@ -511,18 +719,7 @@ fn bootstrap(port: u16, upstream: SocketAddr, http_filter: Value) -> Value {
                     },
                 }]}],
             }],
-            "clusters": [{
-                "name": "upstream",
-                "type": "STATIC",
-                "connect_timeout": "1s",
-                "load_assignment": {
-                    "cluster_name": "upstream",
-                    "endpoints": [{"lb_endpoints": [{"endpoint": {"address": {"socket_address": {
-                        "address": upstream.ip().to_string(),
-                        "port_value": upstream.port(),
-                    }}}}]}],
-                },
-            }],
+            "clusters": [cluster("upstream", options.upstream), cluster("second", options.second_upstream)],
         },
     })
 }
@@ -531,7 +728,7 @@ fn try_get(addr: SocketAddr, path: &str) -> Option<HttpResponse> {
     let stream = TcpStream::connect(addr).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
     (&stream).write_all(format!("GET {path} HTTP/1.1\r\nhost: admin\r\nconnection: close\r\n\r\n").as_bytes()).ok()?;
-    let message = read_message(&mut BufReader::new(&stream))?;
+    let message = read_message(&mut BufReader::new(&stream), false)?;
     let status = message.start_line.split(' ').nth(1)?.parse().ok()?;
     Some(HttpResponse { status, headers: message.headers, body: String::from_utf8_lossy(&message.body).into_owned() })
 }
