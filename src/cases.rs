@@ -56,7 +56,9 @@ pub struct CaseRequest {
     /// Header name → value, or a list of values for a repeated header.
     #[serde(default)]
     pub headers: BTreeMap<String, OneOrMany<String>>,
-    /// The client's address (in the e2e suite, a loopback address the client connects from).
+    /// The address the client connects from: an IPv4 loopback address (`127.0.0.1` by default), so the e2e
+    /// suite can connect from it. Remote clients are modelled with `x-forwarded-for`, as proxies in front
+    /// report them.
     #[serde(default = "default_source")]
     pub source: String,
 }
@@ -131,7 +133,19 @@ pub struct UpstreamRequest {
 impl CaseFile {
     pub fn load(path: &Path) -> Result<CaseFile, String> {
         let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        serde_yaml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+        let file: CaseFile = serde_yaml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        for case in &file.cases {
+            let loopback = case.request.source.parse::<std::net::Ipv4Addr>().is_ok_and(|ip| ip.is_loopback());
+            if !loopback {
+                return Err(format!(
+                    "{}: case {:?}: request.source {:?} is not an IPv4 loopback address (127.x.x.x); model a remote client with x-forwarded-for",
+                    path.display(),
+                    case.name,
+                    case.request.source
+                ));
+            }
+        }
+        Ok(file)
     }
 
     /// The rules document's path.
@@ -168,7 +182,7 @@ pub fn simulate(rules: &RuleSet, case: &Case) -> Observed {
         authority: case.request.host.clone(),
         scheme: "http".into(),
         headers: case.request.header_list(),
-        source: format!("{}:40000", bracket_v6(&case.request.source)),
+        source: format!("{}:40000", case.request.source),
     };
     let upstream = case.upstream.as_ref().map_or_else(Response::ok, CaseUpstream::response);
     let outcome = simulate::run(rules, &request, &upstream);
@@ -186,14 +200,6 @@ pub fn simulate(rules: &RuleSet, case: &Case) -> Observed {
         headers: outcome.response.headers,
         body: outcome.response.body,
         upstream,
-    }
-}
-
-fn bracket_v6(address: &str) -> String {
-    if address.contains(':') && !address.starts_with('[') {
-        format!("[{address}]")
-    } else {
-        address.to_owned()
     }
 }
 
