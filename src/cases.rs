@@ -133,7 +133,12 @@ pub struct UpstreamRequest {
 impl CaseFile {
     pub fn load(path: &Path) -> Result<CaseFile, String> {
         let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let file: CaseFile = serde_yaml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        CaseFile::parse(&text, path)
+    }
+
+    /// Reads the text of a case file; `path` names it in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<CaseFile, String> {
+        let file: CaseFile = serde_yaml::from_str(text).map_err(|e| format!("{}: {e}", path.display()))?;
         for case in &file.cases {
             let loopback = case.request.source.parse::<std::net::Ipv4Addr>().is_ok_and(|ip| ip.is_loopback());
             if !loopback {

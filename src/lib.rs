@@ -13,6 +13,10 @@ pub mod compile;
 pub mod config;
 pub mod engine;
 pub mod error;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod input;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod locate;
 pub mod matcher;
 pub mod ruleset;
 #[cfg(not(target_arch = "wasm32"))]

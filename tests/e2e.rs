@@ -55,13 +55,19 @@ fn responses_from_the_upstream_get_the_service_name() {
 }
 
 #[test]
-fn the_manifest_and_the_rules_file_carry_the_same_rules() {
-    let manifest: serde_yaml::Value =
-        serde_yaml::from_str(&std::fs::read_to_string(project_dir().join("manifests/hello-wasmplugin.yaml")).unwrap())
-            .unwrap();
-    let rules: serde_yaml::Value =
-        serde_yaml::from_str(&std::fs::read_to_string(project_dir().join("rules/hello.yaml")).unwrap()).unwrap();
-    assert_eq!(manifest["spec"]["pluginConfig"], rules);
+fn every_manifest_carries_the_rules_file_of_its_name() {
+    let mut checked = 0;
+    for entry in std::fs::read_dir(project_dir().join("manifests")).unwrap().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(stem) = name.strip_suffix("-wasmplugin.yaml") else { continue };
+        let manifest: serde_yaml::Value =
+            serde_yaml::from_str(&std::fs::read_to_string(entry.path()).unwrap()).unwrap();
+        let rules_path = project_dir().join(format!("rules/{stem}.yaml"));
+        let rules: serde_yaml::Value = serde_yaml::from_str(&std::fs::read_to_string(&rules_path).unwrap()).unwrap();
+        assert_eq!(manifest["spec"]["pluginConfig"], rules, "{name} and {} differ", rules_path.display());
+        checked += 1;
+    }
+    assert!(checked >= 2, "manifests/ should hold hello and maintenance, found {checked}");
 }
 
 const EDITS: &str = r#"{"request":[{"name":"edit-upstream-request","match":{"path":{"prefix":"/api/"},"headers":{"x-user":{"present":true}}},"actions":[{"request_headers":{"set":{"x-env":"prod","x-user":"anonymised"},"add":{"x-trace":"from-filter"},"remove":["x-secret"]}},{"response_headers":{"set":{"x-edited":"yes"}}}]}],"response":[{"name":"server-errors","match":{"status":[500.0,503.0],"headers":{"x-debug":"1"}},"actions":[{"response_headers":{"set":{"x-seen-error":"yes"}}}]},{"name":"strip-upstream-marker","match":{"response_headers":{"x-upstream":"echo"},"path":{"prefix":"/api/"}},"actions":[{"response_headers":{"remove":["x-upstream"],"add":{"x-via":"rulefilter"}}}]}]}"#;

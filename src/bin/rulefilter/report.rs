@@ -1,0 +1,75 @@
+//! Problems found in files, told the way editors and CI read them: `file:line:column: what`, or JSON.
+
+use std::path::Path;
+
+use rulefilter::input::{RulesSource, SyntaxError};
+use rulefilter::locate::{Position, SourceMap};
+use rulefilter::ConfigError;
+use serde_json::{json, Value};
+
+/// One problem, located.
+pub struct Problem {
+    pub file: String,
+    pub position: Option<Position>,
+    /// `WasmPlugin namespace/name` when the rules came from a manifest.
+    pub manifest: Option<String>,
+    /// The configuration error, or `None` for a problem with the file as a whole.
+    pub error: Option<ConfigError>,
+    pub message: String,
+}
+
+impl Problem {
+    /// A file that could not be read or parsed.
+    pub fn file(file: &Path, position: Option<Position>, message: impl Into<String>) -> Problem {
+        Problem { file: file.display().to_string(), position, manifest: None, error: None, message: message.into() }
+    }
+
+    pub fn syntax(file: &Path, error: &SyntaxError) -> Problem {
+        Problem::file(file, error.position, format!("not valid YAML or JSON: {}", error.message))
+    }
+
+    /// A compile error of `source`, located in the file through `map`.
+    pub fn config(file: &Path, map: &SourceMap, source: &RulesSource, error: ConfigError) -> Problem {
+        let position = map.find(source.index, &source.path(&error.path()));
+        Problem {
+            file: file.display().to_string(),
+            position,
+            manifest: source.manifest.clone(),
+            message: error.to_string(),
+            error: Some(error),
+        }
+    }
+
+    /// `file:line:column: [WasmPlugin ns/name: ]message`, then the hint on its own line.
+    pub fn text(&self) -> String {
+        let mut out = self.file.clone();
+        if let Some(at) = self.position {
+            out.push_str(&format!(":{}:{}", at.line, at.column));
+        }
+        out.push_str(": ");
+        if let Some(manifest) = &self.manifest {
+            out.push_str(&format!("{manifest}: "));
+        }
+        out.push_str(&self.message);
+        if let Some(hint) = self.error.as_ref().and_then(ConfigError::hint) {
+            out.push_str(&format!("\n  hint: {hint}"));
+        }
+        out
+    }
+
+    pub fn json(&self) -> Value {
+        let rule = self.error.as_ref().and_then(|e| e.rule.as_ref());
+        json!({
+            "file": self.file,
+            "line": self.position.map(|p| p.line),
+            "column": self.position.map(|p| p.column),
+            "manifest": self.manifest,
+            "phase": rule.map(|r| r.phase.key()),
+            "rule_index": rule.map(|r| r.index),
+            "rule": rule.and_then(|r| r.name.clone()),
+            "field": self.error.as_ref().map(|e| e.field.clone()),
+            "message": self.error.as_ref().map_or_else(|| self.message.clone(), |e| e.message.clone()),
+            "hint": self.error.as_ref().and_then(ConfigError::hint),
+        })
+    }
+}

@@ -1,0 +1,206 @@
+//! `rulefilter validate`: the module's own validation, with each problem's place in the file.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use lexopt::ValueExt;
+
+use rulefilter::cases::CaseFile;
+use rulefilter::input::{self, Item, RulesSource};
+use rulefilter::locate::SourceMap;
+use rulefilter::Phase;
+use serde_json::json;
+
+use crate::report::Problem;
+
+const HELP: &str = "\
+rulefilter validate: check rules documents and WasmPlugin manifests, as the module would
+
+Usage: rulefilter validate [OPTIONS] <FILE>...
+
+Each FILE is a rules document, a WasmPlugin manifest (its spec.pluginConfig is checked, with its
+vmConfig.env), or a rule test-case file (its format is checked); YAML or JSON, several documents per file
+allowed. Objects of other kinds in the same file are skipped. Every problem is one line,
+file:line:column, naming the rule and the field, with a hint where one helps.
+
+Options:
+      --env NAME=VALUE  An environment variable for ${env.NAME} (vmConfig.env); repeatable
+      --format FORMAT   text (default) or json
+  -h, --help            Print this help
+
+Examples:
+  rulefilter validate rules/cors.yaml
+  rulefilter validate manifests/*.yaml
+  rulefilter validate --env REGION=eu --format json rules/maintenance.yaml
+
+Exit status: 0 every file is valid, 1 problems were found, 2 the command itself failed.
+";
+
+struct Options {
+    files: Vec<PathBuf>,
+    env: HashMap<String, String>,
+    json: bool,
+}
+
+fn options(mut args: lexopt::Parser) -> Result<Option<Options>, lexopt::Error> {
+    use lexopt::Arg::{Long, Short, Value};
+    let mut options = Options { files: Vec::new(), env: HashMap::new(), json: false };
+    while let Some(arg) = args.next()? {
+        match arg {
+            Long("env") => {
+                let pair = args.value()?.string()?;
+                let (name, value) = pair
+                    .split_once('=')
+                    .ok_or_else(|| lexopt::Error::from(format!("--env takes NAME=VALUE, not {pair:?}")))?;
+                options.env.insert(name.to_owned(), value.to_owned());
+            }
+            Long("format") => match args.value()?.string()?.as_str() {
+                "text" => options.json = false,
+                "json" => options.json = true,
+                other => return Err(format!("--format is text or json, not {other:?}").into()),
+            },
+            Long("help") | Short('h') => {
+                print!("{HELP}");
+                return Ok(None);
+            }
+            Value(file) => options.files.push(file.into()),
+            other => return Err(other.unexpected()),
+        }
+    }
+    if options.files.is_empty() {
+        return Err("give at least one file to validate; see `rulefilter validate --help`".into());
+    }
+    Ok(Some(options))
+}
+
+pub fn run(args: lexopt::Parser) -> Result<ExitCode, String> {
+    let Some(options) = options(args).map_err(|e| e.to_string())? else { return Ok(ExitCode::SUCCESS) };
+    let mut problem_count = 0;
+    let mut report = Vec::new();
+    for file in &options.files {
+        let (checked, problems) = check_file(file, &options.env);
+        problem_count += problems.len();
+        if !options.json {
+            for problem in &problems {
+                println!("{}", problem.text());
+            }
+            for valid in checked.iter().filter(|c| c.valid) {
+                match &valid.manifest {
+                    Some(manifest) => println!("{}: {manifest}: {}", valid.file, valid.summary),
+                    None => println!("{}: {}", valid.file, valid.summary),
+                }
+            }
+        }
+        report.push((checked, problems));
+    }
+    if options.json {
+        let checked: Vec<_> = report
+            .iter()
+            .flat_map(|(checked, _)| checked)
+            .map(|c| json!({"file": c.file, "manifest": c.manifest, "valid": c.valid, "summary": c.summary}))
+            .collect();
+        let problems: Vec<_> = report.iter().flat_map(|(_, problems)| problems).map(Problem::json).collect();
+        println!("{:#}", json!({"valid": problem_count == 0, "checked": checked, "problems": problems}));
+    } else if problem_count > 0 {
+        eprintln!("{} in {}", plural(problem_count, "problem"), plural(options.files.len(), "file"));
+    }
+    Ok(if problem_count == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// `1 rule`, `2 rules`.
+pub fn plural(count: usize, noun: &str) -> String {
+    if count == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{count} {noun}s")
+    }
+}
+
+/// What was checked in one document, for the summary.
+struct Checked {
+    file: String,
+    manifest: Option<String>,
+    valid: bool,
+    summary: String,
+}
+
+/// Checks every document of one file.
+fn check_file(path: &Path, env: &HashMap<String, String>) -> (Vec<Checked>, Vec<Problem>) {
+    let mut problems = Vec::new();
+    let checked = check_documents(path, env, &mut problems);
+    // In the order of the file, as an editor lists them.
+    problems.sort_by_key(|p| p.position);
+    (checked, problems)
+}
+
+fn check_documents(path: &Path, env: &HashMap<String, String>, problems: &mut Vec<Problem>) -> Vec<Checked> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) => {
+            problems.push(Problem::file(path, None, format!("cannot read it: {e}")));
+            return Vec::new();
+        }
+    };
+    let items = match input::read(&text) {
+        Ok(items) => items,
+        Err(error) => {
+            problems.push(Problem::syntax(path, &error));
+            return Vec::new();
+        }
+    };
+    let map = SourceMap::new(&text);
+    let file = path.display().to_string();
+    let mut checked = Vec::new();
+    for item in items {
+        match item {
+            Item::Rules(source) => {
+                let before = problems.len();
+                let summary = check_rules(path, &map, &source, env, problems);
+                checked.push(Checked {
+                    file: file.clone(),
+                    manifest: source.manifest.clone(),
+                    valid: problems.len() == before,
+                    summary,
+                });
+            }
+            Item::Cases { .. } => match CaseFile::parse(&text, path) {
+                Ok(cases) => checked.push(Checked {
+                    file: file.clone(),
+                    manifest: None,
+                    valid: true,
+                    summary: format!(
+                        "valid test cases ({} for {})",
+                        plural(cases.cases.len(), "case"),
+                        cases.rules.display()
+                    ),
+                }),
+                Err(message) => problems.push(Problem::file(path, None, message)),
+            },
+            Item::Other { .. } => {}
+        }
+    }
+    checked
+}
+
+/// Compiles one rules document; returns the summary of a valid one.
+fn check_rules(
+    path: &Path,
+    map: &SourceMap,
+    source: &RulesSource,
+    env: &HashMap<String, String>,
+    problems: &mut Vec<Problem>,
+) -> String {
+    match source.compile(env) {
+        Ok(rules) if rules.is_empty() => "valid, no rules (the filter passes all traffic through)".to_owned(),
+        Ok(rules) => format!(
+            "valid ({}, {})",
+            plural(rules.rule_count(Phase::Request), "request rule"),
+            plural(rules.rule_count(Phase::Response), "response rule")
+        ),
+        Err(errors) => {
+            problems.extend(errors.0.into_iter().map(|error| Problem::config(path, map, source, error)));
+            String::new()
+        }
+    }
+}

@@ -1,0 +1,127 @@
+//! The `rulefilter` command-line tool, run as a user runs it.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn rulefilter(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_rulefilter"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("run rulefilter")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[test]
+fn every_shipped_document_and_manifest_is_valid() {
+    let mut args = vec!["validate", "--env", "MAINTENANCE_RETRY_AFTER=60", "--env", "REGION=eu"];
+    let files: Vec<String> = ["rules", "manifests", "tests/cases"]
+        .iter()
+        .flat_map(|dir| std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(dir)).unwrap().flatten())
+        .map(|e| e.path().to_string_lossy().into_owned())
+        .filter(|p| p.ends_with(".yaml"))
+        .collect();
+    args.extend(files.iter().map(String::as_str));
+    let output = rulefilter(&args);
+    assert!(output.status.success(), "{}{}", stdout(&output), String::from_utf8_lossy(&output.stderr));
+    assert_eq!(stdout(&output).lines().filter(|l| l.contains(": valid")).count(), files.len(), "{}", stdout(&output));
+}
+
+/// Each document under tests/invalid/ is refused with exactly the lines in its `.expected` file: the rule,
+/// the field, the place in the file, and a hint where one helps.
+#[test]
+fn every_invalid_document_is_refused_with_the_expected_messages() {
+    let folder = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/invalid");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&folder).unwrap().flatten() {
+        let path = entry.path();
+        if path.extension().is_some_and(|e| e == "expected") {
+            continue;
+        }
+        let relative = format!("tests/invalid/{}", path.file_name().unwrap().to_string_lossy());
+        let output = rulefilter(&["validate", &relative]);
+        assert_eq!(output.status.code(), Some(1), "{relative} should be refused:\n{}", stdout(&output));
+        let expected = std::fs::read_to_string(path.with_extension("expected")).unwrap();
+        assert_eq!(stdout(&output), expected, "{relative}");
+        // The module's own validator refuses it too (the tool adds only places and hints).
+        let text = std::fs::read_to_string(&path).unwrap();
+        if !text.contains("kind: WasmPlugin") {
+            assert!(rulefilter::parse_with_env(&text, &std::collections::HashMap::new()).is_err(), "{relative}");
+        }
+        checked += 1;
+    }
+    assert!(checked >= 8, "the invalid corpus has {checked} documents");
+}
+
+#[test]
+fn json_output_carries_every_part_of_a_problem() {
+    let output = rulefilter(&["validate", "--format", "json", "tests/invalid/misspelt-field.yaml", "rules/hello.yaml"]);
+    assert_eq!(output.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["valid"], false);
+    let problem = &report["problems"][0];
+    assert_eq!(problem["file"], "tests/invalid/misspelt-field.yaml");
+    assert_eq!((problem["line"].as_u64(), problem["column"].as_u64()), (Some(4), Some(7)));
+    assert_eq!(problem["phase"], "request");
+    assert_eq!(problem["rule_index"], 0);
+    assert_eq!(problem["rule"], "hello");
+    assert_eq!(problem["field"], "match.pathh");
+    assert!(problem["message"].as_str().unwrap().starts_with("unknown field `pathh`"), "{problem}");
+    assert_eq!(problem["hint"], "did you mean `path`?");
+    assert_eq!(report["checked"][1]["file"], "rules/hello.yaml");
+    assert_eq!(report["checked"][1]["valid"], true);
+}
+
+#[test]
+fn test_runs_the_cases_and_says_what_differed() {
+    let passing = rulefilter(&["test", "rules/"]);
+    assert!(passing.status.success(), "{}", stdout(&passing));
+    let summary = stdout(&passing);
+    let last = summary.lines().last().unwrap();
+    assert!(last.ends_with(" passed, 0 failed"), "{summary}");
+    assert!(summary.contains("  ok    a preflight from the app is answered at the proxy"), "{summary}");
+
+    let failing = rulefilter(&["test", "tests/cli/failing.yaml"]);
+    assert_eq!(failing.status.code(), Some(1));
+    assert_eq!(
+        stdout(&failing),
+        "tests/cli/failing.test.yaml (tests/cli/failing.yaml)\n  ok    the API is tagged\n  FAIL  a wrong expectation\n        \
+         status: expected 201, got 200\n        upstream header x-api: expected \"yes\", got None\n1 passed, 1 failed\n"
+    );
+    let quiet = rulefilter(&["test", "-q", "tests/cli/failing.test.yaml"]);
+    assert!(!stdout(&quiet).contains("ok    the API is tagged"), "{}", stdout(&quiet));
+}
+
+#[test]
+fn mistakes_in_the_command_itself_exit_2_with_a_reason() {
+    for (args, reason) in [
+        (&["frobnicate"][..], "unknown command \"frobnicate\""),
+        (&["validate"][..], "give at least one file"),
+        (&["validate", "--format", "xml", "x.yaml"][..], "--format is text or json"),
+        (&["test", "rules/no-such.yaml"][..], "no test cases beside it"),
+    ] {
+        let output = rulefilter(args);
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(reason), "{args:?}: {stderr}");
+    }
+    let missing = rulefilter(&["validate", "no-such-file.yaml"]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(stdout(&missing).starts_with("no-such-file.yaml: cannot read it:"), "{}", stdout(&missing));
+}
+
+#[test]
+fn every_command_explains_itself_with_examples() {
+    for command in ["validate", "test"] {
+        let help = rulefilter(&[command, "--help"]);
+        assert!(help.status.success());
+        let text = stdout(&help);
+        assert!(text.contains("Usage: rulefilter") && text.contains("Examples:"), "{command}: {text}");
+    }
+    let top = stdout(&rulefilter(&["--help"]));
+    assert!(top.contains("validate") && top.contains("test"), "{top}");
+}
