@@ -116,7 +116,7 @@ fn mistakes_in_the_command_itself_exit_2_with_a_reason() {
 
 #[test]
 fn every_command_explains_itself_with_examples() {
-    for command in ["validate", "test"] {
+    for command in ["validate", "test", "manifest"] {
         let help = rulefilter(&[command, "--help"]);
         assert!(help.status.success());
         let text = stdout(&help);
@@ -124,4 +124,91 @@ fn every_command_explains_itself_with_examples() {
     }
     let top = stdout(&rulefilter(&["--help"]));
     assert!(top.contains("validate") && top.contains("test"), "{top}");
+}
+
+#[test]
+fn manifest_wraps_a_checked_document_into_a_wasm_plugin() {
+    let output = rulefilter(&[
+        "manifest",
+        "--name",
+        "maintenance",
+        "--namespace",
+        "istio-ingress",
+        "--target-ref",
+        "Gateway/public",
+        "--image",
+        "oci://registry.example.com/platform/rulefilter:0.1.0",
+        "--sha256",
+        &"AB".repeat(32),
+        "--phase",
+        "AUTHN",
+        "--priority",
+        "10",
+        "--fail-strategy",
+        "FAIL_OPEN",
+        "--env",
+        "MAINTENANCE_RETRY_AFTER=3600",
+        "--env",
+        "REGION=eu-west-1",
+        "rules/maintenance.yaml",
+    ]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let manifest: serde_yaml::Value = serde_yaml::from_slice(&output.stdout).unwrap();
+    assert_eq!(manifest["apiVersion"], "extensions.istio.io/v1alpha1");
+    assert_eq!(manifest["kind"], "WasmPlugin");
+    assert_eq!(manifest["metadata"]["name"], "maintenance");
+    assert_eq!(manifest["metadata"]["namespace"], "istio-ingress");
+    let spec = &manifest["spec"];
+    assert_eq!(spec["targetRefs"][0]["kind"], "Gateway");
+    assert_eq!(spec["targetRefs"][0]["group"], "gateway.networking.k8s.io");
+    assert_eq!(spec["targetRefs"][0]["name"], "public");
+    assert_eq!(spec["sha256"], "ab".repeat(32));
+    assert_eq!((spec["phase"].as_str(), spec["priority"].as_i64()), (Some("AUTHN"), Some(10)));
+    assert_eq!(spec["failStrategy"], "FAIL_OPEN");
+    assert_eq!(spec["pluginName"], "rulefilter");
+    assert_eq!(spec["vmConfig"]["env"][1]["name"], "REGION");
+    // The rules travel unchanged.
+    let rules: serde_yaml::Value = serde_yaml::from_str(
+        &std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("rules/maintenance.yaml")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(spec["pluginConfig"], rules);
+    // And the result is what `validate` accepts, environment included.
+    let file = std::env::temp_dir().join(format!("rulefilter-manifest-{}.yaml", std::process::id()));
+    std::fs::write(&file, &output.stdout).unwrap();
+    let validated = rulefilter(&["validate", file.to_str().unwrap()]);
+    std::fs::remove_file(&file).ok();
+    assert!(validated.status.success(), "{}", stdout(&validated));
+    assert!(
+        stdout(&validated).contains("WasmPlugin istio-ingress/maintenance: valid (4 request rules"),
+        "{}",
+        stdout(&validated)
+    );
+}
+
+#[test]
+fn manifest_refuses_an_invalid_document_and_conflicting_targets() {
+    let invalid =
+        rulefilter(&["manifest", "--name", "x", "--image", "oci://r/x:1", "tests/invalid/misspelt-field.yaml"]);
+    assert_eq!(invalid.status.code(), Some(1));
+    assert!(invalid.stdout.is_empty(), "nothing to apply");
+    let stderr = String::from_utf8_lossy(&invalid.stderr);
+    assert!(stderr.starts_with("tests/invalid/misspelt-field.yaml:4:7: request[0] \"hello\": match.pathh"), "{stderr}");
+
+    let both = rulefilter(&[
+        "manifest",
+        "--name",
+        "x",
+        "--image",
+        "oci://r/x:1",
+        "--selector",
+        "app=a",
+        "--target-ref",
+        "Gateway/g",
+        "rules/hello.yaml",
+    ]);
+    assert_eq!(both.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&both.stderr).contains("not both"));
+    let missing = rulefilter(&["manifest", "--image", "oci://r/x:1", "rules/hello.yaml"]);
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("--name is needed"));
 }

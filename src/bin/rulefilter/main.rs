@@ -2,6 +2,7 @@
 //! a proxy and run their test cases on a laptop, with the same code the module runs.
 
 mod cases;
+mod manifest;
 mod report;
 mod validate;
 
@@ -17,6 +18,7 @@ Usage: rulefilter <COMMAND> [OPTIONS] [FILE]...
 Commands:
   validate  Check rules documents and WasmPlugin manifests, as the module would
   test      Run rule test cases (<name>.test.yaml) on the simulated proxy
+  manifest  Wrap a rules document into an Istio WasmPlugin
 
 Run `rulefilter <COMMAND> --help` for a command's options and examples.
 Exit status: 0 all good, 1 problems found or cases failed, 2 the command itself failed.
@@ -51,12 +53,13 @@ fn run() -> Result<ExitCode, String> {
     match command.as_str() {
         "validate" => validate::run(args),
         "test" => cases::run(args),
+        "manifest" => manifest::run(args),
         "help" => {
             print!("{USAGE}");
             Ok(ExitCode::SUCCESS)
         }
-        other => {
-            Err(format!("unknown command {other:?}; the commands are validate and test (see `rulefilter --help`)"))
-        }
+        other => Err(format!(
+            "unknown command {other:?}; the commands are validate, test and manifest (see `rulefilter --help`)"
+        )),
     }
 }

@@ -1,0 +1,216 @@
+//! `rulefilter manifest`: wraps a rules document into an Istio `WasmPlugin`, ready for `kubectl apply`.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use lexopt::ValueExt;
+use rulefilter::input::{self, Item};
+use rulefilter::locate::SourceMap;
+use serde_yaml::{Mapping, Value};
+
+use crate::report::Problem;
+
+const HELP: &str = "\
+rulefilter manifest: wrap a rules document into an Istio WasmPlugin, ready for kubectl apply
+
+Usage: rulefilter manifest [OPTIONS] --name <NAME> --image <URL> <RULES>
+
+The document is checked first (with the --env values), exactly as `rulefilter validate` checks it; the
+WasmPlugin goes to standard output. Give workloads by --selector or by --target-ref, not both.
+
+Options:
+      --name NAME              metadata.name
+      --namespace NS           metadata.namespace (default: none, kubectl's current namespace)
+      --image URL              The module's OCI image, e.g. oci://registry.example.com/rulefilter:0.1.0
+      --sha256 HEX             The module's SHA-256, pinned in spec.sha256
+      --selector KEY=VALUE     A workload label to match; repeatable
+      --target-ref KIND/NAME   A Gateway, HTTPRoute or Service to attach to; repeatable
+      --phase PHASE            AUTHN, AUTHZ, STATS or UNSPECIFIED_PHASE (default)
+      --priority N             Order among plugins of one phase (higher runs first)
+      --fail-strategy S        FAIL_CLOSE (default), FAIL_OPEN or FAIL_RELOAD
+      --plugin-name NAME       pluginName, the filter's root id (default: rulefilter)
+      --env NAME=VALUE         A vmConfig.env entry, for ${env.NAME}; repeatable
+  -h, --help                   Print this help
+
+Examples:
+  rulefilter manifest --name hello --namespace shop --selector app=shop \\
+      --image oci://registry.example.com/platform/rulefilter:0.1.0 rules/hello.yaml > hello.yaml
+  rulefilter manifest --name maintenance --namespace istio-ingress --target-ref Gateway/public \\
+      --image oci://registry.example.com/platform/rulefilter:0.1.0 --phase AUTHN \\
+      --env MAINTENANCE_RETRY_AFTER=3600 --env REGION=eu-west-1 rules/maintenance.yaml | kubectl apply -f -
+
+Exit status: 0 the manifest was written, 1 the document is not valid, 2 the command itself failed.
+";
+
+#[derive(Default)]
+struct Options {
+    rules: Option<PathBuf>,
+    name: Option<String>,
+    namespace: Option<String>,
+    image: Option<String>,
+    sha256: Option<String>,
+    selector: Vec<(String, String)>,
+    target_refs: Vec<(String, String)>,
+    phase: Option<String>,
+    priority: Option<i64>,
+    fail_strategy: Option<String>,
+    plugin_name: Option<String>,
+    env: Vec<(String, String)>,
+}
+
+fn pair(text: &str, separator: char, what: &str) -> Result<(String, String), lexopt::Error> {
+    match text.split_once(separator) {
+        Some((a, b)) if !a.is_empty() && !b.is_empty() => Ok((a.to_owned(), b.to_owned())),
+        _ => Err(format!("{what}, not {text:?}").into()),
+    }
+}
+
+fn one_of(value: String, allowed: &[&str], flag: &str) -> Result<String, lexopt::Error> {
+    if allowed.contains(&value.as_str()) {
+        Ok(value)
+    } else {
+        Err(format!("{flag} is one of {}, not {value:?}", allowed.join(", ")).into())
+    }
+}
+
+fn options(mut args: lexopt::Parser) -> Result<Option<Options>, lexopt::Error> {
+    use lexopt::Arg::{Long, Short, Value};
+    let mut o = Options::default();
+    while let Some(arg) = args.next()? {
+        match arg {
+            Long("name") => o.name = Some(args.value()?.string()?),
+            Long("namespace") => o.namespace = Some(args.value()?.string()?),
+            Long("image") => o.image = Some(args.value()?.string()?),
+            Long("sha256") => {
+                let hex = args.value()?.string()?;
+                if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    return Err(format!("--sha256 takes 64 hex digits, not {hex:?}").into());
+                }
+                o.sha256 = Some(hex.to_ascii_lowercase());
+            }
+            Long("selector") => o.selector.push(pair(&args.value()?.string()?, '=', "--selector takes KEY=VALUE")?),
+            Long("target-ref") => {
+                o.target_refs.push(pair(&args.value()?.string()?, '/', "--target-ref takes KIND/NAME")?);
+            }
+            Long("phase") => {
+                let allowed = ["AUTHN", "AUTHZ", "STATS", "UNSPECIFIED_PHASE"];
+                o.phase = Some(one_of(args.value()?.string()?, &allowed, "--phase")?);
+            }
+            Long("priority") => o.priority = Some(args.value()?.parse()?),
+            Long("fail-strategy") => {
+                let allowed = ["FAIL_CLOSE", "FAIL_OPEN", "FAIL_RELOAD"];
+                o.fail_strategy = Some(one_of(args.value()?.string()?, &allowed, "--fail-strategy")?);
+            }
+            Long("plugin-name") => o.plugin_name = Some(args.value()?.string()?),
+            Long("env") => o.env.push(pair(&args.value()?.string()?, '=', "--env takes NAME=VALUE")?),
+            Long("help") | Short('h') => {
+                print!("{HELP}");
+                return Ok(None);
+            }
+            Value(path) if o.rules.is_none() => o.rules = Some(path.into()),
+            other => return Err(other.unexpected()),
+        }
+    }
+    for (given, flag) in
+        [(o.rules.is_some(), "a rules document"), (o.name.is_some(), "--name"), (o.image.is_some(), "--image")]
+    {
+        if !given {
+            return Err(format!("{flag} is needed; see `rulefilter manifest --help`").into());
+        }
+    }
+    if !o.selector.is_empty() && !o.target_refs.is_empty() {
+        return Err("give --selector or --target-ref, not both (a WasmPlugin takes one)".into());
+    }
+    Ok(Some(o))
+}
+
+pub fn run(args: lexopt::Parser) -> Result<ExitCode, String> {
+    let Some(options) = options(args).map_err(|e| e.to_string())? else { return Ok(ExitCode::SUCCESS) };
+    let path = options.rules.clone().unwrap_or_default();
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let items = match input::read(&text) {
+        Ok(items) => items,
+        Err(error) => {
+            eprintln!("{}", Problem::syntax(&path, &error).text());
+            return Ok(ExitCode::from(1));
+        }
+    };
+    let Some(Item::Rules(source)) = items.into_iter().find(|i| matches!(i, Item::Rules(_))) else {
+        return Err(format!("{} holds no rules document", path.display()));
+    };
+    let env: HashMap<String, String> = options.env.iter().cloned().collect();
+    if let Err(errors) = source.compile(&env) {
+        let map = SourceMap::new(&text);
+        for error in errors.0 {
+            eprintln!("{}", Problem::config(&path, &map, &source, error).text());
+        }
+        return Ok(ExitCode::from(1));
+    }
+    let manifest = wasm_plugin(&options, source.rules);
+    let yaml = serde_yaml::to_string(&manifest).map_err(|e| e.to_string())?;
+    print!("# Made by `rulefilter manifest` from {}.\n{yaml}", path.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn map(entries: Vec<(&str, Value)>) -> Value {
+    Value::Mapping(entries.into_iter().map(|(k, v)| (Value::from(k), v)).collect::<Mapping>())
+}
+
+/// Group of a Gateway API or core kind, for targetRefs.
+fn group_of(kind: &str) -> &'static str {
+    match kind {
+        "Gateway" | "HTTPRoute" | "GRPCRoute" => "gateway.networking.k8s.io",
+        _ => "",
+    }
+}
+
+fn wasm_plugin(o: &Options, rules: Value) -> Value {
+    let mut metadata = vec![("name", Value::from(o.name.clone().unwrap_or_default()))];
+    if let Some(namespace) = &o.namespace {
+        metadata.push(("namespace", Value::from(namespace.clone())));
+    }
+    let mut spec = Vec::new();
+    if !o.selector.is_empty() {
+        let labels = o.selector.iter().map(|(k, v)| (k.as_str(), Value::from(v.clone()))).collect();
+        spec.push(("selector", map(vec![("matchLabels", map(labels))])));
+    }
+    if !o.target_refs.is_empty() {
+        let refs = o
+            .target_refs
+            .iter()
+            .map(|(kind, name)| {
+                map(vec![
+                    ("kind", Value::from(kind.clone())),
+                    ("group", Value::from(group_of(kind))),
+                    ("name", Value::from(name.clone())),
+                ])
+            })
+            .collect();
+        spec.push(("targetRefs", Value::Sequence(refs)));
+    }
+    spec.push(("url", Value::from(o.image.clone().unwrap_or_default())));
+    if let Some(sha256) = &o.sha256 {
+        spec.push(("sha256", Value::from(sha256.clone())));
+    }
+    spec.push(("pluginName", Value::from(o.plugin_name.clone().unwrap_or_else(|| "rulefilter".into()))));
+    spec.push(("phase", Value::from(o.phase.clone().unwrap_or_else(|| "UNSPECIFIED_PHASE".into()))));
+    if let Some(priority) = o.priority {
+        spec.push(("priority", Value::from(priority)));
+    }
+    spec.push(("failStrategy", Value::from(o.fail_strategy.clone().unwrap_or_else(|| "FAIL_CLOSE".into()))));
+    if !o.env.is_empty() {
+        let env =
+            o.env.iter().map(|(k, v)| map(vec![("name", Value::from(k.clone())), ("value", Value::from(v.clone()))]));
+        spec.push(("vmConfig", map(vec![("env", Value::Sequence(env.collect()))])));
+    }
+    if !rules.is_null() {
+        spec.push(("pluginConfig", rules));
+    }
+    map(vec![
+        ("apiVersion", Value::from("extensions.istio.io/v1alpha1")),
+        ("kind", Value::from("WasmPlugin")),
+        ("metadata", map(metadata)),
+        ("spec", map(spec)),
+    ])
+}
