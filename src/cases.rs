@@ -211,25 +211,12 @@ pub fn simulate(rules: &RuleSet, case: &Case) -> Observed {
 /// Every way `observed` differs from `expect`, one line each; empty when the case passes.
 pub fn check(expect: &Expect, observed: &Observed) -> Vec<String> {
     let mut differences = Vec::new();
-    let first = |headers: &Headers, name: &str| {
-        headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone())
-    };
     if let Some(status) = expect.status {
         if u64::from(observed.status) != status.0 {
             differences.push(format!("status: expected {}, got {}", status.0, observed.status));
         }
     }
-    for (name, want) in &expect.headers {
-        let got = first(&observed.headers, name);
-        if got.as_deref() != Some(want.as_str()) {
-            differences.push(format!("response header {name}: expected {want:?}, got {got:?}"));
-        }
-    }
-    for name in &expect.headers_absent {
-        if let Some(got) = first(&observed.headers, name) {
-            differences.push(format!("response header {name}: expected absent, got {got:?}"));
-        }
-    }
+    compare_headers("response header", &expect.headers, &expect.headers_absent, &observed.headers, &mut differences);
     if let Some(body) = &expect.body {
         if observed.body != *body {
             differences.push(format!("body: expected {body:?}, got {:?}", observed.body));
@@ -264,20 +251,34 @@ pub fn check(expect: &Expect, observed: &Observed) -> Vec<String> {
                     differences.push(format!("upstream host: expected {host:?}, got {:?}", upstream.host));
                 }
             }
-            for (name, want) in &expect.upstream_headers {
-                let got = first(&upstream.headers, name);
-                if got.as_deref() != Some(want.as_str()) {
-                    differences.push(format!("upstream header {name}: expected {want:?}, got {got:?}"));
-                }
-            }
-            for name in &expect.upstream_headers_absent {
-                if let Some(got) = first(&upstream.headers, name) {
-                    differences.push(format!("upstream header {name}: expected absent, got {got:?}"));
-                }
-            }
+            let (wanted, absent) = (&expect.upstream_headers, &expect.upstream_headers_absent);
+            compare_headers("upstream header", wanted, absent, &upstream.headers, &mut differences);
         }
     }
     differences
+}
+
+/// Adds a line for each header whose first value is not the wanted one, and for each present one that must
+/// be absent.
+fn compare_headers(
+    what: &str,
+    wanted: &BTreeMap<String, String>,
+    absent: &[String],
+    observed: &Headers,
+    differences: &mut Vec<String>,
+) {
+    let first = |name: &str| observed.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone());
+    for (name, want) in wanted {
+        let got = first(name);
+        if got.as_deref() != Some(want.as_str()) {
+            differences.push(format!("{what} {name}: expected {want:?}, got {got:?}"));
+        }
+    }
+    for name in absent {
+        if let Some(got) = first(name) {
+            differences.push(format!("{what} {name}: expected absent, got {got:?}"));
+        }
+    }
 }
 
 /// The case files under a folder (`*.test.yaml`), sorted.
