@@ -4,11 +4,8 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use rulefilter::cases::{case_files, check, simulate, CaseFile};
-use rulefilter::input::{self, Item};
-use rulefilter::locate::SourceMap;
-
-use crate::report::Problem;
+use crate::report::{compile_first, Problem};
+use rulefilter::cases::{case_file_beside, case_files, check, simulate, CaseFile};
 
 const HELP: &str = "\
 rulefilter test: run rule test cases on the simulated proxy
@@ -76,8 +73,7 @@ fn case_files_for(path: &Path) -> Result<Vec<PathBuf>, String> {
     if name.ends_with(".test.yaml") {
         return Ok(vec![path.to_owned()]);
     }
-    let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
-    let beside = path.with_file_name(format!("{stem}.test.yaml"));
+    let beside = case_file_beside(path);
     if beside.is_file() {
         Ok(vec![beside])
     } else {
@@ -130,12 +126,8 @@ fn run_file(file: &Path, quiet: bool) -> (usize, usize) {
 fn compile(path: &Path, env: &HashMap<String, String>) -> Result<rulefilter::RuleSet, Vec<Problem>> {
     let text =
         std::fs::read_to_string(path).map_err(|e| vec![Problem::file(path, None, format!("cannot read it: {e}"))])?;
-    let items = input::read(&text).map_err(|e| vec![Problem::syntax(path, &e)])?;
-    let map = SourceMap::new(&text);
-    let Some(Item::Rules(source)) = items.into_iter().find(|i| matches!(i, Item::Rules(_))) else {
-        return Err(vec![Problem::file(path, None, "holds no rules document")]);
-    };
-    source
-        .compile(env)
-        .map_err(|errors| errors.0.into_iter().map(|e| Problem::config(path, &map, &source, e)).collect())
+    match compile_first(path, &text, env) {
+        Some(compiled) => compiled.map(|(_, rules)| rules),
+        None => Err(vec![Problem::file(path, None, "holds no rules document")]),
+    }
 }

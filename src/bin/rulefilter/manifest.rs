@@ -5,11 +5,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use lexopt::ValueExt;
-use rulefilter::input::{self, Item};
-use rulefilter::locate::SourceMap;
 use serde_yaml::{Mapping, Value};
 
-use crate::report::Problem;
+use crate::report::compile_first;
 
 const HELP: &str = "\
 rulefilter manifest: wrap a rules document into an Istio WasmPlugin, ready for kubectl apply
@@ -129,24 +127,17 @@ pub fn run(args: lexopt::Parser) -> Result<ExitCode, String> {
     let Some(options) = options(args).map_err(|e| e.to_string())? else { return Ok(ExitCode::SUCCESS) };
     let path = options.rules.clone().unwrap_or_default();
     let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let items = match input::read(&text) {
-        Ok(items) => items,
-        Err(error) => {
-            eprintln!("{}", Problem::syntax(&path, &error).text());
+    let env: HashMap<String, String> = options.env.iter().cloned().collect();
+    let source = match compile_first(&path, &text, &env) {
+        Some(Ok((source, _))) => source,
+        Some(Err(problems)) => {
+            for problem in problems {
+                eprintln!("{}", problem.text());
+            }
             return Ok(ExitCode::from(1));
         }
+        None => return Err(format!("{} holds no rules document", path.display())),
     };
-    let Some(Item::Rules(source)) = items.into_iter().find(|i| matches!(i, Item::Rules(_))) else {
-        return Err(format!("{} holds no rules document", path.display()));
-    };
-    let env: HashMap<String, String> = options.env.iter().cloned().collect();
-    if let Err(errors) = source.compile(&env) {
-        let map = SourceMap::new(&text);
-        for error in errors.0 {
-            eprintln!("{}", Problem::config(&path, &map, &source, error).text());
-        }
-        return Ok(ExitCode::from(1));
-    }
     let manifest = wasm_plugin(&options, source.rules);
     let yaml = serde_yaml::to_string(&manifest).map_err(|e| e.to_string())?;
     print!("# Made by `rulefilter manifest` from {}.\n{yaml}", path.display());

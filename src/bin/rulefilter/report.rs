@@ -1,11 +1,33 @@
 //! Problems found in files, told the way editors and CI read them: `file:line:column: what`, or JSON.
 
+use std::collections::HashMap;
 use std::path::Path;
 
-use rulefilter::input::{RulesSource, SyntaxError};
+use rulefilter::input::{self, Item, RulesSource, SyntaxError};
 use rulefilter::locate::{Position, SourceMap};
-use rulefilter::ConfigError;
+use rulefilter::{ConfigError, RuleSet};
 use serde_json::{json, Value};
+
+/// The first rules document of a file's `text`, compiled with `env` on top of its own; `None` when the file
+/// holds none. Errors are placed in the file; the text is read for positions only then.
+pub fn compile_first(
+    path: &Path,
+    text: &str,
+    env: &HashMap<String, String>,
+) -> Option<Result<(RulesSource, RuleSet), Vec<Problem>>> {
+    let items = match input::read(text) {
+        Ok(items) => items,
+        Err(error) => return Some(Err(vec![Problem::syntax(path, &error)])),
+    };
+    let Some(Item::Rules(source)) = items.into_iter().find(|i| matches!(i, Item::Rules(_))) else { return None };
+    Some(match source.compile(env) {
+        Ok(rules) => Ok((source, rules)),
+        Err(errors) => {
+            let map = SourceMap::new(text);
+            Err(errors.0.into_iter().map(|e| Problem::config(path, &map, &source, e)).collect())
+        }
+    })
+}
 
 /// One problem, located.
 pub struct Problem {

@@ -1,5 +1,6 @@
 //! `rulefilter validate`: the module's own validation, with each problem's place in the file.
 
+use std::cell::OnceCell;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -149,14 +150,15 @@ fn check_documents(path: &Path, env: &HashMap<String, String>, problems: &mut Ve
             return Vec::new();
         }
     };
-    let map = SourceMap::new(&text);
+    // Positions are needed only for problems: the text is read for them only then.
+    let map = OnceCell::new();
     let file = path.display().to_string();
     let mut checked = Vec::new();
     for item in items {
         match item {
             Item::Rules(source) => {
                 let before = problems.len();
-                let summary = check_rules(path, &map, &source, env, problems);
+                let summary = check_rules(path, &text, &map, &source, env, problems);
                 checked.push(Checked {
                     file: file.clone(),
                     manifest: source.manifest.clone(),
@@ -186,7 +188,8 @@ fn check_documents(path: &Path, env: &HashMap<String, String>, problems: &mut Ve
 /// Compiles one rules document; returns the summary of a valid one.
 fn check_rules(
     path: &Path,
-    map: &SourceMap,
+    text: &str,
+    map: &OnceCell<SourceMap>,
     source: &RulesSource,
     env: &HashMap<String, String>,
     problems: &mut Vec<Problem>,
@@ -199,6 +202,7 @@ fn check_rules(
             plural(rules.rule_count(Phase::Response), "response rule")
         ),
         Err(errors) => {
+            let map = map.get_or_init(|| SourceMap::new(text));
             problems.extend(errors.0.into_iter().map(|error| Problem::config(path, map, source, error)));
             String::new()
         }
