@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use rulefilter::cases::{Case, CaseFile};
+use rulefilter::cases::{case_file_beside, Case, CaseFile};
 use support::{document_json, EchoUpstream, Envoy, EnvoyOptions, Plugin};
 
 fn main() -> ExitCode {
@@ -69,8 +69,7 @@ fn main() -> ExitCode {
 
 /// The document's cases (`<name>.test.yaml` beside it), if it has them.
 fn cases_beside(rules_path: &Path) -> Option<CaseFile> {
-    let stem = rules_path.file_stem()?.to_str()?;
-    let path = rules_path.with_file_name(format!("{stem}.test.yaml"));
+    let path = case_file_beside(rules_path);
     if !path.is_file() {
         return None;
     }

@@ -159,6 +159,19 @@ impl CaseFile {
     }
 }
 
+impl Case {
+    /// What the upstream answers: the case's `upstream`, or 200 with no headers and no body.
+    pub fn upstream_response(&self) -> Response {
+        self.upstream.as_ref().map_or_else(Response::ok, CaseUpstream::response)
+    }
+}
+
+/// Where a rules document's test cases are: `<name>.test.yaml` beside it.
+pub fn case_file_beside(rules: &Path) -> PathBuf {
+    let stem = rules.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    rules.with_file_name(format!("{stem}.test.yaml"))
+}
+
 impl CaseRequest {
     /// Headers in order, repeated headers as several entries, names lower-case.
     pub fn header_list(&self) -> Headers {
@@ -189,8 +202,7 @@ pub fn simulate(rules: &RuleSet, case: &Case) -> Observed {
         headers: case.request.header_list(),
         source: format!("{}:40000", case.request.source),
     };
-    let upstream = case.upstream.as_ref().map_or_else(Response::ok, CaseUpstream::response);
-    let outcome = simulate::run(rules, &request, &upstream);
+    let outcome = simulate::run(rules, &request, &case.upstream_response());
     let upstream = outcome.upstream_request.map(|headers| {
         let pseudo = |name: &str| headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone()).unwrap_or_default();
         UpstreamRequest {

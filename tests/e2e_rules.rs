@@ -48,7 +48,7 @@ fn replay(file: &Path) -> (usize, Vec<String>) {
 
 /// Sends one case's request through Envoy, the upstream answering as the case says.
 fn run(envoy: &Envoy, upstream: &EchoUpstream, case: &Case) -> Observed {
-    let answer = case.upstream.as_ref().map(|u| u.response()).unwrap_or_else(rulefilter::simulate::Response::ok);
+    let answer = case.upstream_response();
     upstream.script(Some(Scripted { status: answer.status, headers: answer.headers, body: answer.body }));
     upstream.clear();
     let mut request = ClientRequest::new(&case.request.method, &case.request.path)
