@@ -173,6 +173,22 @@ pub fn case_file_beside(rules: &Path) -> PathBuf {
 }
 
 impl CaseRequest {
+    /// The request the simulated proxy receives: over plain HTTP, from port 40000 of `source`.
+    pub fn to_request(&self) -> Request {
+        let source = match self.source.parse::<std::net::IpAddr>() {
+            Ok(ip) => std::net::SocketAddr::new(ip, 40000).to_string(),
+            Err(_) => self.source.clone(),
+        };
+        Request {
+            method: self.method.clone(),
+            path: self.path.clone(),
+            authority: self.host.clone(),
+            scheme: "http".into(),
+            headers: self.header_list(),
+            source,
+        }
+    }
+
     /// Headers in order, repeated headers as several entries, names lower-case.
     pub fn header_list(&self) -> Headers {
         self.headers
@@ -194,15 +210,7 @@ impl CaseUpstream {
 
 /// Runs a case on the simulated proxy.
 pub fn simulate(rules: &RuleSet, case: &Case) -> Observed {
-    let request = Request {
-        method: case.request.method.clone(),
-        path: case.request.path.clone(),
-        authority: case.request.host.clone(),
-        scheme: "http".into(),
-        headers: case.request.header_list(),
-        source: format!("{}:40000", case.request.source),
-    };
-    let outcome = simulate::run(rules, &request, &case.upstream_response());
+    let outcome = simulate::run(rules, &case.request.to_request(), &case.upstream_response());
     let upstream = outcome.upstream_request.map(|headers| {
         let pseudo = |name: &str| headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone()).unwrap_or_default();
         UpstreamRequest {

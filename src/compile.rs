@@ -237,13 +237,17 @@ impl Compiler<'_> {
         }
         if let Some(methods) = &spec.method {
             let slot = self.request_header(":method", ctx);
-            let values = tokens(&methods.0, &format!("{field}.method"), "an HTTP method", ctx);
-            all.push(leaf(slot, View::Whole, Test::OneOf { values, ignore_case: false }));
+            let at = format!("{field}.method");
+            let values = tokens(&methods.0, &at, "an HTTP method", ctx);
+            let wanted = one_of(&values);
+            all.push(leaf(at, wanted, slot, View::Whole, Test::OneOf { values, ignore_case: false }));
         }
         if let Some(schemes) = &spec.scheme {
             let slot = self.request_header(":scheme", ctx);
-            let values = tokens(&schemes.0, &format!("{field}.scheme"), "a URL scheme", ctx);
-            all.push(leaf(slot, View::Whole, Test::OneOf { values, ignore_case: true }));
+            let at = format!("{field}.scheme");
+            let values = tokens(&schemes.0, &at, "a URL scheme", ctx);
+            let wanted = one_of(&values);
+            all.push(leaf(at, wanted, slot, View::Whole, Test::OneOf { values, ignore_case: true }));
         }
         if let Some(hosts) = &spec.host {
             let slot = self.request_header(":authority", ctx);
@@ -252,7 +256,7 @@ impl Compiler<'_> {
                 let at = if hosts.0.len() == 1 { format!("{field}.host") } else { format!("{field}.host[{i}]") };
                 any.extend(self.host_condition(host, slot, &at, ctx));
             }
-            all.push(one_or_any(any));
+            all.push(one_or_any(format!("{field}.host"), any));
         }
         for (name, test) in &spec.headers {
             let at = format!("{field}.headers.{name}");
@@ -296,7 +300,8 @@ impl Compiler<'_> {
                     Err(message) => ctx.error(item, message),
                 }
             }
-            all.push(leaf(slot, View::Whole, Test::Status(ranges)));
+            let written: Vec<String> = statuses.0.iter().map(StatusSpec::to_string).collect();
+            all.push(leaf(at, one_of(&written), slot, View::Whole, Test::Status(ranges)));
         }
         for (name, test) in &spec.response_headers {
             let at = format!("{field}.response_headers.{name}");
@@ -317,8 +322,9 @@ impl Compiler<'_> {
             if blocks.is_empty() {
                 ctx.error(format!("{field}.any"), "`any` needs at least one block");
             }
-            let exprs = self.blocks(blocks, &format!("{field}.any"), depth, ctx);
-            all.push(Expr::Any(exprs));
+            let at = format!("{field}.any");
+            let exprs = self.blocks(blocks, &at, depth, ctx);
+            all.push(Expr::Any { field: at.into(), exprs });
         }
         if let Some(block) = &spec.not {
             let at = format!("{field}.not");
@@ -327,7 +333,7 @@ impl Compiler<'_> {
             let inner = self.block(block, &at, depth + 1, ctx);
             ctx.under_not = !ctx.under_not;
             match inner {
-                Some(expr) => all.push(Expr::Not(Box::new(expr))),
+                Some(expr) => all.push(Expr::Not { field: at.into(), inner: Box::new(expr) }),
                 None if ctx.error_count() == before => {
                     ctx.error(at, "`not` of an empty block never matches; give it conditions");
                 }
@@ -365,7 +371,16 @@ impl Compiler<'_> {
         ctx: &mut RuleContext,
     ) -> Option<Expr> {
         let (test, regex_id) = string_test(fields, operand, field, ctx)?;
-        Some(Expr::Leaf(Condition { slot, view, test, invert: fields.invert, regex_id, captures: Vec::new() }))
+        Some(Expr::Leaf(Condition {
+            field: field.into(),
+            wanted: describe_test(fields).into(),
+            slot,
+            view,
+            test,
+            invert: fields.invert,
+            regex_id,
+            captures: Vec::new(),
+        }))
     }
 
     fn host_condition(
@@ -392,7 +407,12 @@ impl Compiler<'_> {
             .flatten()
             .any(|s| s.contains(':'));
         let view = if with_port { View::Whole } else { View::HostOnly };
-        self.string_condition(&fields, slot, view, Operand::Host, field, ctx)
+        let mut expr = self.string_condition(&fields, slot, view, Operand::Host, field, ctx);
+        if let Some(Expr::Leaf(condition)) = &mut expr {
+            // Describe the test as written, before the wildcard became a suffix.
+            condition.wanted = describe_test(&host.0).into();
+        }
+        expr
     }
 
     fn source_condition(&mut self, spec: &SourceSpec, field: &str, ctx: &mut RuleContext) -> Option<Expr> {
@@ -413,7 +433,14 @@ impl Compiler<'_> {
         let trusted_hops = usize::try_from(trusted_hops).unwrap_or(usize::MAX);
         let slot = self.slot(Slot::SourceAddress, ctx);
         let xff_slot = if trusted_hops > 0 { self.request_header("x-forwarded-for", ctx) } else { slot };
+        let mut wanted = if spec.invert { "not in ".to_owned() } else { "in ".to_owned() };
+        wanted.push_str(&spec.cidrs.join(", "));
+        if trusted_hops > 0 {
+            wanted.push_str(&format!(" (client taken {trusted_hops} from the right of x-forwarded-for)"));
+        }
         let condition = Condition {
+            field: field.into(),
+            wanted: wanted.into(),
             slot,
             view: View::Client { xff_slot, trusted_hops },
             test: Test::Cidrs(cidrs),
@@ -875,8 +902,8 @@ fn capture(group: &str, reference: &str, field: &str, ctx: &mut RuleContext) -> 
 /// Gives each regex condition the capture bindings templates asked for.
 fn attach_captures(expr: &mut Expr, bindings: &mut [Vec<CaptureBinding>]) {
     match expr {
-        Expr::All(exprs) | Expr::Any(exprs) => exprs.iter_mut().for_each(|e| attach_captures(e, bindings)),
-        Expr::Not(inner) => attach_captures(inner, bindings),
+        Expr::All(exprs) | Expr::Any { exprs, .. } => exprs.iter_mut().for_each(|e| attach_captures(e, bindings)),
+        Expr::Not { inner, .. } => attach_captures(inner, bindings),
         Expr::Leaf(condition) => {
             if let Some(found) = condition.regex_id.and_then(|id| bindings.get_mut(id)) {
                 condition.captures = std::mem::take(found);
@@ -885,17 +912,51 @@ fn attach_captures(expr: &mut Expr, bindings: &mut [Vec<CaptureBinding>]) {
     }
 }
 
-fn leaf(slot: usize, view: View, test: Test) -> Expr {
-    Expr::Leaf(Condition { slot, view, test, invert: false, regex_id: None, captures: Vec::new() })
+fn leaf(field: String, wanted: String, slot: usize, view: View, test: Test) -> Expr {
+    let (field, wanted) = (field.into(), wanted.into());
+    Expr::Leaf(Condition { field, wanted, slot, view, test, invert: false, regex_id: None, captures: Vec::new() })
 }
 
-fn one_or_any(mut exprs: Vec<Expr>) -> Expr {
+/// The one expression, or `any` of several (written at `field`).
+fn one_or_any(field: String, mut exprs: Vec<Expr>) -> Expr {
     if exprs.len() == 1 {
         if let Some(expr) = exprs.pop() {
             return expr;
         }
     }
-    Expr::Any(exprs)
+    Expr::Any { field: field.into(), exprs }
+}
+
+/// `GET`, or `one of GET, HEAD`: how a list of alternatives reads in a trace.
+fn one_of(values: &[impl AsRef<str>]) -> String {
+    match values {
+        [one] => one.as_ref().to_owned(),
+        many => format!("one of {}", many.iter().map(AsRef::as_ref).collect::<Vec<_>>().join(", ")),
+    }
+}
+
+/// A value test as written, for traces: `prefix "/api"`, `absent`, `not regex "v[0-9]+" (ignore case)`.
+fn describe_test(fields: &MatchFields) -> String {
+    let operators = [
+        ("exact", &fields.exact),
+        ("prefix", &fields.prefix),
+        ("segment_prefix", &fields.segment_prefix),
+        ("suffix", &fields.suffix),
+        ("contains", &fields.contains),
+        ("regex", &fields.regex),
+    ];
+    let mut text = if fields.invert { "not ".to_owned() } else { String::new() };
+    match operators.iter().find_map(|(name, value)| value.as_ref().map(|v| (name, v))) {
+        Some((name, value)) => text.push_str(&format!("{name} {}", crate::trace::quote(value))),
+        None => {
+            let present = fields.present.or(fields.absent.map(|absent| !absent)).unwrap_or(true);
+            text.push_str(if present { "present" } else { "absent" });
+        }
+    }
+    if fields.ignore_case {
+        text.push_str(" (ignore case)");
+    }
+    text
 }
 
 /// What a string test is applied to, which decides the operators it may use.

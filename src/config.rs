@@ -126,6 +126,15 @@ pub enum StatusSpec {
     Text(String),
 }
 
+impl fmt::Display for StatusSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StatusSpec::Code(code) => write!(f, "{}", code.0),
+            StatusSpec::Text(text) => f.write_str(text),
+        }
+    }
+}
+
 /// One action. Written as a single-key map, e.g. `- response_headers: {set: {x-a: b}}`.
 #[derive(Debug)]
 pub enum ActionSpec {

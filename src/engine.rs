@@ -16,6 +16,7 @@ use crate::ruleset::{
     Action, Condition, Expr, Group, HeaderEdits, HeaderMap, LocalResponse, PathRewrite, Piece, QueryEdits, Redirect,
     RedirectTarget, Rewrite, Rule, RuleSet, Slot, Template, Test, View,
 };
+use crate::trace::{self, Edit, Event, Miss, SkipReason};
 use crate::url::{self, QueryPairs};
 
 /// What the engine needs from the proxy for one exchange. Header names are lower-case.
@@ -67,6 +68,8 @@ pub struct RequestState {
     values: Vec<Lookup>,
     deferred: Vec<DeferredEdits>,
     responded: bool,
+    /// What happened, when tracing (never in the module).
+    trace: Option<Vec<Event>>,
 }
 
 impl RequestState {
@@ -74,17 +77,38 @@ impl RequestState {
     pub fn responded(&self) -> bool {
         self.responded
     }
+
+    /// What happened so far, for a state made by [`RuleSet::new_traced_request`]; empty otherwise.
+    pub fn trace(&self) -> &[Event] {
+        self.trace.as_deref().unwrap_or_default()
+    }
+
+    /// The trace, taken out of the finished exchange.
+    pub fn into_trace(self) -> Vec<Event> {
+        self.trace.unwrap_or_default()
+    }
 }
 
 impl RuleSet {
     /// A fresh state for a new exchange.
     pub fn new_request(&self) -> RequestState {
-        RequestState { values: vec![Lookup::NotFetched; self.slots.len()], deferred: Vec::new(), responded: false }
+        RequestState {
+            values: vec![Lookup::NotFetched; self.slots.len()],
+            deferred: Vec::new(),
+            responded: false,
+            trace: None,
+        }
+    }
+
+    /// A fresh state that records what happens, with the reason each unmatched rule failed (for tools).
+    pub fn new_traced_request(&self) -> RequestState {
+        RequestState { trace: Some(Vec::new()), ..self.new_request() }
     }
 
     /// Runs the request rules; call when the request headers arrive.
     pub fn on_request_headers(&self, state: &mut RequestState, host: &mut impl Host) -> Flow {
         let mut run = Run { rules: self, state, host, phase: Phase::Request };
+        run.record(|| Event::Phase(Phase::Request));
         if run.rules(&self.request_rules) == Flow::Responded {
             return Flow::Responded;
         }
@@ -103,9 +127,11 @@ impl RuleSet {
         }
         let deferred = std::mem::take(&mut state.deferred);
         let mut run = Run { rules: self, state, host, phase: Phase::Response };
+        run.record(|| Event::Phase(Phase::Response));
         for edits in &deferred {
-            let action = self.request_rules.get(edits.rule).and_then(|rule| rule.actions.get(edits.action));
-            if let Some(Action::ResponseHeaders(header_edits)) = action {
+            let rule = self.request_rules.get(edits.rule);
+            if let Some(Action::ResponseHeaders(header_edits)) = rule.and_then(|rule| rule.actions.get(edits.action)) {
+                run.record(|| Event::ApplyDeferred { rule: rule.map(|r| r.name.to_string()).unwrap_or_default() });
                 run.apply_edits(HeaderMap::Response, header_edits, &edits.values);
             }
         }
@@ -135,9 +161,13 @@ impl<'r, H: Host> Run<'r, '_, H> {
             match self.rule(index, rule) {
                 Outcome::Responded => {
                     self.state.responded = true;
+                    self.record_skipped(rules, index, SkipReason::Answered);
                     return Flow::Responded;
                 }
-                Outcome::Matched if rule.stop => break,
+                Outcome::Matched if rule.stop => {
+                    self.record_skipped(rules, index, SkipReason::Stopped);
+                    break;
+                }
                 Outcome::Matched | Outcome::NoMatch => {}
             }
         }
@@ -147,6 +177,13 @@ impl<'r, H: Host> Run<'r, '_, H> {
     fn rule(&mut self, index: usize, rule: &'r Rule) -> Outcome {
         let mut captures: Vec<Option<String>> = vec![None; rule.capture_cells];
         let matched = rule.when.as_ref().is_none_or(|expr| self.eval(expr, &mut captures));
+        if self.state.trace.is_some() {
+            let miss = match (&rule.when, matched) {
+                (Some(expr), false) => self.explain(expr, &mut captures),
+                _ => None,
+            };
+            self.record(|| Event::Rule { index, name: rule.name.to_string(), miss });
+        }
         if !matched {
             return Outcome::NoMatch;
         }
@@ -157,6 +194,30 @@ impl<'r, H: Host> Run<'r, '_, H> {
             }
         }
         Outcome::Matched
+    }
+
+    // ----- tracing -----
+
+    /// Adds an event to the trace, if this exchange is traced; `event` is only built then.
+    fn record(&mut self, event: impl FnOnce() -> Event) {
+        if let Some(trace) = &mut self.state.trace {
+            trace.push(event());
+        }
+    }
+
+    /// Records the rules after `index` as not evaluated, because of what rule `index` did.
+    fn record_skipped(&mut self, rules: &[Rule], index: usize, reason: SkipReason) {
+        let Some(trace) = &mut self.state.trace else { return };
+        let by = rules.get(index).map(|r| r.name.to_string()).unwrap_or_default();
+        for (later, rule) in rules.iter().enumerate().skip(index + 1) {
+            trace.push(Event::Skipped { index: later, name: rule.name.to_string(), by: by.clone(), reason });
+        }
+    }
+
+    /// Logs a refused value and records it.
+    fn refuse(&mut self, message: String) {
+        warn!("{message}");
+        self.record(|| Event::Refused(message));
     }
 
     // ----- values -----
@@ -235,16 +296,32 @@ impl<'r, H: Host> Run<'r, '_, H> {
     fn set_header(&mut self, map: HeaderMap, name: &str, value: &str) {
         self.host.set_header(map, name, value);
         self.note_write(map, name, Write::Set(value));
+        self.record(|| Event::Header { map, name: name.to_owned(), edit: Edit::Set(value.to_owned()) });
     }
 
     fn add_header(&mut self, map: HeaderMap, name: &str, value: &str) {
         self.host.add_header(map, name, value);
         self.note_write(map, name, Write::Add(value));
+        self.record(|| Event::Header { map, name: name.to_owned(), edit: Edit::Add(value.to_owned()) });
     }
 
     fn remove_header(&mut self, map: HeaderMap, name: &str) {
         self.host.remove_header(map, name);
         self.note_write(map, name, Write::Remove);
+        self.record(|| Event::Header { map, name: name.to_owned(), edit: Edit::Remove });
+    }
+
+    /// Answers the client through the proxy; returns whether it accepted.
+    fn send_response(&mut self, status: u16, headers: &[(&str, &str)], body: &str) -> bool {
+        let sent = self.host.send_response(status, headers, body);
+        if sent {
+            self.record(|| Event::Responded {
+                status,
+                headers: headers.iter().map(|(n, v)| ((*n).to_owned(), (*v).to_owned())).collect(),
+                body: body.to_owned(),
+            });
+        }
+        sent
     }
 
     /// A header's current value: from the cache when a rule reads it, otherwise from the proxy.
@@ -262,9 +339,40 @@ impl<'r, H: Host> Run<'r, '_, H> {
     fn eval(&mut self, expr: &Expr, captures: &mut [Option<String>]) -> bool {
         match expr {
             Expr::All(exprs) => exprs.iter().all(|e| self.eval(e, captures)),
-            Expr::Any(exprs) => exprs.iter().any(|e| self.eval(e, captures)),
-            Expr::Not(inner) => !self.eval(inner, captures),
+            Expr::Any { exprs, .. } => exprs.iter().any(|e| self.eval(e, captures)),
+            Expr::Not { inner, .. } => !self.eval(inner, captures),
             Expr::Leaf(condition) => self.holds(condition, captures),
+        }
+    }
+
+    /// Why `expr` does not hold, naming the first condition that fails; `None` when it holds. Evaluates in
+    /// the same order as [`Self::eval`], so it reads only values the evaluation already fetched.
+    fn explain(&mut self, expr: &Expr, captures: &mut [Option<String>]) -> Option<Miss> {
+        match expr {
+            Expr::All(exprs) => exprs.iter().find_map(|e| self.explain(e, captures)),
+            Expr::Any { field, exprs } => {
+                let mut alternatives = Vec::with_capacity(exprs.len());
+                for e in exprs {
+                    alternatives.push(self.explain(e, captures)?);
+                }
+                let reason = format!("none of its {} alternatives matched", exprs.len());
+                Some(Miss { field: field.to_string(), reason, alternatives })
+            }
+            Expr::Not { field, inner } => self.eval(inner, captures).then(|| Miss {
+                field: field.to_string(),
+                reason: "the block under `not` matched".to_owned(),
+                alternatives: Vec::new(),
+            }),
+            Expr::Leaf(condition) => {
+                if self.holds(condition, captures) {
+                    return None;
+                }
+                let got = self
+                    .view(condition.slot, &condition.view)
+                    .map_or_else(|| "nothing".to_owned(), |v| trace::quote(&v));
+                let reason = format!("got {got}, wanted {}", condition.wanted);
+                Some(Miss { field: condition.field.to_string(), reason, alternatives: Vec::new() })
+            }
         }
     }
 
@@ -347,7 +455,7 @@ impl<'r, H: Host> Run<'r, '_, H> {
         if is_header_value(&value) {
             Some(value.into_owned())
         } else {
-            warn!("rule {:?}: refused a value for {name:?}: it contains CR, LF or NUL", &*rule.name);
+            self.refuse(format!("rule {:?}: refused a value for {name:?}: it contains CR, LF or NUL", &*rule.name));
             None
         }
     }
@@ -372,7 +480,8 @@ impl<'r, H: Host> Run<'r, '_, H> {
                 match self.phase {
                     Phase::Response => self.apply_edits(HeaderMap::Response, edits, &values),
                     Phase::Request => {
-                        self.state.deferred.push(DeferredEdits { rule: index, action: action_index, values })
+                        self.state.deferred.push(DeferredEdits { rule: index, action: action_index, values });
+                        self.record(|| Event::Deferred);
                     }
                 }
             }
@@ -389,8 +498,9 @@ impl<'r, H: Host> Run<'r, '_, H> {
             Action::Rewrite(rewrite) => self.rewrite(rule, rewrite, captures),
             Action::Query(edits) => self.edit_query(rule, edits, captures),
             Action::Log { level, message } => {
-                let message = self.render(message, captures);
+                let message = self.render(message, captures).into_owned();
                 log::log!(*level, "{}: {message}", &*rule.name);
+                self.record(|| Event::Logged { level: *level, message });
             }
         }
         Outcome::Matched
@@ -467,7 +577,7 @@ impl<'r, H: Host> Run<'r, '_, H> {
         }
         let body = self.render(&response.body, captures);
         let pairs: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
-        self.host.send_response(response.status, &pairs, &body)
+        self.send_response(response.status, &pairs, &body)
     }
 
     fn redirect(&mut self, rule: &Rule, redirect: &Redirect, captures: &[Option<String>]) -> bool {
@@ -519,10 +629,10 @@ impl<'r, H: Host> Run<'r, '_, H> {
             }
         };
         if !is_header_value(&location) {
-            warn!("rule {:?}: refused a redirect: the location contains CR, LF or NUL", &*rule.name);
+            self.refuse(format!("rule {:?}: refused a redirect: the location contains CR, LF or NUL", &*rule.name));
             return false;
         }
-        self.host.send_response(redirect.status, &[("location", &location)], "")
+        self.send_response(redirect.status, &[("location", &location)], "")
     }
 
     fn rewrite(&mut self, rule: &Rule, rewrite: &Rewrite, captures: &[Option<String>]) {
@@ -546,16 +656,18 @@ impl<'r, H: Host> Run<'r, '_, H> {
             if new.starts_with('/') && is_header_value(&new) {
                 self.set_header(HeaderMap::Request, ":path", &new);
             } else {
-                warn!(
+                self.refuse(format!(
                     "rule {:?}: refused a rewritten path {new:?}: it must start with / and hold no CR, LF or NUL",
                     &*rule.name
-                );
+                ));
             }
         }
         if let Some(template) = &rewrite.host {
             match self.render_header(rule, ":authority", template, captures) {
                 Some(host) if !host.is_empty() => self.set_header(HeaderMap::Request, ":authority", &host),
-                _ => warn!("rule {:?}: refused an empty rewritten host", &*rule.name),
+                Some(_) => self.refuse(format!("rule {:?}: refused an empty rewritten host", &*rule.name)),
+                // Already refused by render_header.
+                None => {}
             }
         }
     }

@@ -22,6 +22,7 @@ pub mod ruleset;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod simulate;
 pub mod template;
+pub mod trace;
 pub mod url;
 
 #[cfg(target_arch = "wasm32")]

@@ -78,18 +78,23 @@ pub(crate) struct Rule {
     pub capture_cells: usize,
 }
 
-/// A tree of conditions.
+/// A tree of conditions. `Any`, `Not` and leaves keep the field path they were written at (`match.any`,
+/// `match.headers.x-env`), so a trace can say which condition failed.
 #[derive(Debug)]
 pub(crate) enum Expr {
     All(Vec<Expr>),
-    Any(Vec<Expr>),
-    Not(Box<Expr>),
+    Any { field: Box<str>, exprs: Vec<Expr> },
+    Not { field: Box<str>, inner: Box<Expr> },
     Leaf(Condition),
 }
 
 /// One condition: a test on (a view of) the value in a slot.
 #[derive(Debug)]
 pub(crate) struct Condition {
+    /// Where the condition is written, e.g. `match.any[1].path`.
+    pub field: Box<str>,
+    /// The test as written, for traces: `prefix "/admin"`, `one of GET, HEAD`, `not in 10.0.0.0/8`.
+    pub wanted: Box<str>,
     pub slot: usize,
     pub view: View,
     pub test: Test,

@@ -5,8 +5,9 @@
 //! manager does by default, and touching a header map outside its phase is recorded as a host error (Envoy
 //! answers such calls with an error status).
 
-use crate::engine::{Flow, Host};
+use crate::engine::{Flow, Host, RequestState};
 use crate::ruleset::{HeaderMap, RuleSet};
+use crate::trace::Event;
 
 /// Headers in order, names lower-case, repeats allowed.
 pub type Headers = Vec<(String, String)>;
@@ -87,17 +88,33 @@ pub struct Outcome {
     pub responded_locally: bool,
     /// Host calls the proxy would have refused.
     pub host_errors: Vec<String>,
+    /// What the rules did, step by step, for [`run_traced`]; empty for [`run`].
+    pub trace: Vec<Event>,
 }
 
 /// Runs one exchange through `rules`: request phase, then (unless a rule answered) the upstream's `upstream`
 /// response through the response phase.
 pub fn run(rules: &RuleSet, request: &Request, upstream: &Response) -> Outcome {
+    exchange(rules, rules.new_request(), request, upstream)
+}
+
+/// As [`run`], recording in [`Outcome::trace`] each rule's verdict, why unmatched rules failed, and every change.
+pub fn run_traced(rules: &RuleSet, request: &Request, upstream: &Response) -> Outcome {
+    exchange(rules, rules.new_traced_request(), request, upstream)
+}
+
+fn exchange(rules: &RuleSet, mut state: RequestState, request: &Request, upstream: &Response) -> Outcome {
     let mut host = SimulatedHost::new(request);
-    let mut state = rules.new_request();
     if rules.on_request_headers(&mut state, &mut host) == Flow::Responded {
         host.phase = None;
         let response = host.local.take().unwrap_or_else(Response::ok);
-        return Outcome { upstream_request: None, response, responded_locally: true, host_errors: host.errors };
+        return Outcome {
+            upstream_request: None,
+            response,
+            responded_locally: true,
+            host_errors: host.errors,
+            trace: state.into_trace(),
+        };
     }
     let upstream_request = host.request.clone();
     host.phase = Some(HeaderMap::Response);
@@ -118,6 +135,7 @@ pub fn run(rules: &RuleSet, request: &Request, upstream: &Response) -> Outcome {
         response,
         responded_locally: flow == Flow::Responded,
         host_errors: host.errors,
+        trace: state.into_trace(),
     }
 }
 

@@ -103,6 +103,11 @@ fn mistakes_in_the_command_itself_exit_2_with_a_reason() {
         (&["validate"][..], "give at least one file"),
         (&["validate", "--format", "xml", "x.yaml"][..], "--format is text or json"),
         (&["test", "rules/no-such.yaml"][..], "no test cases beside it"),
+        (&["trace"][..], "give a rules document"),
+        (&["trace", "rules/cors.yaml", "--path", "api"][..], "--path starts with /"),
+        (&["trace", "rules/cors.yaml", "-H", "no-colon"][..], "--header takes \"NAME: VALUE\""),
+        (&["trace", "rules/maintenance.test.yaml", "--case", "x", "--path", "/"][..], "give only one of them"),
+        (&["trace", "rules/maintenance.test.yaml", "--case", "nope"][..], "no case named \"nope\""),
     ] {
         let output = rulefilter(args);
         assert_eq!(output.status.code(), Some(2), "{args:?}");
@@ -116,7 +121,7 @@ fn mistakes_in_the_command_itself_exit_2_with_a_reason() {
 
 #[test]
 fn every_command_explains_itself_with_examples() {
-    for command in ["validate", "test", "manifest"] {
+    for command in ["validate", "test", "trace", "manifest"] {
         let help = rulefilter(&[command, "--help"]);
         assert!(help.status.success());
         let text = stdout(&help);
@@ -211,4 +216,111 @@ fn manifest_refuses_an_invalid_document_and_conflicting_targets() {
     assert!(String::from_utf8_lossy(&both.stderr).contains("not both"));
     let missing = rulefilter(&["manifest", "--image", "oci://r/x:1", "rules/hello.yaml"]);
     assert!(String::from_utf8_lossy(&missing.stderr).contains("--name is needed"));
+}
+
+#[test]
+fn trace_lists_every_rule_with_why_it_did_not_match_and_what_the_proxy_sends() {
+    let output = rulefilter(&["trace", "rules/canary.yaml", "--path", "/shop?canary=off", "-H", "cookie: a=b"]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let expected = r#"rules: rules/canary.yaml
+request: GET http://example.com/shop?canary=off from 127.0.0.1
+  cookie: a=b
+
+request phase: 4 rules
+  [0] clients-do-not-route: no match
+        match.headers.x-route-to: got nothing, wanted present
+  [1] opt-in: no match
+        match.query.canary: got "off", wanted exact "on"
+  [2] opt-out: matched
+        response_headers: applied when the response arrives
+        set request header :path: "/shop"
+  [3] canary-users: not evaluated (opt-out matched and stops the phase)
+
+response phase: 0 rules
+  (the upstream answered 200)
+  response_headers of request rule opt-out:
+        add response header set-cookie: "canary=; Path=/; Max-Age=0"
+
+upstream receives: GET http://example.com/shop
+  cookie: a=b
+client receives: 200
+  set-cookie: canary=; Path=/; Max-Age=0
+"#;
+    assert_eq!(stdout(&output), expected);
+}
+
+#[test]
+fn trace_runs_a_test_case_or_a_request_file_with_its_environment() {
+    let case = rulefilter(&["trace", "rules/maintenance.test.yaml", "--case", "API clients get JSON"]);
+    assert!(case.status.success(), "{}", String::from_utf8_lossy(&case.stderr));
+    let text = stdout(&case);
+    assert!(text.contains("request: POST http://example.com/api/orders from 127.0.0.1\n"), "{text}");
+    assert!(text.contains("  [2] api-maintenance: matched\n        respond 503\n"), "{text}");
+    assert!(text.contains("  [3] maintenance-page: not evaluated (api-maintenance answered)\n"), "{text}");
+    // The case file's env reached the templates.
+    assert!(
+        text.contains(r#"body: "{\"error\":\"maintenance\",\"region\":\"eu-west-1\",\"retry_after\":3600}""#),
+        "{text}"
+    );
+
+    let dir = std::env::temp_dir().join(format!("rulefilter-trace-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("request.yaml");
+    std::fs::write(&file, "request: {path: /shop, headers: {x-forwarded-for: 10.1.2.3}}\nupstream: {status: 503}\n")
+        .unwrap();
+    let from_file = rulefilter(&["trace", "rules/errors.yaml", "--request", file.to_str().unwrap()]);
+    assert!(from_file.status.success(), "{}", String::from_utf8_lossy(&from_file.stderr));
+    let text = stdout(&from_file);
+    assert!(text.contains("(the upstream answered 503)"), "{text}");
+    assert!(text.contains("  x-forwarded-for: 10.1.2.3\n"), "{text}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn trace_refuses_an_invalid_document_with_its_problems() {
+    let output = rulefilter(&["trace", "rules/maintenance.yaml", "--path", "/"]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains(r#"the plugin has no environment variable "REGION""#), "{stderr}");
+    assert!(stderr.contains("rules/maintenance.yaml is not valid"), "{stderr}");
+    assert!(stdout(&output).is_empty());
+}
+
+/// The examples in `--help` are real commands that work.
+#[test]
+fn trace_help_examples_run() {
+    let help = stdout(&rulefilter(&["trace", "--help"]));
+    let examples: Vec<Vec<String>> = help
+        .lines()
+        .skip_while(|l| !l.starts_with("Examples:"))
+        .filter_map(|l| l.trim().strip_prefix("rulefilter "))
+        .map(shell_words)
+        .collect();
+    assert!(examples.len() >= 3, "{help}");
+    for args in examples {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let output = rulefilter(&args);
+        assert!(output.status.success(), "{args:?}: {}", String::from_utf8_lossy(&output.stderr));
+        assert!(stdout(&output).contains("client receives:"), "{args:?}");
+    }
+}
+
+/// Splits a command line at spaces outside single quotes.
+fn shell_words(line: &str) -> Vec<String> {
+    let (mut words, mut word, mut quoted) = (Vec::new(), String::new(), false);
+    for c in line.chars() {
+        match c {
+            '\'' => quoted = !quoted,
+            ' ' if !quoted => {
+                if !word.is_empty() {
+                    words.push(std::mem::take(&mut word));
+                }
+            }
+            c => word.push(c),
+        }
+    }
+    if !word.is_empty() {
+        words.push(word);
+    }
+    words
 }

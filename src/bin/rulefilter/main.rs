@@ -1,9 +1,11 @@
 //! `rulefilter`: the rules engine of the Wasm module, on the command line. Check documents before they reach
 //! a proxy and run their test cases on a laptop, with the same code the module runs.
 
+mod args;
 mod cases;
 mod manifest;
 mod report;
+mod trace;
 mod validate;
 
 use std::process::ExitCode;
@@ -18,6 +20,7 @@ Usage: rulefilter <COMMAND> [OPTIONS] [FILE]...
 Commands:
   validate  Check rules documents and WasmPlugin manifests, as the module would
   test      Run rule test cases (<name>.test.yaml) on the simulated proxy
+  trace     Show which rules a request matches, why the others do not, and what they change
   manifest  Wrap a rules document into an Istio WasmPlugin
 
 Run `rulefilter <COMMAND> --help` for a command's options and examples.
@@ -53,13 +56,14 @@ fn run() -> Result<ExitCode, String> {
     match command.as_str() {
         "validate" => validate::run(args),
         "test" => cases::run(args),
+        "trace" => trace::run(args),
         "manifest" => manifest::run(args),
         "help" => {
             print!("{USAGE}");
             Ok(ExitCode::SUCCESS)
         }
         other => Err(format!(
-            "unknown command {other:?}; the commands are validate, test and manifest (see `rulefilter --help`)"
+            "unknown command {other:?}; the commands are validate, test, trace and manifest (see `rulefilter --help`)"
         )),
     }
 }

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use lexopt::ValueExt;
 use serde_yaml::{Mapping, Value};
 
+use crate::args::{env_pair, pair};
 use crate::report::compile_first;
 
 const HELP: &str = "\
@@ -57,13 +58,6 @@ struct Options {
     env: Vec<(String, String)>,
 }
 
-fn pair(text: &str, separator: char, what: &str) -> Result<(String, String), lexopt::Error> {
-    match text.split_once(separator) {
-        Some((a, b)) if !a.is_empty() && !b.is_empty() => Ok((a.to_owned(), b.to_owned())),
-        _ => Err(format!("{what}, not {text:?}").into()),
-    }
-}
-
 fn one_of(value: String, allowed: &[&str], flag: &str) -> Result<String, lexopt::Error> {
     if allowed.contains(&value.as_str()) {
         Ok(value)
@@ -101,7 +95,7 @@ fn options(mut args: lexopt::Parser) -> Result<Option<Options>, lexopt::Error> {
                 o.fail_strategy = Some(one_of(args.value()?.string()?, &allowed, "--fail-strategy")?);
             }
             Long("plugin-name") => o.plugin_name = Some(args.value()?.string()?),
-            Long("env") => o.env.push(pair(&args.value()?.string()?, '=', "--env takes NAME=VALUE")?),
+            Long("env") => o.env.push(env_pair(&args.value()?.string()?)?),
             Long("help") | Short('h') => {
                 print!("{HELP}");
                 return Ok(None);

@@ -13,6 +13,7 @@ use rulefilter::locate::SourceMap;
 use rulefilter::Phase;
 use serde_json::json;
 
+use crate::args::env_pair;
 use crate::report::Problem;
 
 const HELP: &str = "\
@@ -50,11 +51,8 @@ fn options(mut args: lexopt::Parser) -> Result<Option<Options>, lexopt::Error> {
     while let Some(arg) = args.next()? {
         match arg {
             Long("env") => {
-                let pair = args.value()?.string()?;
-                let (name, value) = pair
-                    .split_once('=')
-                    .ok_or_else(|| lexopt::Error::from(format!("--env takes NAME=VALUE, not {pair:?}")))?;
-                options.env.insert(name.to_owned(), value.to_owned());
+                let (name, value) = env_pair(&args.value()?.string()?)?;
+                options.env.insert(name, value);
             }
             Long("format") => match args.value()?.string()?.as_str() {
                 "text" => options.json = false,

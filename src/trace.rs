@@ -1,0 +1,123 @@
+//! What happened while rules ran: each rule's verdict and, for a rule that did not match, the first condition
+//! that failed and why; then every change the matched rules made. This is what `rulefilter trace` prints.
+//!
+//! Tracing is off unless a state is made with [`crate::RuleSet::new_traced_request`]; the module never turns
+//! it on, and then it costs one branch per rule.
+
+use std::fmt;
+
+use crate::error::Phase;
+use crate::ruleset::HeaderMap;
+
+/// One step of an exchange, in the order it happened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A phase's rules start.
+    Phase(Phase),
+    /// A rule was evaluated: `miss` is `None` when it matched.
+    Rule { index: usize, name: String, miss: Option<Miss> },
+    /// A rule was not evaluated because an earlier one answered or stopped the phase.
+    Skipped { index: usize, name: String, by: String, reason: SkipReason },
+    /// A header was changed (`:path` and `:authority` by rewrites and query edits too).
+    Header { map: HeaderMap, name: String, edit: Edit },
+    /// A request rule's `response_headers` edits, rendered now, wait for the response.
+    Deferred,
+    /// The edits a request rule deferred are applied now.
+    ApplyDeferred { rule: String },
+    /// A rule answered the client.
+    Responded { status: u16, headers: Vec<(String, String)>, body: String },
+    /// A rule's `log` action wrote a line.
+    Logged { level: log::Level, message: String },
+    /// A value was refused (it could split a header line, or was no valid path or host) and nothing was written.
+    Refused(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SkipReason {
+    /// The rule named `by` answered the request.
+    Answered,
+    /// The rule named `by` matched and has `stop: true`.
+    Stopped,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Edit {
+    Set(String),
+    Add(String),
+    Remove,
+}
+
+/// Why a condition (or a block of them) did not hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Miss {
+    /// Where the condition is written, e.g. `match.headers.x-env`.
+    pub field: String,
+    pub reason: String,
+    /// For `any`: why each alternative failed.
+    pub alternatives: Vec<Miss>,
+}
+
+impl fmt::Display for Miss {
+    /// `match.path: got "/x", wanted prefix "/api"`; alternatives follow on their own lines, indented.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.field, self.reason)?;
+        for alternative in &self.alternatives {
+            let nested = alternative.to_string().replace('\n', "\n  ");
+            write!(f, "\n  - {nested}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A value as a trace shows it: in quotes, cut after 100 characters. Quotes and control characters are
+/// escaped; backslashes are not, so a regex reads as it was written.
+pub fn quote(value: &str) -> String {
+    const MAX: usize = 100;
+    let (shown, cut) = match value.char_indices().nth(MAX) {
+        Some((end, _)) => (value.get(..end).unwrap_or_default(), true),
+        None => (value, false),
+    };
+    let mut out = String::with_capacity(shown.len() + 2);
+    out.push('"');
+    for c in shown.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            c if c.is_control() => out.extend(c.escape_debug()),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    if cut {
+        out.push_str(&format!("… ({} bytes)", value.len()));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_values_are_cut_on_a_character_boundary() {
+        assert_eq!(quote("a\nb"), r#""a\nb""#);
+        assert_eq!(quote(r#"www\.(a|"b")"#), r#""www\.(a|\"b\")""#);
+        let long = "é".repeat(150);
+        let quoted = quote(&long);
+        assert!(quoted.starts_with(&format!("\"{}\"…", "é".repeat(100))), "{quoted}");
+        assert!(quoted.ends_with("(300 bytes)"), "{quoted}");
+    }
+
+    #[test]
+    fn alternatives_are_listed_under_their_block() {
+        let leaf = |field: &str| Miss { field: field.into(), reason: "got nothing".into(), alternatives: vec![] };
+        let miss = Miss {
+            field: "match.any".into(),
+            reason: "none of 2 blocks matched".into(),
+            alternatives: vec![leaf("match.any[0].path"), leaf("match.any[1].method")],
+        };
+        assert_eq!(
+            miss.to_string(),
+            "match.any: none of 2 blocks matched\n  - match.any[0].path: got nothing\n  - match.any[1].method: got nothing"
+        );
+    }
+}
