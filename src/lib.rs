@@ -16,6 +16,8 @@ pub mod error;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod input;
 #[cfg(not(target_arch = "wasm32"))]
+pub mod local;
+#[cfg(not(target_arch = "wasm32"))]
 pub mod locate;
 pub mod matcher;
 pub mod ruleset;

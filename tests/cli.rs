@@ -1,6 +1,8 @@
 //! The `rulefilter` command-line tool, run as a user runs it.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
+mod common;
+
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -121,7 +123,7 @@ fn mistakes_in_the_command_itself_exit_2_with_a_reason() {
 
 #[test]
 fn every_command_explains_itself_with_examples() {
-    for command in ["validate", "test", "trace", "manifest"] {
+    for command in ["validate", "test", "trace", "dev", "manifest"] {
         let help = rulefilter(&[command, "--help"]);
         assert!(help.status.success());
         let text = stdout(&help);
@@ -219,37 +221,6 @@ fn manifest_refuses_an_invalid_document_and_conflicting_targets() {
 }
 
 #[test]
-fn trace_lists_every_rule_with_why_it_did_not_match_and_what_the_proxy_sends() {
-    let output = rulefilter(&["trace", "rules/canary.yaml", "--path", "/shop?canary=off", "-H", "cookie: a=b"]);
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    let expected = r#"rules: rules/canary.yaml
-request: GET http://example.com/shop?canary=off from 127.0.0.1
-  cookie: a=b
-
-request phase: 4 rules
-  [0] clients-do-not-route: no match
-        match.headers.x-route-to: got nothing, wanted present
-  [1] opt-in: no match
-        match.query.canary: got "off", wanted exact "on"
-  [2] opt-out: matched
-        response_headers: applied when the response arrives
-        set request header :path: "/shop"
-  [3] canary-users: not evaluated (opt-out matched and stops the phase)
-
-response phase: 0 rules
-  (the upstream answered 200)
-  response_headers of request rule opt-out:
-        add response header set-cookie: "canary=; Path=/; Max-Age=0"
-
-upstream receives: GET http://example.com/shop
-  cookie: a=b
-client receives: 200
-  set-cookie: canary=; Path=/; Max-Age=0
-"#;
-    assert_eq!(stdout(&output), expected);
-}
-
-#[test]
 fn trace_runs_a_test_case_or_a_request_file_with_its_environment() {
     let case = rulefilter(&["trace", "rules/maintenance.test.yaml", "--case", "API clients get JSON"]);
     assert!(case.status.success(), "{}", String::from_utf8_lossy(&case.stderr));
@@ -294,7 +265,7 @@ fn trace_help_examples_run() {
         .lines()
         .skip_while(|l| !l.starts_with("Examples:"))
         .filter_map(|l| l.trim().strip_prefix("rulefilter "))
-        .map(shell_words)
+        .map(common::shell_words)
         .collect();
     assert!(examples.len() >= 3, "{help}");
     for args in examples {
@@ -303,24 +274,4 @@ fn trace_help_examples_run() {
         assert!(output.status.success(), "{args:?}: {}", String::from_utf8_lossy(&output.stderr));
         assert!(stdout(&output).contains("client receives:"), "{args:?}");
     }
-}
-
-/// Splits a command line at spaces outside single quotes.
-fn shell_words(line: &str) -> Vec<String> {
-    let (mut words, mut word, mut quoted) = (Vec::new(), String::new(), false);
-    for c in line.chars() {
-        match c {
-            '\'' => quoted = !quoted,
-            ' ' if !quoted => {
-                if !word.is_empty() {
-                    words.push(std::mem::take(&mut word));
-                }
-            }
-            c => word.push(c),
-        }
-    }
-    if !word.is_empty() {
-        words.push(word);
-    }
-    words
 }

@@ -4,27 +4,24 @@
 
 mod support;
 
-use std::sync::OnceLock;
-
 use support::{
-    get, plugin_config_json, project_dir, request, ClientRequest, Delivery, EchoUpstream, Envoy, EnvoyOptions, Plugin,
+    echo, echo_named, get, options, plugin_config_json, project_dir, request, start, ClientRequest, Delivery,
+    EchoUpstream, Echoed, Envoy, Plugin, Reload,
 };
 
-/// One Envoy serving the shipped manifest, shared by the tests that only send requests.
+/// An Envoy serving the shipped manifest. (Not shared between tests: a static is never dropped, and its
+/// Envoy would outlive the test run.)
 struct Hello {
     upstream: EchoUpstream,
     envoy: Envoy,
 }
 
-fn hello() -> &'static Hello {
-    static HELLO: OnceLock<Hello> = OnceLock::new();
-    HELLO.get_or_init(|| {
-        let upstream = EchoUpstream::start();
-        let config = plugin_config_json(&project_dir().join("manifests/hello-wasmplugin.yaml"));
-        let plugin = Plugin::new("hello", Some(config));
-        let envoy = Envoy::start(EnvoyOptions::new(plugin, &upstream));
-        Hello { upstream, envoy }
-    })
+fn hello() -> Hello {
+    let upstream = echo();
+    let config = plugin_config_json(&project_dir().join("manifests/hello-wasmplugin.yaml"));
+    let plugin = Plugin::new("hello", Some(config));
+    let envoy = start(options(plugin, &upstream));
+    Hello { upstream, envoy }
 }
 
 #[test]
@@ -74,9 +71,9 @@ const EDITS: &str = r#"{"request":[{"name":"edit-upstream-request","match":{"pat
 
 #[test]
 fn request_header_edits_arrive_upstream_and_deferred_response_edits_apply() {
-    let upstream = EchoUpstream::start();
+    let upstream = echo();
     let plugin = Plugin::new("edits", Some(EDITS.to_owned()));
-    let envoy = Envoy::start(EnvoyOptions::new(plugin, &upstream));
+    let envoy = start(options(plugin, &upstream));
 
     let response = request(
         envoy.listener,
@@ -104,9 +101,9 @@ fn request_header_edits_arrive_upstream_and_deferred_response_edits_apply() {
 
 #[test]
 fn no_configuration_passes_traffic_through() {
-    let upstream = EchoUpstream::start();
+    let upstream = echo();
     let plugin = Plugin::new("empty", None);
-    let envoy = Envoy::start(EnvoyOptions::new(plugin, &upstream));
+    let envoy = start(options(plugin, &upstream));
     let response = request(envoy.listener, "GET", "/hello", &[("x-client", "1")]);
     assert_eq!(response.status, 200);
     assert_eq!(response.header("x-upstream"), Some("echo"));
@@ -119,13 +116,13 @@ const INVALID: &str = r#"{"request":[{"name":"hello","match":{"path":{"regex":"(
 
 #[test]
 fn an_invalid_update_is_refused_and_the_previous_rules_keep_serving() {
-    let upstream = EchoUpstream::start();
+    let upstream = echo();
     let config = plugin_config_json(&project_dir().join("manifests/hello-wasmplugin.yaml"));
     let plugin = Plugin::new("reload", Some(config));
-    let mut envoy = Envoy::start(EnvoyOptions::new(plugin, &upstream));
+    let mut envoy = start(options(plugin, &upstream));
     assert_eq!(get(envoy.listener, "/hello").body, "Hello from Wasm!\n");
 
-    envoy.push_config(Some(INVALID.to_owned()));
+    assert_eq!(envoy.push_config(Some(INVALID.to_owned())).unwrap(), Reload::Refused);
     let prefix = envoy.ecds_stat_prefix();
     assert_eq!(envoy.stat(&format!("{prefix}.config_fail")), Some(1), "the update should be NACKed");
     let log = envoy.log();
@@ -143,9 +140,9 @@ fn an_invalid_update_is_refused_and_the_previous_rules_keep_serving() {
 
 #[test]
 fn an_invalid_document_at_start_up_stops_envoy_with_the_reason() {
-    let upstream = EchoUpstream::start();
+    let upstream = echo();
     let plugin = Plugin::new("invalid", Some(INVALID.to_owned()));
-    let failure = Envoy::try_start(EnvoyOptions::new(plugin, &upstream).delivery(Delivery::Inline))
+    let failure = Envoy::start(options(plugin, &upstream).delivery(Delivery::Inline))
         .err()
         .expect("Envoy must refuse a configuration the filter rejects");
     assert!(failure.exit.is_some_and(|e| !e.success()), "{failure:?}");
@@ -160,9 +157,9 @@ const LOCAL_REPLIES: &str = r#"{"request":[{"name":"json","match":{"path":"/json
 
 #[test]
 fn direct_responses_keep_their_content_type_and_can_replace_the_upstream_answer() {
-    let upstream = EchoUpstream::start();
+    let upstream = echo();
     let plugin = Plugin::new("local-replies", Some(LOCAL_REPLIES.to_owned()));
-    let envoy = Envoy::start(EnvoyOptions::new(plugin, &upstream));
+    let envoy = start(options(plugin, &upstream));
 
     let json = get(envoy.listener, "/json");
     assert_eq!(json.status, 418);
@@ -197,10 +194,10 @@ const ROUTING: &str = r#"{"request":[
 #[test]
 fn a_rewritten_request_is_routed_anew_by_envoy() {
     // The routes send /second/…, host second.internal and x-route-to: second to the second upstream.
-    let first = EchoUpstream::named("first");
-    let second = EchoUpstream::named("second");
+    let first = echo_named("first");
+    let second = echo_named("second");
     let plugin = Plugin::new("routing", Some(ROUTING.to_owned()));
-    let envoy = Envoy::start(EnvoyOptions::new(plugin, &first).second_upstream(&second));
+    let envoy = start(options(plugin, &first).second_upstream(second.addr));
 
     let untouched = get(envoy.listener, "/plain");
     assert_eq!(untouched.header("x-upstream"), Some("first"), "{untouched:?}");
@@ -223,8 +220,8 @@ const LOGGING: &str = r#"{"request":[{"name":"audit","match":{"path":{"segment_p
 
 #[test]
 fn log_actions_write_templated_lines_at_their_level() {
-    let upstream = EchoUpstream::start();
-    let envoy = Envoy::start(EnvoyOptions::new(Plugin::new("logging", Some(LOGGING.to_owned())), &upstream));
+    let upstream = echo();
+    let envoy = start(options(Plugin::new("logging", Some(LOGGING.to_owned())), &upstream));
     let response = ClientRequest::new("DELETE", "/admin/users/7")
         .header("x-user", "ada")
         .from("127.0.0.5".parse().unwrap())
@@ -244,8 +241,8 @@ const SMUGGLING: &str = r#"{"request":[
 
 #[test]
 fn a_rendered_value_with_a_line_break_never_reaches_the_wire() {
-    let upstream = EchoUpstream::start();
-    let envoy = Envoy::start(EnvoyOptions::new(Plugin::new("smuggling", Some(SMUGGLING.to_owned())), &upstream));
+    let upstream = echo();
+    let envoy = start(options(Plugin::new("smuggling", Some(SMUGGLING.to_owned())), &upstream));
 
     let fine = get(envoy.listener, "/?name=ada%20lovelace");
     assert_eq!(fine.upstream_header_values("x-name"), ["ada lovelace"]);

@@ -8,7 +8,7 @@ mod support;
 use std::path::Path;
 
 use rulefilter::cases::{case_files, check, Case, CaseFile, Observed, UpstreamRequest};
-use support::{document_json, ClientRequest, EchoUpstream, Envoy, EnvoyOptions, Plugin, Scripted};
+use support::{document_json, echo, options, start, ClientRequest, EchoUpstream, Envoy, Plugin, Scripted};
 
 #[test]
 fn every_rules_document_behaves_in_envoy_as_its_cases_say() {
@@ -34,8 +34,8 @@ fn replay(file: &Path) -> (usize, Vec<String>) {
     let name = rules_path.file_stem().unwrap().to_string_lossy().into_owned();
     let mut plugin = Plugin::new(&name, Some(document_json(&document)));
     plugin.env = cases.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-    let upstream = EchoUpstream::start();
-    let envoy = Envoy::start(EnvoyOptions::new(plugin, &upstream));
+    let upstream = echo();
+    let envoy = start(options(plugin, &upstream));
     let mut failures = Vec::new();
     for case in &cases.cases {
         let observed = run(&envoy, &upstream, case);

@@ -63,3 +63,23 @@ pub fn tagging_response(conditions: &str) -> RuleSet {
 pub fn response_matched(rules: &RuleSet, request: &Request, upstream: &Response) -> bool {
     exchange_with(rules, request, upstream).response.header("x-matched") == Some("yes")
 }
+
+/// Splits a command line at spaces outside single quotes, as a shell would for the README's examples.
+pub fn shell_words(line: &str) -> Vec<String> {
+    let (mut words, mut word, mut quoted) = (Vec::new(), String::new(), false);
+    for c in line.chars() {
+        match c {
+            '\'' => quoted = !quoted,
+            ' ' if !quoted => {
+                if !word.is_empty() {
+                    words.push(std::mem::take(&mut word));
+                }
+            }
+            c => word.push(c),
+        }
+    }
+    if !word.is_empty() {
+        words.push(word);
+    }
+    words
+}

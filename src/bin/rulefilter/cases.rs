@@ -36,7 +36,7 @@ pub fn run(mut args: lexopt::Parser) -> Result<ExitCode, String> {
         match arg {
             Long("quiet") | Short('q') => quiet = true,
             Long("help") | Short('h') => {
-                print!("{HELP}");
+                out!("{HELP}");
                 return Ok(ExitCode::SUCCESS);
             }
             Value(path) => paths.push(path.into()),
@@ -56,7 +56,7 @@ pub fn run(mut args: lexopt::Parser) -> Result<ExitCode, String> {
         passed += p;
         failed += f;
     }
-    println!("{passed} passed, {failed} failed");
+    outln!("{passed} passed, {failed} failed");
     Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
@@ -86,20 +86,20 @@ fn run_file(file: &Path, quiet: bool) -> (usize, usize) {
     let cases = match CaseFile::load(file) {
         Ok(cases) => cases,
         Err(message) => {
-            println!("{message}");
+            outln!("{message}");
             return (0, 1);
         }
     };
     let rules_path = cases.rules_path(file);
-    println!("{} ({})", file.display(), rules_path.display());
+    outln!("{} ({})", file.display(), rules_path.display());
     let env: HashMap<String, String> = cases.env.clone().into_iter().collect();
     let rules = match compile(&rules_path, &env) {
         Ok(rules) => rules,
         Err(problems) => {
             for problem in problems {
-                println!("  {}", problem.text().replace('\n', "\n  "));
+                outln!("  {}", problem.text().replace('\n', "\n  "));
             }
-            println!("  FAIL  every case: the rules document is not valid");
+            outln!("  FAIL  every case: the rules document is not valid");
             return (0, cases.cases.len().max(1));
         }
     };
@@ -109,13 +109,13 @@ fn run_file(file: &Path, quiet: bool) -> (usize, usize) {
         if differences.is_empty() {
             passed += 1;
             if !quiet {
-                println!("  ok    {}", case.name);
+                outln!("  ok    {}", case.name);
             }
         } else {
             failed += 1;
-            println!("  FAIL  {}", case.name);
+            outln!("  FAIL  {}", case.name);
             for difference in differences {
-                println!("        {difference}");
+                outln!("        {difference}");
             }
         }
     }

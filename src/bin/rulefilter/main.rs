@@ -1,13 +1,27 @@
 //! `rulefilter`: the rules engine of the Wasm module, on the command line. Check documents before they reach
 //! a proxy and run their test cases on a laptop, with the same code the module runs.
 
+/// `print!` that ends the program quietly once its reader has gone (`rulefilter … | head`), as Unix tools
+/// do, instead of panicking on the broken pipe.
+macro_rules! out {
+    ($($arg:tt)*) => { $crate::write_stdout(format_args!($($arg)*)) };
+}
+
+/// `println!`, ending quietly like [`out!`].
+macro_rules! outln {
+    () => { $crate::write_stdout(format_args!("\n")) };
+    ($($arg:tt)*) => { $crate::write_stdout(format_args!("{}\n", format_args!($($arg)*))) };
+}
+
 mod args;
 mod cases;
+mod dev;
 mod manifest;
 mod report;
 mod trace;
 mod validate;
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use lexopt::ValueExt;
@@ -21,6 +35,7 @@ Commands:
   validate  Check rules documents and WasmPlugin manifests, as the module would
   test      Run rule test cases (<name>.test.yaml) on the simulated proxy
   trace     Show which rules a request matches, why the others do not, and what they change
+  dev       Serve a rules document through a local Envoy, applying every saved change
   manifest  Wrap a rules document into an Istio WasmPlugin
 
 Run `rulefilter <COMMAND> --help` for a command's options and examples.
@@ -43,11 +58,11 @@ fn run() -> Result<ExitCode, String> {
     let command = match args.next().map_err(|e| e.to_string())? {
         Some(Value(command)) => command.string().map_err(|e| e.to_string())?,
         Some(Long("help") | Short('h')) => {
-            print!("{USAGE}");
+            out!("{USAGE}");
             return Ok(ExitCode::SUCCESS);
         }
         Some(Long("version") | Short('V')) => {
-            println!("rulefilter {}", env!("CARGO_PKG_VERSION"));
+            outln!("rulefilter {}", env!("CARGO_PKG_VERSION"));
             return Ok(ExitCode::SUCCESS);
         }
         Some(other) => return Err(format!("{}; see `rulefilter --help`", other.unexpected())),
@@ -57,13 +72,26 @@ fn run() -> Result<ExitCode, String> {
         "validate" => validate::run(args),
         "test" => cases::run(args),
         "trace" => trace::run(args),
+        "dev" => dev::run(args),
         "manifest" => manifest::run(args),
         "help" => {
-            print!("{USAGE}");
+            out!("{USAGE}");
             Ok(ExitCode::SUCCESS)
         }
         other => Err(format!(
-            "unknown command {other:?}; the commands are validate, test, trace and manifest (see `rulefilter --help`)"
+            "unknown command {other:?}; the commands are validate, test, trace, dev and manifest (see `rulefilter --help`)"
         )),
+    }
+}
+
+/// Writes to standard output; exits with status 0 when the reader has closed the pipe.
+fn write_stdout(text: std::fmt::Arguments<'_>) {
+    let mut stdout = std::io::stdout().lock();
+    if let Err(error) = stdout.write_fmt(text).and_then(|()| stdout.flush()) {
+        if error.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("rulefilter: cannot write the output: {error}");
+        std::process::exit(2);
     }
 }

@@ -97,7 +97,7 @@ fn options(mut args: lexopt::Parser) -> Result<Option<Options>, lexopt::Error> {
             Long("plugin-name") => o.plugin_name = Some(args.value()?.string()?),
             Long("env") => o.env.push(env_pair(&args.value()?.string()?)?),
             Long("help") | Short('h') => {
-                print!("{HELP}");
+                out!("{HELP}");
                 return Ok(None);
             }
             Value(path) if o.rules.is_none() => o.rules = Some(path.into()),
@@ -134,7 +134,7 @@ pub fn run(args: lexopt::Parser) -> Result<ExitCode, String> {
     };
     let manifest = wasm_plugin(&options, source.rules);
     let yaml = serde_yaml::to_string(&manifest).map_err(|e| e.to_string())?;
-    print!("# Made by `rulefilter manifest` from {}.\n{yaml}", path.display());
+    out!("# Made by `rulefilter manifest` from {}.\n{yaml}", path.display());
     Ok(ExitCode::SUCCESS)
 }
 

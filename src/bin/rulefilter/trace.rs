@@ -142,7 +142,7 @@ fn options(mut args: lexopt::Parser) -> Result<Option<Options>, lexopt::Error> {
                 o.env.insert(name, value);
             }
             Long("help") | Short('h') => {
-                print!("{HELP}");
+                out!("{HELP}");
                 return Ok(None);
             }
             Value(file) if o.file.is_none() => o.file = Some(file.into()),
@@ -188,7 +188,7 @@ pub fn run(args: lexopt::Parser) -> Result<ExitCode, String> {
         None => return Err(format!("{} holds no rules document", rules_path.display())),
     };
     let outcome = simulate::run_traced(&rules, &request, &upstream);
-    print!("{}", report(&rules_path, &rules, &request, &upstream, &outcome));
+    out!("{}", report(&rules_path, &rules, &request, &upstream, &outcome));
     Ok(ExitCode::SUCCESS)
 }
 

@@ -60,7 +60,7 @@ fn options(mut args: lexopt::Parser) -> Result<Option<Options>, lexopt::Error> {
                 other => return Err(format!("--format is text or json, not {other:?}").into()),
             },
             Long("help") | Short('h') => {
-                print!("{HELP}");
+                out!("{HELP}");
                 return Ok(None);
             }
             Value(file) => options.files.push(file.into()),
@@ -82,12 +82,12 @@ pub fn run(args: lexopt::Parser) -> Result<ExitCode, String> {
         problem_count += problems.len();
         if !options.json {
             for problem in &problems {
-                println!("{}", problem.text());
+                outln!("{}", problem.text());
             }
             for valid in checked.iter().filter(|c| c.valid) {
                 match &valid.manifest {
-                    Some(manifest) => println!("{}: {manifest}: {}", valid.file, valid.summary),
-                    None => println!("{}: {}", valid.file, valid.summary),
+                    Some(manifest) => outln!("{}: {manifest}: {}", valid.file, valid.summary),
+                    None => outln!("{}: {}", valid.file, valid.summary),
                 }
             }
         }
@@ -100,7 +100,7 @@ pub fn run(args: lexopt::Parser) -> Result<ExitCode, String> {
             .map(|c| json!({"file": c.file, "manifest": c.manifest, "valid": c.valid, "summary": c.summary}))
             .collect();
         let problems: Vec<_> = report.iter().flat_map(|(_, problems)| problems).map(Problem::json).collect();
-        println!("{:#}", json!({"valid": problem_count == 0, "checked": checked, "problems": problems}));
+        outln!("{:#}", json!({"valid": problem_count == 0, "checked": checked, "problems": problems}));
     } else if problem_count > 0 {
         eprintln!("{} in {}", plural(problem_count, "problem"), plural(options.files.len(), "file"));
     }

@@ -1,0 +1,428 @@
+//! A real Envoy with the module, configured as istiod configures it: the filter named and shaped as istiod
+//! makes it ([`Plugin`]), delivered by ECDS from a watched file (Istio delivers it by ECDS over ADS) or inline.
+//! Updates are pushed the way Envoy wants a watched file changed: written aside, then renamed over it.
+
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use super::http;
+use super::istio::Plugin;
+
+/// How the filter reaches Envoy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Delivery {
+    /// Through ECDS, from a watched file: what Istio does (over ADS). A bad update is refused and the last good
+    /// configuration keeps serving.
+    Ecds,
+    /// Inline in the listener: a bad configuration then stops Envoy from starting.
+    Inline,
+}
+
+/// What to start.
+#[derive(Clone, Debug)]
+pub struct EnvoyOptions {
+    /// The Envoy binary.
+    pub envoy: PathBuf,
+    /// The Wasm module.
+    pub module: PathBuf,
+    /// A folder for Envoy's configuration and log; created if missing.
+    pub dir: PathBuf,
+    pub plugin: Plugin,
+    pub upstream: SocketAddr,
+    /// Where the routes to the second cluster lead (see [`bootstrap`]); by default the same upstream.
+    pub second_upstream: SocketAddr,
+    pub delivery: Delivery,
+    /// The listener's port on 127.0.0.1; 0 picks a free one.
+    pub port: u16,
+    /// Print a line per request on Envoy's standard output (otherwise discarded).
+    pub access_log: bool,
+}
+
+impl EnvoyOptions {
+    /// The filter delivered by ECDS, in front of `upstream`, on a free port, without an access log.
+    pub fn new(envoy: PathBuf, module: PathBuf, dir: PathBuf, plugin: Plugin, upstream: SocketAddr) -> Self {
+        EnvoyOptions {
+            envoy,
+            module,
+            dir,
+            plugin,
+            upstream,
+            second_upstream: upstream,
+            delivery: Delivery::Ecds,
+            port: 0,
+            access_log: false,
+        }
+    }
+
+    pub fn second_upstream(mut self, upstream: SocketAddr) -> Self {
+        self.second_upstream = upstream;
+        self
+    }
+
+    pub fn delivery(mut self, delivery: Delivery) -> Self {
+        self.delivery = delivery;
+        self
+    }
+
+    pub fn port(mut self, port: u16) -> Self {
+        self.port = port;
+        self
+    }
+
+    pub fn access_log(mut self, on: bool) -> Self {
+        self.access_log = on;
+        self
+    }
+}
+
+/// Why Envoy did not come up.
+#[derive(Debug)]
+pub struct StartFailure {
+    pub reason: String,
+    /// Envoy's exit status, if it exited.
+    pub exit: Option<ExitStatus>,
+    /// What Envoy logged.
+    pub log: String,
+}
+
+impl fmt::Display for StartFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.reason)?;
+        if let Some(exit) = self.exit {
+            write!(f, " ({exit})")?;
+        }
+        // The lines that say why, not the start-up banner.
+        let lines: Vec<&str> = self.log.lines().collect();
+        let errors: Vec<&str> =
+            lines.iter().copied().filter(|l| l.contains("][critical][") || l.contains("][error][")).collect();
+        let shown =
+            if errors.is_empty() { lines.get(lines.len().saturating_sub(20)..).unwrap_or_default() } else { &errors };
+        for line in shown {
+            write!(f, "\n  {line}")?;
+        }
+        Ok(())
+    }
+}
+
+/// What Envoy did with a pushed configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reload {
+    /// In use from now on.
+    Applied,
+    /// Refused (ECDS `update_rejected` and `config_fail`); the previous configuration keeps serving.
+    Refused,
+}
+
+/// A running Envoy; killed on drop.
+pub struct Envoy {
+    child: Child,
+    pub dir: PathBuf,
+    pub admin: SocketAddr,
+    pub listener: SocketAddr,
+    plugin: Plugin,
+    module: PathBuf,
+    version: u32,
+}
+
+impl Envoy {
+    /// Starts Envoy and waits (up to 60 s) until it serves with the filter configured.
+    pub fn start(options: EnvoyOptions) -> Result<Envoy, StartFailure> {
+        let failure = |reason: String| StartFailure { reason, exit: None, log: String::new() };
+        let dir = options.dir.clone();
+        let prepare = || -> io::Result<()> {
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(dir.join("ecds"))
+        };
+        prepare().map_err(|e| failure(format!("cannot prepare {}: {e}", dir.display())))?;
+        let filter = options.plugin.wasm_filter(&options.module.to_string_lossy());
+        let resource_name = options.plugin.resource_name();
+        let http_filter = match options.delivery {
+            Delivery::Inline => json!({"name": resource_name, "typed_config": filter}),
+            Delivery::Ecds => {
+                write_ecds(&dir, &resource_name, &filter, 1).map_err(|e| failure(format!("cannot write ECDS: {e}")))?;
+                json!({
+                    "name": resource_name,
+                    "config_discovery": {
+                        "config_source": {
+                            "path_config_source": {
+                                "path": dir.join("ecds/filter.json").to_string_lossy(),
+                                "watched_directory": {"path": dir.join("ecds").to_string_lossy()},
+                            },
+                            "initial_fetch_timeout": "0s",
+                        },
+                        "type_urls": ["type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm"],
+                    },
+                })
+            }
+        };
+        let bootstrap_path = dir.join("envoy.json");
+        std::fs::write(&bootstrap_path, bootstrap(&options, http_filter).to_string())
+            .map_err(|e| failure(format!("cannot write {}: {e}", bootstrap_path.display())))?;
+        let log_path = dir.join("envoy.log");
+        let admin_path = dir.join("admin.txt");
+        let log_file = std::fs::File::create(&log_path)
+            .map_err(|e| failure(format!("cannot create {}: {e}", log_path.display())))?;
+        let child = Command::new(&options.envoy)
+            .arg("-c")
+            .arg(&bootstrap_path)
+            .args(["--concurrency", "1", "--disable-hot-restart", "--log-level", "info"])
+            // Access log lines reach the terminal promptly (the default is every 10 s).
+            .args(["--file-flush-interval-msec", "200"])
+            .arg("--admin-address-path")
+            .arg(&admin_path)
+            .stdin(Stdio::null())
+            .stdout(if options.access_log { Stdio::inherit() } else { Stdio::null() })
+            // Envoy's stderr log is written line by line; its --log-path file only every few seconds.
+            .stderr(log_file)
+            .spawn()
+            .map_err(|e| failure(format!("cannot run {}: {e}", options.envoy.display())))?;
+        let unknown = SocketAddr::from(([127, 0, 0, 1], 0));
+        let mut envoy = Envoy {
+            child,
+            dir,
+            admin: unknown,
+            listener: unknown,
+            plugin: options.plugin,
+            module: options.module,
+            version: 1,
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(Some(exit)) = envoy.child.try_wait() {
+                return Err(StartFailure { reason: "Envoy exited".into(), exit: Some(exit), log: envoy.log() });
+            }
+            if Instant::now() > deadline {
+                return Err(StartFailure {
+                    reason: "Envoy was not ready in 60 s".into(),
+                    exit: None,
+                    log: envoy.log(),
+                });
+            }
+            if let Some(admin) = std::fs::read_to_string(&admin_path).ok().and_then(|a| a.trim().parse().ok()) {
+                envoy.admin = admin;
+                match envoy.ready_listener(options.delivery) {
+                    Ok(Some(listener)) => {
+                        envoy.listener = listener;
+                        return Ok(envoy);
+                    }
+                    Ok(None) => {}
+                    Err(reason) => return Err(StartFailure { reason, exit: None, log: envoy.log() }),
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The listener's address once Envoy is live and, with ECDS, has settled the first configuration: `Ok(None)`
+    /// while not yet, `Err` if Envoy refused it.
+    fn ready_listener(&self, delivery: Delivery) -> Result<Option<SocketAddr>, String> {
+        if delivery == Delivery::Ecds {
+            let (applied, refused) = self.ecds_updates();
+            if refused > 0 {
+                return Err("Envoy refused the filter configuration".into());
+            }
+            if applied < 1 {
+                return Ok(None);
+            }
+        }
+        let Some(ready) = http::get(self.admin, "/ready").ok() else { return Ok(None) };
+        if ready.status != 200 {
+            return Ok(None);
+        }
+        let listeners = http::get(self.admin, "/listeners?format=json").ok();
+        let listeners: Option<Value> = listeners.and_then(|l| serde_json::from_str(&l.body).ok());
+        let port = listeners.as_ref().and_then(|l| {
+            l.get("listener_statuses")?.get(0)?.pointer("/local_address/socket_address/port_value")?.as_u64()
+        });
+        Ok(port.and_then(|p| u16::try_from(p).ok()).map(|p| SocketAddr::from(([127, 0, 0, 1], p))))
+    }
+
+    /// How many ECDS updates of the filter Envoy applied and refused. (`config_reload` is no measure: Envoy 1.40
+    /// counts a refused update there too, besides `config_fail`.)
+    pub fn ecds_updates(&self) -> (u64, u64) {
+        let prefix = self.ecds_stat_prefix();
+        let count = |name: &str| self.stat(&format!("{prefix}.{name}")).unwrap_or(0);
+        (count("update_success"), count("update_rejected"))
+    }
+
+    /// The plugin as last pushed.
+    pub fn plugin(&self) -> &Plugin {
+        &self.plugin
+    }
+
+    /// `extension_config_discovery.http_filter.<resource name>`: ECDS counters for this filter.
+    pub fn ecds_stat_prefix(&self) -> String {
+        format!("extension_config_discovery.http_filter.{}", self.plugin.resource_name())
+    }
+
+    /// A counter or gauge from `/stats`; `None` if absent or Envoy does not answer.
+    pub fn stat(&self, name: &str) -> Option<u64> {
+        let stats = http::get(self.admin, "/stats").ok()?;
+        stats.body.lines().find_map(|line| line.strip_prefix(name)?.strip_prefix(": ")?.trim().parse().ok())
+    }
+
+    /// Pushes a new `pluginConfig` through ECDS and waits (up to 30 s) until Envoy applied or refused it.
+    pub fn push_config(&mut self, config_json: Option<String>) -> Result<Reload, String> {
+        let plugin = Plugin { config_json, ..self.plugin.clone() };
+        self.push_plugin(plugin)
+    }
+
+    /// Pushes a changed plugin (configuration, environment, failure policy) through ECDS, as istiod does when
+    /// a `WasmPlugin` is edited, and waits (up to 30 s) until Envoy applied or refused it. Its namespace and
+    /// name must stay: they name the ECDS resource the listener asks for.
+    pub fn push_plugin(&mut self, plugin: Plugin) -> Result<Reload, String> {
+        if plugin.resource_name() != self.plugin.resource_name() {
+            return Err(format!("the filter is {}; it cannot be renamed", self.plugin.resource_name()));
+        }
+        let (applied_before, refused_before) = self.ecds_updates();
+        self.plugin = plugin;
+        self.version += 1;
+        let filter = self.plugin.wasm_filter(&self.module.to_string_lossy());
+        write_ecds(&self.dir, &self.plugin.resource_name(), &filter, self.version)
+            .map_err(|e| format!("cannot write ECDS: {e}"))?;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let (applied, refused) = self.ecds_updates();
+            if applied > applied_before {
+                return Ok(Reload::Applied);
+            }
+            if refused > refused_before {
+                return Ok(Reload::Refused);
+            }
+            if Instant::now() > deadline {
+                return Err("Envoy neither applied nor refused the update in 30 s".into());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Where Envoy logs.
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.join("envoy.log")
+    }
+
+    /// Everything Envoy logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    /// Waits for Envoy to exit by itself.
+    pub fn wait(&mut self) -> io::Result<ExitStatus> {
+        self.child.wait()
+    }
+
+    /// Envoy's exit status if it has exited.
+    pub fn try_wait(&mut self) -> io::Result<Option<ExitStatus>> {
+        self.child.try_wait()
+    }
+}
+
+impl Drop for Envoy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn write_ecds(dir: &Path, resource_name: &str, filter: &Value, version: u32) -> io::Result<()> {
+    let document = json!({
+        "version_info": version.to_string(),
+        "resources": [{
+            "@type": "type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig",
+            "name": resource_name,
+            "typed_config": filter,
+        }],
+    });
+    let temp = dir.join("ecds/.filter.json.tmp");
+    std::fs::write(&temp, document.to_string())?;
+    std::fs::rename(&temp, dir.join("ecds/filter.json"))
+}
+
+/// The routes send everything to the cluster `upstream`, except what a rule may steer to the cluster `second`
+/// by rewriting: the host `second.internal`, the header `x-route-to: second`, or a path under `/second/`.
+fn bootstrap(options: &EnvoyOptions, http_filter: Value) -> Value {
+    let cluster = |name: &str, addr: SocketAddr| {
+        json!({
+            "name": name,
+            "type": "STATIC",
+            "connect_timeout": "1s",
+            "load_assignment": {
+                "cluster_name": name,
+                "endpoints": [{"lb_endpoints": [{"endpoint": {"address": {"socket_address": {
+                    "address": addr.ip().to_string(),
+                    "port_value": addr.port(),
+                }}}}]}],
+            },
+        })
+    };
+    let mut connection_manager = json!({
+        "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+        "stat_prefix": "ingress",
+        // Istio's default path normalisation (meshConfig pathNormalization BASE).
+        "normalize_path": true,
+        "route_config": {
+            "name": "local",
+            "virtual_hosts": [
+                {
+                    "name": "second",
+                    "domains": ["second.internal", "second.internal:*"],
+                    "routes": [{"match": {"prefix": "/"}, "route": {"cluster": "second"}}],
+                },
+                {
+                    "name": "all",
+                    "domains": ["*"],
+                    "routes": [
+                        {
+                            "match": {"prefix": "/", "headers": [{"name": "x-route-to", "string_match": {"exact": "second"}}]},
+                            "route": {"cluster": "second"},
+                        },
+                        {"match": {"path_separated_prefix": "/second"}, "route": {"cluster": "second"}},
+                        {"match": {"prefix": "/"}, "route": {"cluster": "upstream"}},
+                    ],
+                },
+            ],
+        },
+        "http_filters": [
+            http_filter,
+            {"name": "envoy.filters.http.router", "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}},
+        ],
+    });
+    if options.access_log {
+        if let Some(manager) = connection_manager.as_object_mut() {
+            // The path as it went upstream; `upstream -` when the proxy answered itself.
+            let format = "%START_TIME(%T)% %REQ(:METHOD)% %REQ(:PATH)% -> %RESPONSE_CODE% (upstream %UPSTREAM_HOST%)\n";
+            manager.insert(
+                "access_log".into(),
+                json!([{
+                    "name": "envoy.access_loggers.stdout",
+                    "typed_config": {
+                        "@type": "type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StdoutAccessLog",
+                        "log_format": {"text_format_source": {"inline_string": format}},
+                    },
+                }]),
+            );
+        }
+    }
+    json!({
+        // ECDS needs a node identity; this is the shape of an Istio sidecar's.
+        "node": {"id": "sidecar~127.0.0.1~rulefilter-e2e.default~default.svc.cluster.local", "cluster": "rulefilter-e2e.default"},
+        "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}}},
+        "static_resources": {
+            "listeners": [{
+                "name": "main",
+                "address": {"socket_address": {"address": "127.0.0.1", "port_value": options.port}},
+                "filter_chains": [{"filters": [{
+                    "name": "envoy.filters.network.http_connection_manager",
+                    "typed_config": connection_manager,
+                }]}],
+            }],
+            "clusters": [cluster("upstream", options.upstream), cluster("second", options.second_upstream)],
+        },
+    })
+}

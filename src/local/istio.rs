@@ -1,0 +1,102 @@
+//! The Envoy filter istiod makes of a `WasmPlugin`: an `envoy.extensions.filters.http.wasm.v3.Wasm` whose
+//! `configuration` is the compact JSON of `pluginConfig` (every number a double), `root_id` the `pluginName`,
+//! the V8 runtime, and `vmConfig.env` as the VM's environment. See ../shared/notes/envoy-istio-facts.md.
+
+use serde_json::{json, Map, Value};
+
+/// What istiod knows about a `WasmPlugin`, as far as the generated filter depends on it.
+#[derive(Clone, Debug)]
+pub struct Plugin {
+    pub namespace: String,
+    pub name: String,
+    /// `pluginName`: becomes `root_id`.
+    pub plugin_name: String,
+    /// The compact JSON of `pluginConfig`; `None` for an empty `pluginConfig`.
+    pub config_json: Option<String>,
+    /// `FAIL_CLOSED` unless `failStrategy` says otherwise.
+    pub failure_policy: &'static str,
+    /// `vmConfig.env` entries of type INLINE: the module's environment variables.
+    pub env: Vec<(String, String)>,
+}
+
+impl Plugin {
+    pub fn new(name: &str, config_json: Option<String>) -> Self {
+        Plugin {
+            namespace: "default".into(),
+            name: name.into(),
+            plugin_name: "rulefilter".into(),
+            config_json,
+            failure_policy: "FAIL_CLOSED",
+            env: Vec::new(),
+        }
+    }
+
+    /// The filter's name, which is also its ECDS resource name (Istio ≥ 1.30).
+    pub fn resource_name(&self) -> String {
+        format!("extensions.istio.io/trafficextension/{}.{}~istio-translated-wasmplugin", self.namespace, self.name)
+    }
+
+    /// The `envoy.extensions.filters.http.wasm.v3.Wasm` config istiod generates, loading `module`.
+    pub fn wasm_filter(&self, module: &str) -> Value {
+        // istiod adds the resource version so that a new WasmPlugin revision gets a fresh VM.
+        let mut env = Map::new();
+        env.insert("ISTIO_META_WASM_PLUGIN_RESOURCE_VERSION".into(), json!("1"));
+        for (name, value) in &self.env {
+            env.insert(name.clone(), json!(value));
+        }
+        let configuration = match &self.config_json {
+            Some(text) => json!({"@type": "type.googleapis.com/google.protobuf.StringValue", "value": text}),
+            // An empty pluginConfig gives an empty Any (no type, no value).
+            None => json!({}),
+        };
+        let config = json!({
+            "name": format!("{}.{}~istio-translated-wasmplugin", self.namespace, self.name),
+            "root_id": self.plugin_name,
+            "vm_config": {
+                "runtime": "envoy.wasm.runtime.v8",
+                "code": {"local": {"filename": module}},
+                "environment_variables": {"key_values": env},
+            },
+            "configuration": configuration,
+            "failure_policy": self.failure_policy,
+        });
+        json!({"@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm", "config": config})
+    }
+}
+
+/// A rules document (parsed YAML) as istiod passes it on: compact JSON, numbers as doubles.
+pub fn document_json(document: &serde_yaml::Value) -> Result<String, String> {
+    let value = serde_json::to_value(document).map_err(|e| format!("cannot be written as JSON: {e}"))?;
+    Ok(as_protobuf_struct(value).to_string())
+}
+
+/// Makes every number a double, as a protobuf `Struct` does, printed as Go's protojson prints a double:
+/// whole numbers without a fraction (`200`), others as floats.
+fn as_protobuf_struct(value: Value) -> Value {
+    match value {
+        Value::Number(n) => {
+            let double = n.as_f64().unwrap_or(f64::NAN);
+            // (protojson prints whole numbers up to 1e21 without exponent; beyond i64 no rule needs it.)
+            if double.fract() == 0.0 && double.abs() < 9e18 {
+                json!(double as i64)
+            } else {
+                json!(double)
+            }
+        }
+        Value::Array(items) => Value::Array(items.into_iter().map(as_protobuf_struct).collect()),
+        Value::Object(map) => Value::Object(map.into_iter().map(|(k, v)| (k, as_protobuf_struct(v))).collect()),
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_become_doubles_printed_as_protojson_prints_them() {
+        let document: serde_yaml::Value =
+            serde_yaml::from_str("{status: 503, ratio: 0.5, big: 1e22, name: x}").unwrap();
+        assert_eq!(document_json(&document).unwrap(), r#"{"big":1e+22,"name":"x","ratio":0.5,"status":503}"#);
+    }
+}
