@@ -44,3 +44,30 @@ fn every_rules_snippet_in_the_readme_compiles() {
     }
     assert!(compiled >= 2, "expected the README's rule snippets, compiled {compiled}");
 }
+
+/// The README's `rulefilter trace` examples print exactly what the tool prints.
+#[test]
+fn the_readme_trace_example_is_what_the_tool_prints() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let mut checked = 0;
+    let mut lines = readme.lines().peekable();
+    while let Some(line) = lines.next() {
+        let Some(command) = line.strip_prefix("$ rulefilter trace ") else { continue };
+        let mut expected = String::new();
+        while let Some(next) = lines.next_if(|l| !l.starts_with("$ ") && *l != "```") {
+            expected.push_str(next);
+            expected.push('\n');
+        }
+        let mut args = vec!["trace".to_owned()];
+        args.extend(common::shell_words(command));
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_rulefilter"))
+            .args(&args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{args:?}: {}", String::from_utf8_lossy(&output.stderr));
+        assert_eq!(String::from_utf8_lossy(&output.stdout), expected, "README example {args:?}");
+        checked += 1;
+    }
+    assert!(checked >= 1, "the README should show a trace");
+}
