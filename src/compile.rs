@@ -10,7 +10,7 @@ use serde_yaml::Value;
 
 use crate::cidr::Cidr;
 use crate::config::{
-    ActionSpec, Document, FromTo, HeaderEditsSpec, Integer, LogSpec, MatchFields, MatchSpec, QueryEditsSpec,
+    ActionSpec, Document, FromTo, HeaderEditsSpec, Integer, LogSpec, MatchFields, MatchSpec, Mode, QueryEditsSpec,
     RedirectSpec, RespondSpec, RewriteSpec, RuleSpec, SourceSpec, StatusSpec, StringMatchSpec,
 };
 use crate::error::{ConfigError, ConfigErrors, Phase, RuleLocation};
@@ -68,8 +68,14 @@ pub fn compile(document: Value, env: &dyn Environment) -> Result<RuleSet, Config
     }
     let document: Document = serde_path_to_error::deserialize(document)
         .map_err(|e| ConfigErrors(vec![ConfigError::document(field_path(e.path()), e.into_inner().to_string())]))?;
-    let mut compiler =
-        Compiler { slots: Vec::new(), carried: Vec::new(), errors: Vec::new(), names: HashMap::new(), env };
+    let mut compiler = Compiler {
+        slots: Vec::new(),
+        carried: Vec::new(),
+        errors: Vec::new(),
+        names: HashMap::new(),
+        env,
+        dry_run: document.mode == Mode::DryRun,
+    };
     if let Some(version) = document.version.filter(|v| *v != DOCUMENT_VERSION) {
         compiler.errors.push(ConfigError::document(
             "version",
@@ -101,6 +107,8 @@ struct Compiler<'e> {
     errors: Vec<ConfigError>,
     names: HashMap<String, RuleLocation>,
     env: &'e dyn Environment,
+    /// The document is in dry-run mode: so is every rule.
+    dry_run: bool,
 }
 
 /// What is known while one rule compiles.
@@ -202,7 +210,8 @@ impl Compiler<'_> {
         if phase == Phase::Response {
             self.carry(&ctx.slots_read);
         }
-        Some(Rule { name: spec.name.into(), when, actions, stop: spec.stop, capture_cells: ctx.capture_cells })
+        let dry_run = self.dry_run || spec.mode == Mode::DryRun;
+        Some(Rule { name: spec.name.into(), when, actions, stop: spec.stop, dry_run, capture_cells: ctx.capture_cells })
     }
 
     /// Marks request-phase slots a response rule reads, so the request phase keeps them.

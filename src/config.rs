@@ -18,6 +18,9 @@ pub struct Document {
     /// Document format version; only `1` exists.
     #[serde(default, deserialize_with = "optional_integer")]
     pub version: Option<u64>,
+    /// `dry_run`: every rule only logs and counts what it would do (whatever its own `mode`).
+    #[serde(default)]
+    pub mode: Mode,
     /// Rules run when the request headers arrive, in the order written.
     #[serde(default)]
     pub request: Vec<serde_yaml::Value>,
@@ -38,6 +41,21 @@ pub struct RuleSpec {
     /// Stop evaluating the phase's later rules once this one has matched.
     #[serde(default)]
     pub stop: bool,
+    /// `dry_run`: when the rule matches, log and count what it would do, and change nothing.
+    #[serde(default)]
+    pub mode: Mode,
+}
+
+/// Whether rules act or only say what they would do.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// Rules act.
+    #[default]
+    Enforce,
+    /// Matched rules log (at info) and count each action they would take, and change nothing: no header is
+    /// edited, no response is made, `stop` does not stop.
+    DryRun,
 }
 
 /// Conditions of a rule; all of them must hold. An empty match matches every request. `all`, `any` and `not`

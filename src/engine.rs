@@ -7,7 +7,7 @@
 
 use std::borrow::Cow;
 
-use log::{debug, warn};
+use log::{debug, info, warn};
 
 use crate::cidr;
 use crate::compile::is_header_value;
@@ -60,6 +60,8 @@ struct DeferredEdits {
     rule: usize,
     action: usize,
     values: Vec<Option<String>>,
+    /// From a dry-run rule: only say what would change.
+    dry_run: bool,
 }
 
 /// The state of one exchange between its phases.
@@ -107,7 +109,7 @@ impl RuleSet {
 
     /// Runs the request rules; call when the request headers arrive.
     pub fn on_request_headers(&self, state: &mut RequestState, host: &mut impl Host) -> Flow {
-        let mut run = Run { rules: self, state, host, phase: Phase::Request };
+        let mut run = Run { rules: self, state, host, phase: Phase::Request, dry_run: false, rule_name: "" };
         run.record(|| Event::Phase(Phase::Request));
         if run.rules(&self.request_rules) == Flow::Responded {
             return Flow::Responded;
@@ -126,12 +128,14 @@ impl RuleSet {
             return Flow::Continue;
         }
         let deferred = std::mem::take(&mut state.deferred);
-        let mut run = Run { rules: self, state, host, phase: Phase::Response };
+        let mut run = Run { rules: self, state, host, phase: Phase::Response, dry_run: false, rule_name: "" };
         run.record(|| Event::Phase(Phase::Response));
         for edits in &deferred {
             let rule = self.request_rules.get(edits.rule);
             if let Some(Action::ResponseHeaders(header_edits)) = rule.and_then(|rule| rule.actions.get(edits.action)) {
                 run.record(|| Event::ApplyDeferred { rule: rule.map(|r| r.name.to_string()).unwrap_or_default() });
+                run.dry_run = edits.dry_run;
+                run.rule_name = rule.map_or("", |r| &r.name);
                 run.apply_edits(HeaderMap::Response, header_edits, &edits.values);
             }
         }
@@ -152,6 +156,10 @@ struct Run<'r, 's, H: Host> {
     state: &'s mut RequestState,
     host: &'s mut H,
     phase: Phase,
+    /// The rule acting now is in dry-run mode: writes are only logged.
+    dry_run: bool,
+    /// The rule acting now, for log lines.
+    rule_name: &'r str,
 }
 
 impl<'r, H: Host> Run<'r, '_, H> {
@@ -164,6 +172,7 @@ impl<'r, H: Host> Run<'r, '_, H> {
                     self.record_skipped(rules, index, SkipReason::Answered);
                     return Flow::Responded;
                 }
+                Outcome::Matched if rule.stop && rule.dry_run => self.would("stop the phase".to_owned()),
                 Outcome::Matched if rule.stop => {
                     self.record_skipped(rules, index, SkipReason::Stopped);
                     break;
@@ -175,6 +184,8 @@ impl<'r, H: Host> Run<'r, '_, H> {
     }
 
     fn rule(&mut self, index: usize, rule: &'r Rule) -> Outcome {
+        self.dry_run = rule.dry_run;
+        self.rule_name = &rule.name;
         let mut captures: Vec<Option<String>> = vec![None; rule.capture_cells];
         let matched = rule.when.as_ref().is_none_or(|expr| self.eval(expr, &mut captures));
         if self.state.trace.is_some() {
@@ -212,6 +223,12 @@ impl<'r, H: Host> Run<'r, '_, H> {
         for (later, rule) in rules.iter().enumerate().skip(index + 1) {
             trace.push(Event::Skipped { index: later, name: rule.name.to_string(), by: by.clone(), reason });
         }
+    }
+
+    /// In dry-run mode: says what the rule would have done.
+    fn would(&mut self, what: String) {
+        info!("dry run: rule {:?} would {what}", self.rule_name);
+        self.record(|| Event::WouldDo(what));
     }
 
     /// Logs a refused value and records it.
@@ -294,18 +311,27 @@ impl<'r, H: Host> Run<'r, '_, H> {
     }
 
     fn set_header(&mut self, map: HeaderMap, name: &str, value: &str) {
+        if self.dry_run {
+            return self.would(format!("set {} header {name:?} to {value:?}", map_word(map)));
+        }
         self.host.set_header(map, name, value);
         self.note_write(map, name, Write::Set(value));
         self.record(|| Event::Header { map, name: name.to_owned(), edit: Edit::Set(value.to_owned()) });
     }
 
     fn add_header(&mut self, map: HeaderMap, name: &str, value: &str) {
+        if self.dry_run {
+            return self.would(format!("add {} header {name:?} with {value:?}", map_word(map)));
+        }
         self.host.add_header(map, name, value);
         self.note_write(map, name, Write::Add(value));
         self.record(|| Event::Header { map, name: name.to_owned(), edit: Edit::Add(value.to_owned()) });
     }
 
     fn remove_header(&mut self, map: HeaderMap, name: &str) {
+        if self.dry_run {
+            return self.would(format!("remove {} header {name:?}", map_word(map)));
+        }
         self.host.remove_header(map, name);
         self.note_write(map, name, Write::Remove);
         self.record(|| Event::Header { map, name: name.to_owned(), edit: Edit::Remove });
@@ -313,6 +339,14 @@ impl<'r, H: Host> Run<'r, '_, H> {
 
     /// Answers the client through the proxy; returns whether it accepted.
     fn send_response(&mut self, status: u16, headers: &[(&str, &str)], body: &str) -> bool {
+        if self.dry_run {
+            let what = match headers.iter().find(|(name, _)| *name == "location") {
+                Some((_, location)) => format!("redirect with {status} to {location:?}"),
+                None => format!("respond {status}"),
+            };
+            self.would(what);
+            return false;
+        }
         let sent = self.host.send_response(status, headers, body);
         if sent {
             self.record(|| Event::Responded {
@@ -480,7 +514,8 @@ impl<'r, H: Host> Run<'r, '_, H> {
                 match self.phase {
                     Phase::Response => self.apply_edits(HeaderMap::Response, edits, &values),
                     Phase::Request => {
-                        self.state.deferred.push(DeferredEdits { rule: index, action: action_index, values });
+                        let dry_run = self.dry_run;
+                        self.state.deferred.push(DeferredEdits { rule: index, action: action_index, values, dry_run });
                         self.record(|| Event::Deferred);
                     }
                 }
@@ -696,6 +731,14 @@ impl<'r, H: Host> Run<'r, '_, H> {
             debug!("rule {:?}: query now {new:?}", &*rule.name);
             self.set_header(HeaderMap::Request, ":path", &new);
         }
+    }
+}
+
+/// How a header map is named in log lines.
+fn map_word(map: HeaderMap) -> &'static str {
+    match map {
+        HeaderMap::Request => "request",
+        HeaderMap::Response => "response",
     }
 }
 

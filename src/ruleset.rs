@@ -74,6 +74,8 @@ pub(crate) struct Rule {
     pub when: Option<Expr>,
     pub actions: Vec<Action>,
     pub stop: bool,
+    /// Only log what the rule would do (its own `mode`, or the document's).
+    pub dry_run: bool,
     /// Number of regex captures the rule's templates use; the matcher fills that many cells.
     pub capture_cells: usize,
 }

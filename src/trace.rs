@@ -28,6 +28,8 @@ pub enum Event {
     Responded { status: u16, headers: Vec<(String, String)>, body: String },
     /// A rule's `log` action wrote a line.
     Logged { level: log::Level, message: String },
+    /// A dry-run rule would have done this (a header edit, a response, stopping the phase); nothing changed.
+    WouldDo(String),
     /// A value was refused (it could split a header line, or was no valid path or host) and nothing was written.
     Refused(String),
 }

@@ -267,3 +267,28 @@ fn a_rendered_value_with_a_line_break_never_reaches_the_wire() {
         assert!(log.contains(line), "log lacks {line:?}:\n{log}");
     }
 }
+
+#[test]
+fn a_dry_run_rule_logs_what_it_would_do_at_info_and_changes_nothing() {
+    let upstream = echo();
+    let document: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(project_dir().join("tests/cases/dry-run.yaml")).unwrap())
+            .unwrap();
+    let plugin = Plugin::new("dry-run", Some(support::document_json(&document)));
+    let envoy = start(options(plugin, &upstream));
+    let response = ClientRequest::new("GET", "/api").header("user-agent", "OldClient/1.0").send(envoy.listener);
+    assert_eq!(response.status, 200, "{response:?}");
+    assert_eq!(response.upstream_header_values("x-blocked"), Vec::<String>::new());
+    let log = envoy.log();
+    for would in [
+        r#"set request header "x-blocked" to "yes""#,
+        r#"remove request header "user-agent""#,
+        "respond 403",
+        "stop the phase",
+        r#"set response header "x-would-block" to "yes""#,
+    ] {
+        let wanted = format!(r#"rulefilter: dry run: rule "block-old-clients" would {would}"#);
+        let line = log.lines().find(|l| l.ends_with(&wanted)).unwrap_or_else(|| panic!("no {wanted:?} in:\n{log}"));
+        assert!(line.contains("[info][wasm]"), "{line}");
+    }
+}

@@ -302,3 +302,32 @@ fn a_traced_exchange_has_the_same_outcome_as_a_plain_one() {
     }
     assert!(compared >= 85, "only {compared} cases");
 }
+
+#[test]
+fn a_dry_run_rule_is_traced_with_what_it_would_do_and_writes_nothing() {
+    let doc = rules(
+        r#"
+request:
+  - name: block
+    mode: dry_run
+    stop: true
+    actions: [{request_headers: {set: {x-a: "1"}}}, {redirect: {location: /elsewhere, status: 302}}]
+  - name: after
+    match: {headers: {x-a: {absent: true}}}
+    actions: [{request_headers: {set: {x-b: "1"}}}]
+"#,
+    );
+    let events = trace(&doc, &Request::get("/"), 200);
+    let would: Vec<&Event> = events.iter().filter(|e| matches!(e, Event::WouldDo(_))).collect();
+    assert_eq!(
+        would,
+        [
+            &Event::WouldDo(r#"set request header "x-a" to "1""#.into()),
+            &Event::WouldDo(r#"redirect with 302 to "/elsewhere""#.into()),
+            &Event::WouldDo("stop the phase".into()),
+        ]
+    );
+    // The next rule ran and saw the request as it was; the only write is its own.
+    let writes: Vec<&Event> = events.iter().filter(|e| matches!(e, Event::Header { .. })).collect();
+    assert_eq!(writes, [&Event::Header { map: HeaderMap::Request, name: "x-b".into(), edit: Edit::Set("1".into()) }]);
+}

@@ -27,7 +27,22 @@ fn unknown_fields_are_named_with_the_fields_that_exist() {
             r#"request[0] "a": actions[0].respnd: unknown field `respnd`, expected one of `request_headers`, `response_headers`, `respond`, `redirect`, `rewrite`, `query`, `log`"#,
         ],
     );
-    refused("requests: []", &["requests: unknown field `requests`, expected one of `version`, `request`, `response`"]);
+    refused(
+        "requests: []",
+        &["requests: unknown field `requests`, expected one of `version`, `mode`, `request`, `response`"],
+    );
+}
+
+#[test]
+fn a_mode_is_enforce_or_dry_run() {
+    refused(
+        "request:
+  - name: a
+    mode: dryrun
+    actions: [{respond: {status: 200}}]",
+        &[r#"request[0] "a": mode: unknown variant `dryrun`, expected `enforce` or `dry_run`"#],
+    );
+    refused("mode: dry-run", &["mode: unknown variant `dry-run`, expected `enforce` or `dry_run`"]);
 }
 
 #[test]

@@ -306,6 +306,9 @@ fn report(rules_path: &Path, rules: &RuleSet, request: &Request, upstream: &Resp
             Event::Logged { level, message } => {
                 let _ = writeln!(out, "        log {}: {message}", level.as_str().to_ascii_lowercase());
             }
+            Event::WouldDo(what) => {
+                let _ = writeln!(out, "        would {what} (dry run: nothing changed)");
+            }
             Event::Refused(message) => {
                 let _ = writeln!(out, "        REFUSED: {message}");
             }
