@@ -82,12 +82,19 @@ pub fn compile(document: Value, env: &dyn Environment) -> Result<RuleSet, Config
             format!("unsupported version {version}; this filter reads version {DOCUMENT_VERSION}"),
         ));
     }
+    let log_level = document.log_level.as_deref().and_then(|text| match log_level(text) {
+        Ok(level) => Some(level),
+        Err(message) => {
+            compiler.errors.push(ConfigError::document("log_level", message));
+            None
+        }
+    });
     let request_rules = compiler.rules(Phase::Request, document.request);
     let response_rules = compiler.rules(Phase::Response, document.response);
     if !compiler.errors.is_empty() {
         return Err(ConfigErrors(compiler.errors));
     }
-    Ok(RuleSet { request_rules, response_rules, slots: compiler.slots, carried_slots: compiler.carried })
+    Ok(RuleSet { request_rules, response_rules, slots: compiler.slots, carried_slots: compiler.carried, log_level })
 }
 
 /// serde_path_to_error writes the root as "."; we write it as nothing.
@@ -745,14 +752,10 @@ impl Compiler<'_> {
     }
 
     fn log(&mut self, spec: &LogSpec, field: &str, ctx: &mut RuleContext) -> Option<Action> {
-        let level = match spec.level.as_deref().unwrap_or("info") {
-            "trace" => Some(log::Level::Trace),
-            "debug" => Some(log::Level::Debug),
-            "info" => Some(log::Level::Info),
-            "warn" => Some(log::Level::Warn),
-            "error" => Some(log::Level::Error),
-            other => {
-                ctx.error(format!("{field}.level"), format!("{other:?} is not one of trace, debug, info, warn, error"));
+        let level = match log_level(spec.level.as_deref().unwrap_or("info")) {
+            Ok(level) => Some(level),
+            Err(message) => {
+                ctx.error(format!("{field}.level"), message);
                 None
             }
         };
@@ -1070,6 +1073,18 @@ fn string_test(
         _ => return None,
     };
     Some((test, None))
+}
+
+/// A level as documents write it.
+fn log_level(text: &str) -> Result<log::Level, String> {
+    match text {
+        "trace" => Ok(log::Level::Trace),
+        "debug" => Ok(log::Level::Debug),
+        "info" => Ok(log::Level::Info),
+        "warn" => Ok(log::Level::Warn),
+        "error" => Ok(log::Level::Error),
+        other => Err(format!("{other:?} is not one of trace, debug, info, warn, error")),
+    }
 }
 
 /// `^(?:pattern)$` with the size limit every rule regex has.

@@ -21,6 +21,9 @@ pub struct Document {
     /// `dry_run`: every rule only logs and counts what it would do (whatever its own `mode`).
     #[serde(default)]
     pub mode: Mode,
+    /// The least severe level the filter logs at: `trace`, `debug`, `info`, `warn` or `error`. Without it, the
+    /// proxy's own level decides alone.
+    pub log_level: Option<String>,
     /// Rules run when the request headers arrive, in the order written.
     #[serde(default)]
     pub request: Vec<serde_yaml::Value>,

@@ -198,7 +198,9 @@ impl<'r, H: Host> Run<'r, '_, H> {
         if !matched {
             return Outcome::NoMatch;
         }
-        debug!("{} rule {:?} matched", self.phase.key(), &*rule.name);
+        if self.rules.logs(log::Level::Debug) {
+            debug!("{} rule {:?} matched", self.phase.key(), &*rule.name);
+        }
         for (action_index, action) in rule.actions.iter().enumerate() {
             if self.action(rule, index, action_index, action, &captures) == Outcome::Responded {
                 return Outcome::Responded;
@@ -227,13 +229,17 @@ impl<'r, H: Host> Run<'r, '_, H> {
 
     /// In dry-run mode: says what the rule would have done.
     fn would(&mut self, what: String) {
-        info!("dry run: rule {:?} would {what}", self.rule_name);
+        if self.rules.logs(log::Level::Info) {
+            info!("dry run: rule {:?} would {what}", self.rule_name);
+        }
         self.record(|| Event::WouldDo(what));
     }
 
     /// Logs a refused value and records it.
     fn refuse(&mut self, message: String) {
-        warn!("{message}");
+        if self.rules.logs(log::Level::Warn) {
+            warn!("{message}");
+        }
         self.record(|| Event::Refused(message));
     }
 
@@ -533,9 +539,14 @@ impl<'r, H: Host> Run<'r, '_, H> {
             Action::Rewrite(rewrite) => self.rewrite(rule, rewrite, captures),
             Action::Query(edits) => self.edit_query(rule, edits, captures),
             Action::Log { level, message } => {
-                let message = self.render(message, captures).into_owned();
-                log::log!(*level, "{}: {message}", &*rule.name);
-                self.record(|| Event::Logged { level: *level, message });
+                // Rendered only when the line can be written (or a trace wants it).
+                if self.rules.logs(*level) && log::log_enabled!(*level) || self.state.trace.is_some() {
+                    let message = self.render(message, captures).into_owned();
+                    if self.rules.logs(*level) {
+                        log::log!(*level, "{}: {message}", &*rule.name);
+                    }
+                    self.record(|| Event::Logged { level: *level, message });
+                }
             }
         }
         Outcome::Matched
@@ -728,7 +739,9 @@ impl<'r, H: Host> Run<'r, '_, H> {
         }
         let new = pairs.to_path(path);
         if new != current {
-            debug!("rule {:?}: query now {new:?}", &*rule.name);
+            if self.rules.logs(log::Level::Debug) {
+                debug!("rule {:?}: query now {new:?}", &*rule.name);
+            }
             self.set_header(HeaderMap::Request, ":path", &new);
         }
     }

@@ -45,6 +45,8 @@ pub struct RuleSet {
     /// Request-phase slots that response rules read: fetched before the request goes upstream, because the
     /// proxy no longer offers request headers in the response phase.
     pub(crate) carried_slots: Vec<usize>,
+    /// The document's `log_level`: lines less severe are not written. `None`: the proxy's level decides.
+    pub(crate) log_level: Option<log::Level>,
 }
 
 impl RuleSet {
@@ -59,6 +61,11 @@ impl RuleSet {
             Phase::Request => self.request_rules.len(),
             Phase::Response => self.response_rules.len(),
         }
+    }
+
+    /// Whether the document lets the filter write a line at `level` (the proxy may still drop it).
+    pub fn logs(&self, level: log::Level) -> bool {
+        self.log_level.is_none_or(|least| level <= least)
     }
 
     /// The values rules read, each once, in slot order.

@@ -292,3 +292,24 @@ fn a_dry_run_rule_logs_what_it_would_do_at_info_and_changes_nothing() {
         assert!(line.contains("[info][wasm]"), "{line}");
     }
 }
+
+const QUIET: &str = r#"{"log_level":"warn","request":[
+{"name":"note","actions":[{"log":{"level":"info","message":"info line for ${path}"}},{"log":{"level":"warn","message":"warn line for ${path}"}}]},
+{"name":"trial","mode":"dry_run","actions":[{"request_headers":{"set":{"x-trial":"1"}}}]},
+{"name":"echo-name","match":{"query":{"name":{"present":true}}},"actions":[{"request_headers":{"set":{"x-name":"${query.name}"}}}]}]}"#;
+
+#[test]
+fn the_documents_log_level_silences_less_severe_lines() {
+    let upstream = echo();
+    let envoy = start(options(Plugin::new("quiet", Some(QUIET.to_owned())), &upstream));
+    let response = get(envoy.listener, "/quiet?name=a%0Ab");
+    assert_eq!(response.status, 200);
+    let log = envoy.log();
+    // At or above warn: written.
+    assert!(log.contains("rulefilter: note: warn line for /quiet"), "{log}");
+    assert!(log.contains(r#"rulefilter: rule "echo-name": refused a value for "x-name""#), "{log}");
+    // Below warn: not written, though Envoy logs at info.
+    for quiet in ["info line for", "dry run: rule", "loaded 3 request"] {
+        assert!(!log.contains(quiet), "{quiet:?} was logged:\n{log}");
+    }
+}

@@ -29,7 +29,7 @@ fn unknown_fields_are_named_with_the_fields_that_exist() {
     );
     refused(
         "requests: []",
-        &["requests: unknown field `requests`, expected one of `version`, `mode`, `request`, `response`"],
+        &["requests: unknown field `requests`, expected one of `version`, `mode`, `log_level`, `request`, `response`"],
     );
 }
 
@@ -43,6 +43,11 @@ fn a_mode_is_enforce_or_dry_run() {
         &[r#"request[0] "a": mode: unknown variant `dryrun`, expected `enforce` or `dry_run`"#],
     );
     refused("mode: dry-run", &["mode: unknown variant `dry-run`, expected `enforce` or `dry_run`"]);
+}
+
+#[test]
+fn a_log_level_is_one_of_five() {
+    refused("log_level: verbose", &[r#"log_level: "verbose" is not one of trace, debug, info, warn, error"#]);
 }
 
 #[test]

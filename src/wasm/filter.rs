@@ -54,11 +54,13 @@ impl RootContext for Root {
         }
         match crate::compile::parse(&text) {
             Ok(rules) => {
-                info!(
-                    "loaded {} request and {} response rules",
-                    rules.rule_count(crate::Phase::Request),
-                    rules.rule_count(crate::Phase::Response)
-                );
+                if rules.logs(log::Level::Info) {
+                    info!(
+                        "loaded {} request and {} response rules",
+                        rules.rule_count(crate::Phase::Request),
+                        rules.rule_count(crate::Phase::Response)
+                    );
+                }
                 self.rules = Rc::new(rules);
                 true
             }
