@@ -175,17 +175,13 @@ pub fn case_file_beside(rules: &Path) -> PathBuf {
 impl CaseRequest {
     /// The request the simulated proxy receives: over plain HTTP, from port 40000 of `source`.
     pub fn to_request(&self) -> Request {
-        let source = match self.source.parse::<std::net::IpAddr>() {
-            Ok(ip) => std::net::SocketAddr::new(ip, 40000).to_string(),
-            Err(_) => self.source.clone(),
-        };
         Request {
             method: self.method.clone(),
             path: self.path.clone(),
             authority: self.host.clone(),
             scheme: "http".into(),
             headers: self.header_list(),
-            source,
+            source: simulate::client_address(&self.source),
         }
     }
 

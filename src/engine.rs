@@ -7,8 +7,6 @@
 
 use std::borrow::Cow;
 
-use log::{debug, info, warn};
-
 use crate::cidr;
 use crate::compile::is_header_value;
 use crate::error::Phase;
@@ -131,11 +129,11 @@ impl RuleSet {
         let mut run = Run { rules: self, state, host, phase: Phase::Response, dry_run: false, rule_name: "" };
         run.record(|| Event::Phase(Phase::Response));
         for edits in &deferred {
-            let rule = self.request_rules.get(edits.rule);
-            if let Some(Action::ResponseHeaders(header_edits)) = rule.and_then(|rule| rule.actions.get(edits.action)) {
-                run.record(|| Event::ApplyDeferred { rule: rule.map(|r| r.name.to_string()).unwrap_or_default() });
+            let Some(rule) = self.request_rules.get(edits.rule) else { continue };
+            if let Some(Action::ResponseHeaders(header_edits)) = rule.actions.get(edits.action) {
+                run.record(|| Event::ApplyDeferred { rule: rule.name.to_string() });
                 run.dry_run = edits.dry_run;
-                run.rule_name = rule.map_or("", |r| &r.name);
+                run.rule_name = &rule.name;
                 run.apply_edits(HeaderMap::Response, header_edits, &edits.values);
             }
         }
@@ -198,9 +196,7 @@ impl<'r, H: Host> Run<'r, '_, H> {
         if !matched {
             return Outcome::NoMatch;
         }
-        if self.rules.logs(log::Level::Debug) {
-            debug!("{} rule {:?} matched", self.phase.key(), &*rule.name);
-        }
+        self.log(log::Level::Debug, format_args!("{} rule {:?} matched", self.phase.key(), &*rule.name));
         for (action_index, action) in rule.actions.iter().enumerate() {
             if self.action(rule, index, action_index, action, &captures) == Outcome::Responded {
                 return Outcome::Responded;
@@ -227,19 +223,23 @@ impl<'r, H: Host> Run<'r, '_, H> {
         }
     }
 
+    /// Writes a log line, unless the document's `log_level` is more severe; the `log` facade then drops
+    /// what the proxy would not print, before formatting.
+    fn log(&self, level: log::Level, line: std::fmt::Arguments<'_>) {
+        if self.rules.logs(level) {
+            log::log!(level, "{line}");
+        }
+    }
+
     /// In dry-run mode: says what the rule would have done.
     fn would(&mut self, what: String) {
-        if self.rules.logs(log::Level::Info) {
-            info!("dry run: rule {:?} would {what}", self.rule_name);
-        }
+        self.log(log::Level::Info, format_args!("dry run: rule {:?} would {what}", self.rule_name));
         self.record(|| Event::WouldDo(what));
     }
 
     /// Logs a refused value and records it.
     fn refuse(&mut self, message: String) {
-        if self.rules.logs(log::Level::Warn) {
-            warn!("{message}");
-        }
+        self.log(log::Level::Warn, format_args!("{message}"));
         self.record(|| Event::Refused(message));
     }
 
@@ -318,7 +318,7 @@ impl<'r, H: Host> Run<'r, '_, H> {
 
     fn set_header(&mut self, map: HeaderMap, name: &str, value: &str) {
         if self.dry_run {
-            return self.would(format!("set {} header {name:?} to {value:?}", map_word(map)));
+            return self.would(format!("set {} header {name:?} to {value:?}", map.key()));
         }
         self.host.set_header(map, name, value);
         self.note_write(map, name, Write::Set(value));
@@ -327,7 +327,7 @@ impl<'r, H: Host> Run<'r, '_, H> {
 
     fn add_header(&mut self, map: HeaderMap, name: &str, value: &str) {
         if self.dry_run {
-            return self.would(format!("add {} header {name:?} with {value:?}", map_word(map)));
+            return self.would(format!("add {} header {name:?} with {value:?}", map.key()));
         }
         self.host.add_header(map, name, value);
         self.note_write(map, name, Write::Add(value));
@@ -336,7 +336,7 @@ impl<'r, H: Host> Run<'r, '_, H> {
 
     fn remove_header(&mut self, map: HeaderMap, name: &str) {
         if self.dry_run {
-            return self.would(format!("remove {} header {name:?}", map_word(map)));
+            return self.would(format!("remove {} header {name:?}", map.key()));
         }
         self.host.remove_header(map, name);
         self.note_write(map, name, Write::Remove);
@@ -540,11 +540,10 @@ impl<'r, H: Host> Run<'r, '_, H> {
             Action::Query(edits) => self.edit_query(rule, edits, captures),
             Action::Log { level, message } => {
                 // Rendered only when the line can be written (or a trace wants it).
-                if self.rules.logs(*level) && log::log_enabled!(*level) || self.state.trace.is_some() {
+                let written = self.rules.logs(*level) && log::log_enabled!(*level);
+                if written || self.state.trace.is_some() {
                     let message = self.render(message, captures).into_owned();
-                    if self.rules.logs(*level) {
-                        log::log!(*level, "{}: {message}", &*rule.name);
-                    }
+                    self.log(*level, format_args!("{}: {message}", &*rule.name));
                     self.record(|| Event::Logged { level: *level, message });
                 }
             }
@@ -739,19 +738,9 @@ impl<'r, H: Host> Run<'r, '_, H> {
         }
         let new = pairs.to_path(path);
         if new != current {
-            if self.rules.logs(log::Level::Debug) {
-                debug!("rule {:?}: query now {new:?}", &*rule.name);
-            }
+            self.log(log::Level::Debug, format_args!("rule {:?}: query now {new:?}", &*rule.name));
             self.set_header(HeaderMap::Request, ":path", &new);
         }
-    }
-}
-
-/// How a header map is named in log lines.
-fn map_word(map: HeaderMap) -> &'static str {
-    match map {
-        HeaderMap::Request => "request",
-        HeaderMap::Response => "response",
     }
 }
 

@@ -17,6 +17,17 @@ pub enum HeaderMap {
     Response,
 }
 
+impl HeaderMap {
+    /// `request` or `response`: how log lines and traces name it, and the first part of Envoy's
+    /// `request.headers.<name>` properties.
+    pub fn key(self) -> &'static str {
+        match self {
+            HeaderMap::Request => "request",
+            HeaderMap::Response => "response",
+        }
+    }
+}
+
 /// A value some rule reads; its index in [`RuleSet::slots`] is its slot number.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Slot {

@@ -58,6 +58,15 @@ impl Request {
     }
 }
 
+/// The peer address (`ip:port`) of a client at `ip`, from port 40000; IPv6 in brackets. Text that is no IP
+/// address is kept as it is.
+pub fn client_address(ip: &str) -> String {
+    match ip.parse::<std::net::IpAddr>() {
+        Ok(ip) => std::net::SocketAddr::new(ip, 40000).to_string(),
+        Err(_) => ip.to_owned(),
+    }
+}
+
 /// A response: from the upstream, or made by a rule.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Response {

@@ -144,11 +144,7 @@ impl Host for Envoy {
         let value = if name.starts_with(':') {
             abi::header(map_type(map), name)
         } else {
-            let kind = match map {
-                HeaderMap::Request => "request",
-                HeaderMap::Response => "response",
-            };
-            abi::property(&[kind, "headers", name])
+            abi::property(&[map.key(), "headers", name])
         };
         match value {
             // Header values may be any bytes; rules compare text, so odd bytes become U+FFFD.

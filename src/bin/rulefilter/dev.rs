@@ -101,8 +101,10 @@ pub fn run(args: lexopt::Parser) -> Result<ExitCode, String> {
         cases.as_ref().map(|c| c.env.clone().into_iter().collect()).unwrap_or_default();
     env.extend(options.env.clone());
 
-    let first = match load(&options.rules, &env) {
-        Ok(loaded) => loaded,
+    let read = std::fs::read_to_string(&options.rules)
+        .map_err(|e| format!("{}: cannot read it: {e}", options.rules.display()));
+    let (mut last_text, first) = match read.and_then(|text| check(&options.rules, &text, &env).map(|c| (text, c))) {
+        Ok(read_and_checked) => read_and_checked,
         Err(problems) => {
             eprintln!("{problems}");
             eprintln!("rulefilter: {} is not valid; fix it, then start again", options.rules.display());
@@ -125,8 +127,8 @@ pub fn run(args: lexopt::Parser) -> Result<ExitCode, String> {
             echo.addr
         }
     };
-    let mut plugin = Plugin::new("dev", Some(first.json.clone()));
-    plugin.env = first.env.clone().into_iter().collect();
+    let mut plugin = Plugin::new("dev", Some(first.json));
+    plugin.env = first.env.into_iter().collect();
     let dir = std::env::temp_dir().join(format!("rulefilter-dev-{}", std::process::id()));
     let envoy_options =
         EnvoyOptions::new(envoy_binary, module, dir.clone(), plugin, upstream).port(options.port).access_log(true);
@@ -140,7 +142,6 @@ pub fn run(args: lexopt::Parser) -> Result<ExitCode, String> {
     greet(&options, &envoy, upstream, options.upstream.is_none(), cases.as_ref());
 
     let mut log = LogTail::new(envoy.log_path());
-    let mut last_text = first.text;
     let mut unreadable = None;
     let outcome = loop {
         std::thread::sleep(Duration::from_millis(200));
@@ -168,8 +169,8 @@ pub fn run(args: lexopt::Parser) -> Result<ExitCode, String> {
         if text == last_text {
             continue;
         }
-        last_text.clone_from(&text);
-        reload(&mut envoy, &options.rules, &env, &mut log);
+        reload(&mut envoy, &options.rules, &text, &env, &mut log);
+        last_text = text;
     };
     drop(envoy);
     let _ = std::fs::remove_dir_all(&dir);
@@ -178,17 +179,15 @@ pub fn run(args: lexopt::Parser) -> Result<ExitCode, String> {
 
 /// A checked document, ready to push.
 struct Loaded {
-    text: String,
     /// The compact JSON istiod would hand the module.
     json: String,
     /// The environment the module gets: the manifest's vmConfig.env, then the dev environment.
     env: BTreeMap<String, String>,
 }
 
-/// Reads and checks the document; the problems, one per line, if it is not valid.
-fn load(path: &Path, env: &HashMap<String, String>) -> Result<Loaded, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: cannot read it: {e}", path.display()))?;
-    let (source, _) = match compile_first(path, &text, env) {
+/// Checks the document read from `path`; the problems, one per line, if it is not valid.
+fn check(path: &Path, text: &str, env: &HashMap<String, String>) -> Result<Loaded, String> {
+    let (source, _) = match compile_first(path, text, env) {
         Some(Ok(compiled)) => compiled,
         Some(Err(problems)) => return Err(problems.iter().map(|p| p.text()).collect::<Vec<_>>().join("\n")),
         None => return Err(format!("{}: holds no rules document", path.display())),
@@ -196,12 +195,12 @@ fn load(path: &Path, env: &HashMap<String, String>) -> Result<Loaded, String> {
     let json = document_json(&source.rules).map_err(|e| format!("{}: {e}", path.display()))?;
     let mut module_env = source.env.clone();
     module_env.extend(env.iter().map(|(k, v)| (k.clone(), v.clone())));
-    Ok(Loaded { text, json, env: module_env })
+    Ok(Loaded { json, env: module_env })
 }
 
 /// Checks the saved document and, if it is valid, pushes it to Envoy.
-fn reload(envoy: &mut Envoy, path: &Path, env: &HashMap<String, String>, log: &mut LogTail) {
-    let loaded = match load(path, env) {
+fn reload(envoy: &mut Envoy, path: &Path, text: &str, env: &HashMap<String, String>, log: &mut LogTail) {
+    let loaded = match check(path, text, env) {
         Ok(loaded) => loaded,
         Err(problems) => {
             outln!("{problems}");

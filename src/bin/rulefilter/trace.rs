@@ -12,7 +12,7 @@ use serde::Deserialize;
 use rulefilter::cases::{CaseFile, CaseRequest, CaseUpstream};
 use rulefilter::simulate::{self, Outcome, Request, Response};
 use rulefilter::trace::{Edit, Event, SkipReason};
-use rulefilter::{HeaderMap, Phase, RuleSet};
+use rulefilter::{Phase, RuleSet};
 
 use crate::args::{env_pair, header};
 use crate::report::compile_first;
@@ -204,20 +204,12 @@ fn from_options(o: &Options) -> (Request, Response) {
         request.scheme = scheme.clone();
     }
     if let Some(source) = &o.source {
-        request.source = client_address(source);
+        request.source = simulate::client_address(source);
     }
     request.headers = o.headers.clone();
     let upstream =
         Response { status: o.status.unwrap_or(200), headers: o.response_headers.clone(), body: String::new() };
     (request, upstream)
-}
-
-/// `ip:port` for a client at `ip`, IPv6 in brackets.
-fn client_address(ip: &str) -> String {
-    match ip.parse::<std::net::IpAddr>() {
-        Ok(ip) => std::net::SocketAddr::new(ip, 40000).to_string(),
-        Err(_) => ip.to_owned(),
-    }
 }
 
 fn from_request_file(path: &Path) -> Result<(Request, Response), String> {
@@ -280,10 +272,7 @@ fn report(rules_path: &Path, rules: &RuleSet, request: &Request, upstream: &Resp
                 let _ = writeln!(out, "  [{index}] {name}: not evaluated ({because})");
             }
             Event::Header { map, name, edit } => {
-                let which = match map {
-                    HeaderMap::Request => "request",
-                    HeaderMap::Response => "response",
-                };
+                let which = map.key();
                 let _ = match edit {
                     Edit::Set(value) => writeln!(out, "        set {which} header {name}: {value:?}"),
                     Edit::Add(value) => writeln!(out, "        add {which} header {name}: {value:?}"),
