@@ -89,11 +89,12 @@ pub fn compile(document: Value, env: &dyn Environment) -> Result<RuleSet, Config
             None
         }
     });
-    let request_rules = compiler.rules(Phase::Request, document.request);
-    let response_rules = compiler.rules(Phase::Response, document.response);
+    let mut request_rules = compiler.rules(Phase::Request, document.request);
+    let mut response_rules = compiler.rules(Phase::Response, document.response);
     if !compiler.errors.is_empty() {
         return Err(ConfigErrors(compiler.errors));
     }
+    crate::metrics::assign_counters(&mut request_rules, &mut response_rules);
     Ok(RuleSet { request_rules, response_rules, slots: compiler.slots, carried_slots: compiler.carried, log_level })
 }
 
@@ -218,7 +219,15 @@ impl Compiler<'_> {
             self.carry(&ctx.slots_read);
         }
         let dry_run = self.dry_run || spec.mode == Mode::DryRun;
-        Some(Rule { name: spec.name.into(), when, actions, stop: spec.stop, dry_run, capture_cells: ctx.capture_cells })
+        Some(Rule {
+            name: spec.name.into(),
+            when,
+            actions,
+            stop: spec.stop,
+            dry_run,
+            capture_cells: ctx.capture_cells,
+            counter_base: 0,
+        })
     }
 
     /// Marks request-phase slots a response rule reads, so the request phase keeps them.

@@ -10,6 +10,7 @@ use std::borrow::Cow;
 use crate::cidr;
 use crate::compile::is_header_value;
 use crate::error::Phase;
+use crate::metrics::{self, CounterId};
 use crate::ruleset::{
     Action, Condition, Expr, Group, HeaderEdits, HeaderMap, LocalResponse, PathRewrite, Piece, QueryEdits, Redirect,
     RedirectTarget, Rewrite, Rule, RuleSet, Slot, Template, Test, View,
@@ -34,6 +35,8 @@ pub trait Host {
     /// phase the upstream's response is replaced. Returns whether the proxy accepted it; if not, the exchange
     /// goes on as if the rule had not answered, rather than hang.
     fn send_response(&mut self, status: u16, headers: &[(&str, &str)], body: &str) -> bool;
+    /// Adds one to a counter of the rule set (see [`crate::metrics`]). Hosts that keep no metrics ignore it.
+    fn count(&mut self, _counter: CounterId) {}
 }
 
 /// How a phase ended.
@@ -109,6 +112,7 @@ impl RuleSet {
     pub fn on_request_headers(&self, state: &mut RequestState, host: &mut impl Host) -> Flow {
         let mut run = Run { rules: self, state, host, phase: Phase::Request, dry_run: false, rule_name: "" };
         run.record(|| Event::Phase(Phase::Request));
+        run.host.count(metrics::REQUESTS);
         if run.rules(&self.request_rules) == Flow::Responded {
             return Flow::Responded;
         }
@@ -197,7 +201,9 @@ impl<'r, H: Host> Run<'r, '_, H> {
             return Outcome::NoMatch;
         }
         self.log(log::Level::Debug, format_args!("{} rule {:?} matched", self.phase.key(), &*rule.name));
+        self.host.count(rule.matched_counter());
         for (action_index, action) in rule.actions.iter().enumerate() {
+            self.host.count(rule.action_counter(action_index));
             if self.action(rule, index, action_index, action, &captures) == Outcome::Responded {
                 return Outcome::Responded;
             }
@@ -239,6 +245,7 @@ impl<'r, H: Host> Run<'r, '_, H> {
 
     /// Logs a refused value and records it.
     fn refuse(&mut self, message: String) {
+        self.host.count(metrics::REFUSED_VALUES);
         self.log(log::Level::Warn, format_args!("{message}"));
         self.record(|| Event::Refused(message));
     }
@@ -355,6 +362,7 @@ impl<'r, H: Host> Run<'r, '_, H> {
         }
         let sent = self.host.send_response(status, headers, body);
         if sent {
+            self.host.count(metrics::DIRECT_RESPONSES);
             self.record(|| Event::Responded {
                 status,
                 headers: headers.iter().map(|(n, v)| ((*n).to_owned(), (*v).to_owned())).collect(),

@@ -20,6 +20,7 @@ pub mod local;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod locate;
 pub mod matcher;
+pub mod metrics;
 pub mod ruleset;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod simulate;

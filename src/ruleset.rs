@@ -96,6 +96,8 @@ pub(crate) struct Rule {
     pub dry_run: bool,
     /// Number of regex captures the rule's templates use; the matcher fills that many cells.
     pub capture_cells: usize,
+    /// The id of the rule's first counter (see [`crate::metrics`]).
+    pub counter_base: u32,
 }
 
 /// A tree of conditions. `Any`, `Not` and leaves keep the field path they were written at (`match.any`,

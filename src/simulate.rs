@@ -6,6 +6,7 @@
 //! answers such calls with an error status).
 
 use crate::engine::{Flow, Host, RequestState};
+use crate::metrics::CounterId;
 use crate::ruleset::{HeaderMap, RuleSet};
 use crate::trace::Event;
 
@@ -99,6 +100,8 @@ pub struct Outcome {
     pub host_errors: Vec<String>,
     /// What the rules did, step by step, for [`run_traced`]; empty for [`run`].
     pub trace: Vec<Event>,
+    /// The counters the engine added one to, in order (see [`RuleSet::counters`]).
+    pub counted: Vec<CounterId>,
 }
 
 /// Runs one exchange through `rules`: request phase, then (unless a rule answered) the upstream's `upstream`
@@ -123,6 +126,7 @@ fn exchange(rules: &RuleSet, mut state: RequestState, request: &Request, upstrea
             responded_locally: true,
             host_errors: host.errors,
             trace: state.into_trace(),
+            counted: host.counted,
         };
     }
     let upstream_request = host.request.clone();
@@ -145,6 +149,7 @@ fn exchange(rules: &RuleSet, mut state: RequestState, request: &Request, upstrea
         responded_locally: flow == Flow::Responded,
         host_errors: host.errors,
         trace: state.into_trace(),
+        counted: host.counted,
     }
 }
 
@@ -160,6 +165,7 @@ struct SimulatedHost {
     local: Option<Response>,
     errors: Vec<String>,
     source: String,
+    counted: Vec<CounterId>,
 }
 
 impl SimulatedHost {
@@ -176,6 +182,7 @@ impl SimulatedHost {
             request: headers,
             response: Vec::new(),
             local: None,
+            counted: Vec::new(),
             errors: Vec::new(),
             source: request.source.clone(),
         }
@@ -250,5 +257,9 @@ impl Host for SimulatedHost {
         let headers = headers.iter().map(|(n, v)| ((*n).to_owned(), (*v).to_owned())).collect();
         self.local = Some(Response { status, headers, body: body.to_owned() });
         true
+    }
+
+    fn count(&mut self, counter: CounterId) {
+        self.counted.push(counter);
     }
 }

@@ -413,6 +413,11 @@ fn bootstrap(options: &EnvoyOptions, http_filter: Value) -> Value {
         // ECDS needs a node identity; this is the shape of an Istio sidecar's.
         "node": {"id": "sidecar~127.0.0.1~rulefilter-e2e.default~default.svc.cluster.local", "cluster": "rulefilter-e2e.default"},
         "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}}},
+        // What the README asks operators to add, so the labels in rulefilter's metric names become tags.
+        "stats_config": {"stats_tags": crate::metrics::STATS_TAGS
+            .iter()
+            .map(|(tag, regex)| json!({"tag_name": tag, "regex": regex}))
+            .collect::<Vec<_>>()},
         "static_resources": {
             "listeners": [{
                 "name": "main",

@@ -60,6 +60,9 @@ extern "C" {
         return_value_size: *mut usize,
     ) -> u32;
     fn proxy_get_log_level(return_level: *mut u32) -> u32;
+    fn proxy_define_metric(metric_type: u32, name_data: *const u8, name_size: usize, return_id: *mut u32) -> u32;
+    fn proxy_increment_metric(metric_id: u32, offset: i64) -> u32;
+    fn proxy_set_tick_period_milliseconds(period: u32) -> u32;
     fn proxy_get_buffer_bytes(
         buffer_type: BufferType,
         start: usize,
@@ -127,6 +130,29 @@ pub fn log_level() -> Result<u32, HostStatus> {
         OK => Ok(level),
         status => Err(HostStatus(status)),
     }
+}
+
+/// Defines (or finds) a counter named `name`; Envoy files it as `wasmcustom.<name>`. Returns its id.
+pub fn define_counter(name: &str) -> Result<u32, HostStatus> {
+    const COUNTER: u32 = 0;
+    let mut id: u32 = 0;
+    // SAFETY: the name describes a live string and the id pointer is valid for the call.
+    match unsafe { proxy_define_metric(COUNTER, name.as_ptr(), name.len(), &mut id) } {
+        OK => Ok(id),
+        status => Err(HostStatus(status)),
+    }
+}
+
+pub fn increment_counter(id: u32, by: u64) -> Result<(), HostStatus> {
+    let by = i64::try_from(by).unwrap_or(i64::MAX);
+    // SAFETY: plain values only.
+    status_result(unsafe { proxy_increment_metric(id, by) })
+}
+
+/// Asks for `on_tick` every `milliseconds` (0 stops it).
+pub fn set_tick_period(milliseconds: u32) -> Result<(), HostStatus> {
+    // SAFETY: plain values only.
+    status_result(unsafe { proxy_set_tick_period_milliseconds(milliseconds) })
 }
 
 pub fn set_header(map: MapType, name: &str, value: &str) -> Result<(), HostStatus> {

@@ -8,7 +8,9 @@ use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel, MapType};
 
 use super::abi;
+use super::counters::{self, Counters};
 use crate::engine::{Flow, Host, RequestState};
+use crate::metrics::{self, CounterId};
 use crate::ruleset::{HeaderMap, RuleSet};
 
 #[allow(unsafe_code)] // the SDK's entry-point macro runs the Wasm constructors
@@ -25,9 +27,16 @@ mod entry {
 #[derive(Default)]
 struct Root {
     rules: Rc<RuleSet>,
+    counters: Rc<Counters>,
 }
 
-impl Context for Root {}
+impl Context for Root {
+    /// The plugin is going away: hand over what was counted since the last tick.
+    fn on_done(&mut self) -> bool {
+        self.counters.flush();
+        true
+    }
+}
 
 impl RootContext for Root {
     /// Compiles the configuration; `false` makes Envoy refuse it (and keep the previous one, if any).
@@ -47,9 +56,10 @@ impl RootContext for Root {
                 return false;
             }
         };
+        let plugin = plugin_label();
         if text.trim().is_empty() {
             info!("no rules configured; passing all traffic through");
-            self.rules = Rc::new(RuleSet::default());
+            self.install(RuleSet::default(), &plugin);
             return true;
         }
         match crate::compile::parse(&text) {
@@ -61,7 +71,7 @@ impl RootContext for Root {
                         rules.rule_count(crate::Phase::Response)
                     );
                 }
-                self.rules = Rc::new(rules);
+                self.install(rules, &plugin);
                 true
             }
             Err(errors) => {
@@ -69,6 +79,7 @@ impl RootContext for Root {
                     error!("invalid configuration: {problem}");
                 }
                 error!("configuration rejected ({} problems)", errors.0.len());
+                counters::count_config_error(&plugin);
                 false
             }
         }
@@ -76,11 +87,35 @@ impl RootContext for Root {
 
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
         let state = self.rules.new_request();
-        Some(Box::new(Exchange { rules: Rc::clone(&self.rules), state }))
+        Some(Box::new(Exchange { rules: Rc::clone(&self.rules), counters: Rc::clone(&self.counters), state }))
     }
 
     fn get_type(&self) -> Option<ContextType> {
         Some(ContextType::HttpContext)
+    }
+
+    fn on_tick(&mut self) {
+        self.counters.flush();
+    }
+}
+
+impl Root {
+    /// Serves `rules` from now on, with their counters; what the previous rules counted is flushed first.
+    fn install(&mut self, rules: RuleSet, plugin: &str) {
+        self.counters.flush();
+        self.counters = Rc::new(Counters::define(plugin, &rules));
+        self.rules = Rc::new(rules);
+        if let Err(status) = abi::set_tick_period(counters::FLUSH_PERIOD_MS) {
+            warn!("cannot start the metrics timer (status {}); counts reach Envoy only on reload", status.0);
+        }
+    }
+}
+
+/// The `plugin` label of this plugin's metrics: Envoy's filter config name, shortened as Istio names it.
+fn plugin_label() -> String {
+    match abi::property(&["plugin_name"]) {
+        Ok(Some(name)) => metrics::plugin_label(&String::from_utf8_lossy(&name)),
+        Ok(None) | Err(_) => metrics::plugin_label(""),
     }
 }
 
@@ -101,6 +136,7 @@ fn follow_proxy_log_level() {
 /// One per HTTP request.
 struct Exchange {
     rules: Rc<RuleSet>,
+    counters: Rc<Counters>,
     state: RequestState,
 }
 
@@ -108,13 +144,20 @@ impl Context for Exchange {}
 
 impl HttpContext for Exchange {
     fn on_http_request_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
-        let flow = self.rules.on_request_headers(&mut self.state, &mut Envoy);
+        let flow = self.rules.on_request_headers(&mut self.state, &mut Envoy { counters: &self.counters });
         action(flow)
     }
 
     fn on_http_response_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
-        let flow = self.rules.on_response_headers(&mut self.state, &mut Envoy);
+        let flow = self.rules.on_response_headers(&mut self.state, &mut Envoy { counters: &self.counters });
         action(flow)
+    }
+
+    /// An exchange that outlived its plugin's configuration flushes its counts itself: nobody else will.
+    fn on_log(&mut self) {
+        if Rc::strong_count(&self.counters) == 1 {
+            self.counters.flush();
+        }
     }
 }
 
@@ -127,7 +170,9 @@ fn action(flow: Flow) -> Action {
 }
 
 /// The engine's view of Envoy, through host calls that report errors instead of panicking.
-struct Envoy;
+struct Envoy<'c> {
+    counters: &'c Counters,
+}
 
 fn map_type(map: HeaderMap) -> MapType {
     match map {
@@ -136,7 +181,7 @@ fn map_type(map: HeaderMap) -> MapType {
     }
 }
 
-impl Host for Envoy {
+impl Host for Envoy<'_> {
     fn header(&mut self, map: HeaderMap, name: &str) -> Option<String> {
         // `get_header_map_value` returns only a header's first value. The `request.headers.<name>` property
         // joins every value with `,`, which is what Envoy's own header matchers compare; pseudo-headers have
@@ -201,5 +246,9 @@ impl Host for Envoy {
                 false
             }
         }
+    }
+
+    fn count(&mut self, counter: CounterId) {
+        self.counters.add(counter);
     }
 }

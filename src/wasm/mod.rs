@@ -2,4 +2,5 @@
 //! the engine. Everything else lives in plain Rust outside this module.
 
 mod abi;
+mod counters;
 mod filter;
