@@ -89,13 +89,27 @@ pub fn compile(document: Value, env: &dyn Environment) -> Result<RuleSet, Config
             None
         }
     });
+    let debug_header = document.debug_header.and_then(|name| match debug_header(&name) {
+        Ok(name) => Some(name.into()),
+        Err(message) => {
+            compiler.errors.push(ConfigError::document("debug_header", message));
+            None
+        }
+    });
     let mut request_rules = compiler.rules(Phase::Request, document.request);
     let mut response_rules = compiler.rules(Phase::Response, document.response);
     if !compiler.errors.is_empty() {
         return Err(ConfigErrors(compiler.errors));
     }
     crate::metrics::assign_counters(&mut request_rules, &mut response_rules);
-    Ok(RuleSet { request_rules, response_rules, slots: compiler.slots, carried_slots: compiler.carried, log_level })
+    Ok(RuleSet {
+        request_rules,
+        response_rules,
+        slots: compiler.slots,
+        carried_slots: compiler.carried,
+        log_level,
+        debug_header,
+    })
 }
 
 /// serde_path_to_error writes the root as "."; we write it as nothing.
@@ -1210,6 +1224,20 @@ fn header_name(name: &str, allow_pseudo: bool, field: &str, ctx: &mut RuleContex
         return None;
     }
     Some(name.to_ascii_lowercase())
+}
+
+/// The `debug_header` name, lower-cased: a plain header a response may carry.
+fn debug_header(name: &str) -> Result<String, String> {
+    if !is_token(name) {
+        return Err(format!("{name:?} is not a valid header name"));
+    }
+    let name = name.to_ascii_lowercase();
+    if matches!(name.as_str(), "content-length" | "content-type" | "transfer-encoding" | "connection" | "location") {
+        return Err(format!(
+            "{name:?} means something to clients; pick a name of your own, such as x-rulefilter-matched"
+        ));
+    }
+    Ok(name)
 }
 
 /// RFC 9110 `token`: what header names and methods are made of.

@@ -24,6 +24,8 @@ pub struct Document {
     /// The least severe level the filter logs at: `trace`, `debug`, `info`, `warn` or `error`. Without it, the
     /// proxy's own level decides alone.
     pub log_level: Option<String>,
+    /// Opt-in debug aid: a response header, of this name, listing the rules that matched the exchange.
+    pub debug_header: Option<String>,
     /// Rules run when the request headers arrive, in the order written.
     #[serde(default)]
     pub request: Vec<serde_yaml::Value>,

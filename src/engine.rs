@@ -71,6 +71,8 @@ pub struct RequestState {
     values: Vec<Lookup>,
     deferred: Vec<DeferredEdits>,
     responded: bool,
+    /// The rules that matched so far, by phase and index; kept only for a document's `debug_header`.
+    matched: Vec<(Phase, usize)>,
     /// What happened, when tracing (never in the module).
     trace: Option<Vec<Event>>,
 }
@@ -99,6 +101,7 @@ impl RuleSet {
             values: vec![Lookup::NotFetched; self.slots.len()],
             deferred: Vec::new(),
             responded: false,
+            matched: Vec::new(),
             trace: None,
         }
     }
@@ -141,7 +144,27 @@ impl RuleSet {
                 run.apply_edits(HeaderMap::Response, header_edits, &edits.values);
             }
         }
-        run.rules(&self.response_rules)
+        let flow = run.rules(&self.response_rules);
+        if flow == Flow::Continue {
+            if let Some(name) = &self.debug_header {
+                let value = run.matched_rules();
+                run.host.set_header(HeaderMap::Response, name, &value);
+                run.record(|| Event::Header {
+                    map: HeaderMap::Response,
+                    name: name.to_string(),
+                    edit: Edit::Set(value),
+                });
+            }
+        }
+        flow
+    }
+
+    /// The rule `index` of `phase`.
+    fn rule_at(&self, phase: Phase, index: usize) -> Option<&Rule> {
+        match phase {
+            Phase::Request => self.request_rules.get(index),
+            Phase::Response => self.response_rules.get(index),
+        }
     }
 }
 
@@ -202,6 +225,9 @@ impl<'r, H: Host> Run<'r, '_, H> {
         }
         self.log(log::Level::Debug, format_args!("{} rule {:?} matched", self.phase.key(), &*rule.name));
         self.host.count(rule.matched_counter());
+        if self.rules.debug_header.is_some() {
+            self.state.matched.push((self.phase, index));
+        }
         for (action_index, action) in rule.actions.iter().enumerate() {
             self.host.count(rule.action_counter(action_index));
             if self.action(rule, index, action_index, action, &captures) == Outcome::Responded {
@@ -248,6 +274,25 @@ impl<'r, H: Host> Run<'r, '_, H> {
         self.host.count(metrics::REFUSED_VALUES);
         self.log(log::Level::Warn, format_args!("{message}"));
         self.record(|| Event::Refused(message));
+    }
+
+    /// The `debug_header` value: the names of the rules that matched, in order; `-` for none.
+    fn matched_rules(&self) -> String {
+        let mut list = String::new();
+        for (phase, index) in &self.state.matched {
+            let Some(rule) = self.rules.rule_at(*phase, *index) else { continue };
+            if !list.is_empty() {
+                list.push_str(", ");
+            }
+            list.push_str(&rule.name);
+            if rule.dry_run {
+                list.push_str(" (dry run)");
+            }
+        }
+        if list.is_empty() {
+            list.push('-');
+        }
+        list
     }
 
     // ----- values -----
@@ -360,6 +405,15 @@ impl<'r, H: Host> Run<'r, '_, H> {
             self.would(what);
             return false;
         }
+        let debug = self.rules.debug_header.as_deref().map(|name| (name, self.matched_rules()));
+        let with_debug: Vec<(&str, &str)>;
+        let headers = match &debug {
+            Some((name, value)) => {
+                with_debug = headers.iter().copied().chain([(*name, value.as_str())]).collect();
+                &with_debug
+            }
+            None => headers,
+        };
         let sent = self.host.send_response(status, headers, body);
         if sent {
             self.host.count(metrics::DIRECT_RESPONSES);

@@ -58,6 +58,8 @@ pub struct RuleSet {
     pub(crate) carried_slots: Vec<usize>,
     /// The document's `log_level`: lines less severe are not written. `None`: the proxy's level decides.
     pub(crate) log_level: Option<log::Level>,
+    /// The document's `debug_header`: every response gets it, listing the rules that matched.
+    pub(crate) debug_header: Option<Box<str>>,
 }
 
 impl RuleSet {

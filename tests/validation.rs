@@ -29,7 +29,7 @@ fn unknown_fields_are_named_with_the_fields_that_exist() {
     );
     refused(
         "requests: []",
-        &["requests: unknown field `requests`, expected one of `version`, `mode`, `log_level`, `request`, `response`"],
+        &["requests: unknown field `requests`, expected one of `version`, `mode`, `log_level`, `debug_header`, `request`, `response`"],
     );
 }
 
@@ -48,6 +48,17 @@ fn a_mode_is_enforce_or_dry_run() {
 #[test]
 fn a_log_level_is_one_of_five() {
     refused("log_level: verbose", &[r#"log_level: "verbose" is not one of trace, debug, info, warn, error"#]);
+}
+
+#[test]
+fn a_debug_header_is_a_header_name_of_its_own() {
+    refused("debug_header: x rules", &[r#"debug_header: "x rules" is not a valid header name"#]);
+    refused(
+        "debug_header: Content-Type",
+        &[
+            r#"debug_header: "content-type" means something to clients; pick a name of your own, such as x-rulefilter-matched"#,
+        ],
+    );
 }
 
 #[test]
