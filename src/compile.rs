@@ -24,8 +24,8 @@ use crate::template::{self, Segment};
 /// The only document version there is.
 pub const DOCUMENT_VERSION: u64 = 1;
 
-/// How deep `all`/`any`/`not` blocks may nest.
-pub const MAX_NESTING: usize = 16;
+pub use crate::limits::MAX_NESTING;
+use crate::limits::{MAX_ACTIONS, MAX_BODY_BYTES, MAX_DOCUMENT_BYTES, MAX_RULES, MAX_TEMPLATE_BYTES};
 
 /// The plugin's environment variables (`vmConfig.env`), read by `${env.NAME}` at compile time.
 pub trait Environment {
@@ -56,6 +56,10 @@ pub fn parse(text: &str) -> Result<RuleSet, ConfigErrors> {
 
 /// [`parse`] with the environment `${env.…}` references are resolved in.
 pub fn parse_with_env(text: &str, env: &dyn Environment) -> Result<RuleSet, ConfigErrors> {
+    if text.len() > MAX_DOCUMENT_BYTES {
+        let message = format!("{} bytes; at most {MAX_DOCUMENT_BYTES} are accepted", text.len());
+        return Err(ConfigErrors(vec![ConfigError::document("", message)]));
+    }
     let value: Value = serde_yaml::from_str(text)
         .map_err(|e| ConfigErrors(vec![ConfigError::document("", format!("not valid YAML or JSON: {e}"))]))?;
     compile(value, env)
@@ -96,6 +100,12 @@ pub fn compile(document: Value, env: &dyn Environment) -> Result<RuleSet, Config
             None
         }
     });
+    let rule_count = document.request.len() + document.response.len();
+    if rule_count > MAX_RULES {
+        let message =
+            format!("{rule_count} rules; a document holds at most {MAX_RULES} (request and response together)");
+        return Err(ConfigErrors(vec![ConfigError::document("", message)]));
+    }
     let mut request_rules = compiler.rules(Phase::Request, document.request);
     let mut response_rules = compiler.rules(Phase::Response, document.response);
     if !compiler.errors.is_empty() {
@@ -221,6 +231,9 @@ impl Compiler<'_> {
             self.names.insert(spec.name.clone(), location.clone());
         }
         let mut when = self.block(&spec.conditions, "match", 0, &mut ctx);
+        if spec.actions.len() > MAX_ACTIONS {
+            ctx.error("actions", format!("{} actions; a rule has at most {MAX_ACTIONS}", spec.actions.len()));
+        }
         let actions = self.actions(&spec.actions, &mut ctx);
         if let Some(expr) = &mut when {
             attach_captures(expr, &mut ctx.bindings);
@@ -636,7 +649,7 @@ impl Compiler<'_> {
                 headers.push(("content-type".into(), template));
             }
         }
-        let body = self.template(&spec.body, &format!("{field}.body"), ctx);
+        let body = self.sized_template(&spec.body, MAX_BODY_BYTES, &format!("{field}.body"), ctx);
         let (status, body) = (status?, body?);
         (ctx.error_count() == before).then_some(LocalResponse { status, headers, body })
     }
@@ -807,6 +820,14 @@ impl Compiler<'_> {
     }
 
     fn template(&mut self, text: &str, field: &str, ctx: &mut RuleContext) -> Option<Template> {
+        self.sized_template(text, MAX_TEMPLATE_BYTES, field, ctx)
+    }
+
+    fn sized_template(&mut self, text: &str, limit: usize, field: &str, ctx: &mut RuleContext) -> Option<Template> {
+        if text.len() > limit {
+            ctx.error(field, format!("{} bytes long; at most {limit} are allowed here", text.len()));
+            return None;
+        }
         let segments = match template::parse(text) {
             Ok(segments) => segments,
             Err(message) => {

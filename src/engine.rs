@@ -10,6 +10,7 @@ use std::borrow::Cow;
 use crate::cidr;
 use crate::compile::is_header_value;
 use crate::error::Phase;
+use crate::limits::{MAX_HEADER_VALUE_BYTES, MAX_RENDERED_BYTES};
 use crate::metrics::{self, CounterId};
 use crate::ruleset::{
     Action, Condition, Expr, Group, HeaderEdits, HeaderMap, LocalResponse, PathRewrite, Piece, QueryEdits, Redirect,
@@ -528,18 +529,19 @@ impl<'r, H: Host> Run<'r, '_, H> {
         }
         let mut out = String::new();
         for piece in &template.pieces {
-            match piece {
-                Piece::Text(text) => out.push_str(text),
-                Piece::Value { slot, view } => {
-                    if let Some(value) = self.view(*slot, view) {
-                        out.push_str(&value);
-                    }
-                }
-                Piece::Capture(cell) => {
-                    if let Some(Some(text)) = captures.get(*cell) {
-                        out.push_str(text);
-                    }
-                }
+            let room = match piece {
+                Piece::Text(text) => push_capped(&mut out, text),
+                Piece::Value { slot, view } => match self.view(*slot, view) {
+                    Some(value) => push_capped(&mut out, &value),
+                    None => true,
+                },
+                Piece::Capture(cell) => match captures.get(*cell) {
+                    Some(Some(text)) => push_capped(&mut out, text),
+                    _ => true,
+                },
+            };
+            if !room {
+                break;
             }
         }
         Cow::Owned(out)
@@ -554,11 +556,12 @@ impl<'r, H: Host> Run<'r, '_, H> {
         captures: &[Option<String>],
     ) -> Option<String> {
         let value = self.render(template, captures);
-        if is_header_value(&value) {
-            Some(value.into_owned())
-        } else {
-            self.refuse(format!("rule {:?}: refused a value for {name:?}: it contains CR, LF or NUL", &*rule.name));
-            None
+        match unsendable(&value) {
+            None => Some(value.into_owned()),
+            Some(reason) => {
+                self.refuse(format!("rule {:?}: refused a value for {name:?}: it {reason}", &*rule.name));
+                None
+            }
         }
     }
 
@@ -735,8 +738,8 @@ impl<'r, H: Host> Run<'r, '_, H> {
                 location
             }
         };
-        if !is_header_value(&location) {
-            self.refuse(format!("rule {:?}: refused a redirect: the location contains CR, LF or NUL", &*rule.name));
+        if let Some(reason) = unsendable(&location) {
+            self.refuse(format!("rule {:?}: refused a redirect: the location {reason}", &*rule.name));
             return false;
         }
         self.send_response(redirect.status, &[("location", &location)], "")
@@ -760,13 +763,15 @@ impl<'r, H: Host> Run<'r, '_, H> {
                 Some(query) if !new_path.contains('?') => format!("{new_path}?{query}"),
                 _ => new_path.into_owned(),
             };
-            if new.starts_with('/') && is_header_value(&new) {
-                self.set_header(HeaderMap::Request, ":path", &new);
-            } else {
-                self.refuse(format!(
-                    "rule {:?}: refused a rewritten path {new:?}: it must start with / and hold no CR, LF or NUL",
+            match unsendable(&new) {
+                None if new.starts_with('/') => self.set_header(HeaderMap::Request, ":path", &new),
+                None => self.refuse(format!(
+                    "rule {:?}: refused a rewritten path {new:?}: it does not start with /",
                     &*rule.name
-                ));
+                )),
+                Some(reason) => {
+                    self.refuse(format!("rule {:?}: refused a rewritten path: it {reason}", &*rule.name));
+                }
             }
         }
         if let Some(template) = &rewrite.host {
@@ -799,11 +804,40 @@ impl<'r, H: Host> Run<'r, '_, H> {
             pairs.remove(name);
         }
         let new = pairs.to_path(path);
-        if new != current {
+        if let Some(reason) = unsendable(&new) {
+            self.refuse(format!("rule {:?}: refused the edited query: the path {reason}", &*rule.name));
+        } else if new != current {
             self.log(log::Level::Debug, format_args!("rule {:?}: query now {new:?}", &*rule.name));
             self.set_header(HeaderMap::Request, ":path", &new);
         }
     }
+}
+
+/// Why a rendered value cannot be sent as a header value, path or location; `None` if it can.
+fn unsendable(value: &str) -> Option<String> {
+    if !is_header_value(value) {
+        Some("contains CR, LF or NUL".to_owned())
+    } else if value.len() > MAX_HEADER_VALUE_BYTES {
+        Some(format!("is over the {MAX_HEADER_VALUE_BYTES}-byte limit"))
+    } else {
+        None
+    }
+}
+
+/// Appends as much of `text` as fits under [`MAX_RENDERED_BYTES`], cutting at a character boundary; returns
+/// whether there is room left, so that one request's values cannot make a template render without bound.
+fn push_capped(out: &mut String, text: &str) -> bool {
+    let room = MAX_RENDERED_BYTES.saturating_sub(out.len());
+    if text.len() <= room {
+        out.push_str(text);
+        return true;
+    }
+    let mut cut = room;
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    out.push_str(text.get(..cut).unwrap_or_default());
+    false
 }
 
 /// A write the engine made, to keep its view of the headers current.

@@ -15,6 +15,7 @@ pub mod engine;
 pub mod error;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod input;
+pub mod limits;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod local;
 #[cfg(not(target_arch = "wasm32"))]

@@ -3,8 +3,7 @@
 
 use regex::{Regex, RegexBuilder};
 
-/// Upper bound on a compiled regex, so one pattern cannot make the filter's memory balloon in every worker.
-pub const REGEX_SIZE_LIMIT: usize = 1 << 20;
+pub use crate::limits::REGEX_SIZE_LIMIT;
 
 /// A compiled string test.
 #[derive(Debug, Clone)]
