@@ -42,6 +42,10 @@ pub struct EnvoyOptions {
     pub port: u16,
     /// Print a line per request on Envoy's standard output (otherwise discarded).
     pub access_log: bool,
+    /// The clusters speak the client's protocol to the upstreams (HTTP/2 for an HTTP/2 client, so gRPC works),
+    /// as Istio's sidecar clusters do for ports whose protocol it detects. Off: HTTP/1.1, Envoy's default,
+    /// which the echo upstream speaks; HTTP/2 clients then still work through it.
+    pub use_client_protocol: bool,
 }
 
 impl EnvoyOptions {
@@ -57,6 +61,7 @@ impl EnvoyOptions {
             delivery: Delivery::Ecds,
             port: 0,
             access_log: false,
+            use_client_protocol: false,
         }
     }
 
@@ -77,6 +82,11 @@ impl EnvoyOptions {
 
     pub fn access_log(mut self, on: bool) -> Self {
         self.access_log = on;
+        self
+    }
+
+    pub fn use_client_protocol(mut self, on: bool) -> Self {
+        self.use_client_protocol = on;
         self
     }
 }
@@ -348,7 +358,7 @@ fn write_ecds(dir: &Path, resource_name: &str, filter: &Value, version: u32) -> 
 /// by rewriting: the host `second.internal`, the header `x-route-to: second`, or a path under `/second/`.
 fn bootstrap(options: &EnvoyOptions, http_filter: Value) -> Value {
     let cluster = |name: &str, addr: SocketAddr| {
-        json!({
+        let mut cluster = json!({
             "name": name,
             "type": "STATIC",
             "connect_timeout": "1s",
@@ -359,13 +369,29 @@ fn bootstrap(options: &EnvoyOptions, http_filter: Value) -> Value {
                     "port_value": addr.port(),
                 }}}}]}],
             },
-        })
+        });
+        if options.use_client_protocol {
+            if let Some(cluster) = cluster.as_object_mut() {
+                // What istiod sets on a sidecar's cluster for a port whose protocol it detects (a `grpc` or
+                // `http2` port gets HTTP/2 always): HTTP/1.1 clients keep HTTP/1.1, HTTP/2 and gRPC get HTTP/2.
+                cluster.insert(
+                    "typed_extension_protocol_options".into(),
+                    json!({"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                        "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+                        "use_downstream_protocol_config": {"http_protocol_options": {}, "http2_protocol_options": {}},
+                    }}),
+                );
+            }
+        }
+        cluster
     };
     let mut connection_manager = json!({
         "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
         "stat_prefix": "ingress",
         // Istio's default path normalisation (meshConfig pathNormalization BASE).
         "normalize_path": true,
+        // Istio's sidecars and gateways let WebSocket upgrades through; Envoy refuses them (403) without this.
+        "upgrade_configs": [{"upgrade_type": "websocket"}],
         "route_config": {
             "name": "local",
             "virtual_hosts": [

@@ -1,16 +1,19 @@
 //! The e2e suite's side of [`rulefilter::local`]: finds Envoy and builds the module (failing loudly, never
 //! skipping), starts them in throw-away folders, and a small HTTP/1.1 client that can connect from a chosen
-//! loopback address.
+//! loopback address. [`http2`] and [`websocket`] hold clients and upstreams for the other protocols.
 #![allow(dead_code, unused_imports, clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use std::io::{BufReader, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use serde_json::Value;
+
+pub mod http2;
+pub mod websocket;
 
 pub use rulefilter::local::echo::{EchoUpstream, ReceivedRequest, Scripted};
 pub use rulefilter::local::envoy::{Delivery, Envoy, EnvoyOptions, Reload};
@@ -83,8 +86,13 @@ pub fn echo_named(name: &str) -> EchoUpstream {
 /// Options for an Envoy with `plugin` delivered by ECDS in front of `upstream`, with its files in a fresh
 /// folder under target/e2e.
 pub fn options(plugin: Plugin, upstream: &EchoUpstream) -> EnvoyOptions {
+    options_for(plugin, upstream.addr)
+}
+
+/// The same in front of any upstream.
+pub fn options_for(plugin: Plugin, upstream: SocketAddr) -> EnvoyOptions {
     let dir = fresh_dir(&plugin.name);
-    EnvoyOptions::new(envoy_binary(), wasm_module(), dir, plugin, upstream.addr)
+    EnvoyOptions::new(envoy_binary(), wasm_module(), dir, plugin, upstream)
 }
 
 /// Starts Envoy; panics with its log if it does not come up.
@@ -187,6 +195,37 @@ pub fn request(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &st
 
 pub fn get(addr: SocketAddr, path: &str) -> HttpResponse {
     request(addr, "GET", path, &[])
+}
+
+/// What an upstream received, shared between its threads and the test.
+pub struct Recorder<T>(Arc<Mutex<Vec<T>>>);
+
+impl<T> Clone for Recorder<T> {
+    fn clone(&self) -> Self {
+        Recorder(Arc::clone(&self.0))
+    }
+}
+
+impl<T: Clone + std::fmt::Debug> Recorder<T> {
+    pub fn new() -> Self {
+        Recorder(Arc::new(Mutex::new(Vec::new())))
+    }
+
+    pub fn push(&self, item: T) {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).push(item);
+    }
+
+    /// Everything so far, oldest first.
+    pub fn all(&self) -> Vec<T> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// The one item so far; fails if there were none or more.
+    pub fn only(&self) -> T {
+        let all = self.all();
+        assert_eq!(all.len(), 1, "the upstream should have received one request: {all:?}");
+        all[0].clone()
+    }
 }
 
 /// A new folder under target/e2e for one Envoy's files (config, log), kept for inspection after a failure.
