@@ -42,6 +42,9 @@ pub struct EnvoyOptions {
     pub port: u16,
     /// Print a line per request on Envoy's standard output (otherwise discarded).
     pub access_log: bool,
+    /// With ECDS: [`Envoy::start`] fails unless Envoy applies the first configuration. `false` lets it serve
+    /// without one, to see what clients get then.
+    pub require_filter: bool,
 }
 
 impl EnvoyOptions {
@@ -57,6 +60,7 @@ impl EnvoyOptions {
             delivery: Delivery::Ecds,
             port: 0,
             access_log: false,
+            require_filter: true,
         }
     }
 
@@ -77,6 +81,11 @@ impl EnvoyOptions {
 
     pub fn access_log(mut self, on: bool) -> Self {
         self.access_log = on;
+        self
+    }
+
+    pub fn require_filter(mut self, required: bool) -> Self {
+        self.require_filter = required;
         self
     }
 }
@@ -206,7 +215,7 @@ impl Envoy {
             }
             if let Some(admin) = std::fs::read_to_string(&admin_path).ok().and_then(|a| a.trim().parse().ok()) {
                 envoy.admin = admin;
-                match envoy.ready_listener(options.delivery) {
+                match envoy.ready_listener(options.delivery == Delivery::Ecds && options.require_filter) {
                     Ok(Some(listener)) => {
                         envoy.listener = listener;
                         return Ok(envoy);
@@ -219,10 +228,10 @@ impl Envoy {
         }
     }
 
-    /// The listener's address once Envoy is live and, with ECDS, has settled the first configuration: `Ok(None)`
-    /// while not yet, `Err` if Envoy refused it.
-    fn ready_listener(&self, delivery: Delivery) -> Result<Option<SocketAddr>, String> {
-        if delivery == Delivery::Ecds {
+    /// The listener's address once Envoy is live and, if `filter_applied`, has applied the first ECDS
+    /// configuration: `Ok(None)` while not yet, `Err` if Envoy refused it.
+    fn ready_listener(&self, filter_applied: bool) -> Result<Option<SocketAddr>, String> {
+        if filter_applied {
             let (applied, refused) = self.ecds_updates();
             if refused > 0 {
                 return Err("Envoy refused the filter configuration".into());
@@ -249,6 +258,11 @@ impl Envoy {
         let prefix = self.ecds_stat_prefix();
         let count = |name: &str| self.stat(&format!("{prefix}.{name}")).unwrap_or(0);
         (count("update_success"), count("update_rejected"))
+    }
+
+    /// Envoy's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// The plugin as last pushed.
