@@ -46,6 +46,9 @@ pub struct EnvoyOptions {
     /// as Istio's sidecar clusters do for ports whose protocol it detects. Off: HTTP/1.1, Envoy's default,
     /// which the echo upstream speaks; HTTP/2 clients then still work through it.
     pub use_client_protocol: bool,
+    /// With ECDS: [`Envoy::start`] fails unless Envoy applies the first configuration. `false` lets it serve
+    /// without one, to see what clients get then.
+    pub require_filter: bool,
 }
 
 impl EnvoyOptions {
@@ -62,6 +65,7 @@ impl EnvoyOptions {
             port: 0,
             access_log: false,
             use_client_protocol: false,
+            require_filter: true,
         }
     }
 
@@ -87,6 +91,11 @@ impl EnvoyOptions {
 
     pub fn use_client_protocol(mut self, on: bool) -> Self {
         self.use_client_protocol = on;
+        self
+    }
+
+    pub fn require_filter(mut self, required: bool) -> Self {
+        self.require_filter = required;
         self
     }
 }
@@ -216,7 +225,7 @@ impl Envoy {
             }
             if let Some(admin) = std::fs::read_to_string(&admin_path).ok().and_then(|a| a.trim().parse().ok()) {
                 envoy.admin = admin;
-                match envoy.ready_listener(options.delivery) {
+                match envoy.ready_listener(options.delivery == Delivery::Ecds && options.require_filter) {
                     Ok(Some(listener)) => {
                         envoy.listener = listener;
                         return Ok(envoy);
@@ -229,10 +238,10 @@ impl Envoy {
         }
     }
 
-    /// The listener's address once Envoy is live and, with ECDS, has settled the first configuration: `Ok(None)`
-    /// while not yet, `Err` if Envoy refused it.
-    fn ready_listener(&self, delivery: Delivery) -> Result<Option<SocketAddr>, String> {
-        if delivery == Delivery::Ecds {
+    /// The listener's address once Envoy is live and, if `filter_applied`, has applied the first ECDS
+    /// configuration: `Ok(None)` while not yet, `Err` if Envoy refused it.
+    fn ready_listener(&self, filter_applied: bool) -> Result<Option<SocketAddr>, String> {
+        if filter_applied {
             let (applied, refused) = self.ecds_updates();
             if refused > 0 {
                 return Err("Envoy refused the filter configuration".into());
@@ -259,6 +268,11 @@ impl Envoy {
         let prefix = self.ecds_stat_prefix();
         let count = |name: &str| self.stat(&format!("{prefix}.{name}")).unwrap_or(0);
         (count("update_success"), count("update_rejected"))
+    }
+
+    /// Envoy's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// The plugin as last pushed.

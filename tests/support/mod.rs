@@ -42,20 +42,30 @@ pub fn envoy_binary() -> PathBuf {
 /// Builds the release Wasm module once per test process and returns its path.
 pub fn wasm_module() -> PathBuf {
     static MODULE: OnceLock<PathBuf> = OnceLock::new();
-    MODULE
-        .get_or_init(|| {
-            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-            let status = Command::new(cargo)
-                .current_dir(project_dir())
-                .args(["build", "--lib", "--release", "--target", "wasm32-wasip1"])
-                .status()
-                .expect("run cargo to build the Wasm module");
-            assert!(status.success(), "building the Wasm module failed");
-            let path = project_dir().join("target/wasm32-wasip1/release/rulefilter.wasm");
-            assert!(path.is_file(), "no module at {}", path.display());
-            path
-        })
-        .clone()
+    MODULE.get_or_init(|| build_module(&["--lib"], "target/wasm32-wasip1/release/rulefilter.wasm")).clone()
+}
+
+/// Builds the test-only module of tests/fixtures/crasher (traps on `x-crash`) once per test process and returns
+/// its path. Its own workspace and lock file; built into target/fixtures.
+pub fn crasher_module() -> PathBuf {
+    static MODULE: OnceLock<PathBuf> = OnceLock::new();
+    let args = ["--locked", "--manifest-path", "tests/fixtures/crasher/Cargo.toml", "--target-dir", "target/fixtures"];
+    MODULE.get_or_init(|| build_module(&args, "target/fixtures/wasm32-wasip1/release/crasher.wasm")).clone()
+}
+
+/// `cargo build --release --target wasm32-wasip1 <args>` in the project folder; the module it makes at `module`.
+fn build_module(args: &[&str], module: &str) -> PathBuf {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .current_dir(project_dir())
+        .args(["build", "--release", "--target", "wasm32-wasip1"])
+        .args(args)
+        .status()
+        .expect("run cargo to build a Wasm module");
+    assert!(status.success(), "building {module} failed");
+    let path = project_dir().join(module);
+    assert!(path.is_file(), "no module at {}", path.display());
+    path
 }
 
 /// The `pluginConfig` of a `WasmPlugin` manifest as the compact JSON istiod puts in the filter's
@@ -91,8 +101,13 @@ pub fn options(plugin: Plugin, upstream: &EchoUpstream) -> EnvoyOptions {
 
 /// The same in front of any upstream.
 pub fn options_for(plugin: Plugin, upstream: SocketAddr) -> EnvoyOptions {
+    options_with_module(wasm_module(), plugin, upstream)
+}
+
+/// [`options_for`] loading another module.
+pub fn options_with_module(module: PathBuf, plugin: Plugin, upstream: SocketAddr) -> EnvoyOptions {
     let dir = fresh_dir(&plugin.name);
-    EnvoyOptions::new(envoy_binary(), wasm_module(), dir, plugin, upstream)
+    EnvoyOptions::new(envoy_binary(), module, dir, plugin, upstream)
 }
 
 /// Starts Envoy; panics with its log if it does not come up.
@@ -171,6 +186,31 @@ impl ClientRequest {
         (&stream).write_all(text.as_bytes()).unwrap();
         HttpResponse::read(&mut BufReader::new(&stream), self.method == "HEAD")
             .unwrap_or_else(|| panic!("no response to {self:?}"))
+    }
+}
+
+/// One keep-alive HTTP/1.1 connection, reused request after request, as a load client or a browser keeps it.
+pub struct KeepAlive {
+    reader: BufReader<TcpStream>,
+}
+
+impl KeepAlive {
+    pub fn connect(addr: SocketAddr) -> std::io::Result<KeepAlive> {
+        let stream = TcpStream::connect(addr)?;
+        stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+        Ok(KeepAlive { reader: BufReader::new(stream) })
+    }
+
+    /// `GET path` with `headers` on this connection; `Err` if the connection fails or closes instead of
+    /// answering. (A response saying `connection: close` is the last on this connection.)
+    pub fn get(&mut self, path: &str, headers: &[(&str, &str)]) -> Result<HttpResponse, String> {
+        let mut text = format!("GET {path} HTTP/1.1\r\nhost: example.com\r\n");
+        for (name, value) in headers {
+            text.push_str(&format!("{name}: {value}\r\n"));
+        }
+        text.push_str("\r\n");
+        self.reader.get_mut().write_all(text.as_bytes()).map_err(|e| format!("GET {path}: {e}"))?;
+        HttpResponse::read(&mut self.reader, false).ok_or_else(|| format!("GET {path}: no response"))
     }
 }
 
