@@ -5,8 +5,8 @@
 mod support;
 
 use support::{
-    echo, echo_named, get, options, plugin_config_json, project_dir, request, start, ClientRequest, Delivery,
-    EchoUpstream, Echoed, Envoy, Plugin, Reload,
+    echo, echo_named, get, options, project_dir, request, start, ClientRequest, Delivery, EchoUpstream, Echoed, Envoy,
+    Plugin, Reload,
 };
 
 /// An Envoy serving the shipped manifest. (Not shared between tests: a static is never dropped, and its
@@ -18,10 +18,16 @@ struct Hello {
 
 fn hello() -> Hello {
     let upstream = echo();
-    let config = plugin_config_json(&project_dir().join("manifests/hello-wasmplugin.yaml"));
-    let plugin = Plugin::new("hello", Some(config));
-    let envoy = start(options(plugin, &upstream));
+    let envoy = start(options(hello_plugin(), &upstream));
     Hello { upstream, envoy }
+}
+
+/// What istiod makes of the shipped manifest: its rules, name and failure policy.
+fn hello_plugin() -> Plugin {
+    let text = std::fs::read_to_string(project_dir().join("manifests/hello-wasmplugin.yaml")).unwrap();
+    let plugin = Plugin::from_manifest(&serde_yaml::from_str(&text).unwrap()).unwrap();
+    assert_eq!(plugin.failure_policy, "FAIL_RELOAD", "the README recommends FAIL_RELOAD; the manifest should use it");
+    plugin
 }
 
 #[test]
@@ -117,8 +123,7 @@ const INVALID: &str = r#"{"request":[{"name":"hello","match":{"path":{"regex":"(
 #[test]
 fn an_invalid_update_is_refused_and_the_previous_rules_keep_serving() {
     let upstream = echo();
-    let config = plugin_config_json(&project_dir().join("manifests/hello-wasmplugin.yaml"));
-    let plugin = Plugin::new("reload", Some(config));
+    let plugin = Plugin { name: "reload".into(), ..hello_plugin() };
     let mut envoy = start(options(plugin, &upstream));
     assert_eq!(get(envoy.listener, "/hello").body, "Hello from Wasm!\n");
 

@@ -31,6 +31,27 @@ impl Plugin {
         }
     }
 
+    /// The plugin istiod makes of a `WasmPlugin` manifest (parsed YAML): its name, namespace, `pluginName`,
+    /// `pluginConfig` and `failStrategy`.
+    pub fn from_manifest(manifest: &serde_yaml::Value) -> Result<Plugin, String> {
+        let at = |path: &[&str]| path.iter().try_fold(manifest, |value, key| value.get(key));
+        let text = |path: &[&str]| at(path).and_then(serde_yaml::Value::as_str).map(str::to_owned);
+        let name = text(&["metadata", "name"]).ok_or("the manifest has no metadata.name")?;
+        let config_json = match at(&["spec", "pluginConfig"]) {
+            Some(config) if !config.is_null() => Some(document_json(config)?),
+            _ => None,
+        };
+        let mut plugin = Plugin::new(&name, config_json);
+        if let Some(namespace) = text(&["metadata", "namespace"]) {
+            plugin.namespace = namespace;
+        }
+        if let Some(plugin_name) = text(&["spec", "pluginName"]) {
+            plugin.plugin_name = plugin_name;
+        }
+        plugin.failure_policy = failure_policy(text(&["spec", "failStrategy"]).as_deref())?;
+        Ok(plugin)
+    }
+
     /// The filter's name, which is also its ECDS resource name (Istio ≥ 1.30).
     pub fn resource_name(&self) -> String {
         format!("extensions.istio.io/trafficextension/{}.{}~istio-translated-wasmplugin", self.namespace, self.name)
@@ -65,6 +86,16 @@ impl Plugin {
 }
 
 /// A rules document (parsed YAML) as istiod passes it on: compact JSON, numbers as doubles.
+/// The Envoy `failure_policy` istiod sets for a `failStrategy` (one to one; Istio's default is FAIL_CLOSE).
+pub fn failure_policy(fail_strategy: Option<&str>) -> Result<&'static str, String> {
+    match fail_strategy {
+        None | Some("FAIL_CLOSE") => Ok("FAIL_CLOSED"),
+        Some("FAIL_OPEN") => Ok("FAIL_OPEN"),
+        Some("FAIL_RELOAD") => Ok("FAIL_RELOAD"),
+        Some(other) => Err(format!("unknown failStrategy {other:?}")),
+    }
+}
+
 pub fn document_json(document: &serde_yaml::Value) -> Result<String, String> {
     let value = serde_json::to_value(document).map_err(|e| format!("cannot be written as JSON: {e}"))?;
     Ok(as_protobuf_struct(value).to_string())

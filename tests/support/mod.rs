@@ -68,16 +68,6 @@ fn build_module(args: &[&str], module: &str) -> PathBuf {
     path
 }
 
-/// The `pluginConfig` of a `WasmPlugin` manifest as the compact JSON istiod puts in the filter's
-/// `configuration` (a protobuf Struct: every number becomes a double).
-pub fn plugin_config_json(path: &Path) -> String {
-    let text = std::fs::read_to_string(path).unwrap();
-    let manifest: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
-    let config = &manifest["spec"]["pluginConfig"];
-    assert!(!config.is_null(), "{} has no spec.pluginConfig", path.display());
-    document_json(config)
-}
-
 /// A rules document (parsed YAML) as istiod would pass it on: compact JSON, numbers as doubles.
 pub fn document_json(document: &serde_yaml::Value) -> String {
     istio::document_json(document).unwrap()

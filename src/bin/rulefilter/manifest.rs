@@ -27,7 +27,8 @@ Options:
       --target-ref KIND/NAME   A Gateway, HTTPRoute or Service to attach to; repeatable
       --phase PHASE            AUTHN, AUTHZ, STATS or UNSPECIFIED_PHASE (default)
       --priority N             Order among plugins of one phase (higher runs first)
-      --fail-strategy S        FAIL_CLOSE (default), FAIL_OPEN or FAIL_RELOAD
+      --fail-strategy S        FAIL_RELOAD (default: about a second of 503s after a
+                               VM failure, then the rules apply again), FAIL_CLOSE or FAIL_OPEN
       --plugin-name NAME       pluginName, the filter's root id (default: rulefilter)
       --env NAME=VALUE         A vmConfig.env entry, for ${env.NAME}; repeatable
   -h, --help                   Print this help
@@ -183,7 +184,7 @@ fn wasm_plugin(o: &Options, rules: Value) -> Value {
     if let Some(priority) = o.priority {
         spec.push(("priority", Value::from(priority)));
     }
-    spec.push(("failStrategy", Value::from(o.fail_strategy.clone().unwrap_or_else(|| "FAIL_CLOSE".into()))));
+    spec.push(("failStrategy", Value::from(o.fail_strategy.clone().unwrap_or_else(|| "FAIL_RELOAD".into()))));
     if !o.env.is_empty() {
         let env =
             o.env.iter().map(|(k, v)| map(vec![("name", Value::from(k.clone())), ("value", Value::from(v.clone()))]));
