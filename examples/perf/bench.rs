@@ -2,11 +2,14 @@
 //!
 //! - Envoy: the same requests through (a) no Wasm filter, (b) the module with an empty document, (c) the module
 //!   with rules/edge.yaml; three Envoys side by side, their legs interleaved round by round (each round in
-//!   another order) so that a neighbour's load on the machine falls on all three alike.
+//!   another order) so that a neighbour's load on the machine falls on all three alike. At full speed (wrk):
+//!   throughput, p99 and Envoy's CPU time per request; at a fixed rate over HTTP/2 (h2load, when installed):
+//!   latency without queueing.
 //! - The native engine on the simulated proxy: the soak mix through the empty, hello and edge documents.
 //! - Instructions per request under callgrind, when valgrind is installed: deterministic, unlike time.
 //! - The module's size.
 
+use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -14,9 +17,9 @@ use std::time::{Duration, Instant};
 use rulefilter::local::envoy::Envoy;
 use rulefilter::simulate;
 
-use crate::mix::{self, Plan, EDGE_MIX};
-use crate::wrk::{Load, Report, Script};
-use crate::{echo_upstream, median, mib, millis, size_of, start_envoy, Document, Memory, Options};
+use crate::mix::{self, Plan, API_CALL, EDGE_MIX};
+use crate::wrk::{Load, Script};
+use crate::{echo_upstream, h2, median, millis, size_of, start_envoy, Document, Memory, Options};
 
 const THREADS: u32 = 1;
 /// Native timing: repetitions per document, each at least this long.
@@ -36,15 +39,30 @@ pub fn run(options: &Options) -> Result<bool, String> {
     Ok(ok)
 }
 
-/// One leg of the Envoy comparison.
+/// One leg of the Envoy comparison: its Envoy, and one figure per round for each measure.
 struct Leg {
     tag: &'static str,
     what: &'static str,
     envoy: Envoy,
-    reports: Vec<Report>,
-    /// Envoy's CPU time per completed request, per round.
-    cpu_per_request: Vec<Duration>,
+    /// wrk at full speed: requests a second, and p99 in seconds.
+    throughput: Vec<f64>,
+    p99: Vec<f64>,
+    /// Envoy's CPU seconds per completed request.
+    cpu: Vec<f64>,
+    /// h2load at a fixed rate: p50 and p99 in seconds.
+    fixed_p50: Vec<f64>,
+    fixed_p99: Vec<f64>,
 }
+
+impl Leg {
+    fn new(tag: &'static str, what: &'static str, envoy: Envoy) -> Leg {
+        Leg { tag, what, envoy, throughput: vec![], p99: vec![], cpu: vec![], fixed_p50: vec![], fixed_p99: vec![] }
+    }
+}
+
+/// h2load's fixed rate: below what any leg can serve, so latency is the request's own cost.
+const H2_CLIENTS: u32 = 4;
+const H2_RATE: u32 = 250;
 
 fn envoy_legs(options: &Options) -> Result<bool, String> {
     let edge = Document::load("edge")?;
@@ -57,103 +75,117 @@ fn envoy_legs(options: &Options) -> Result<bool, String> {
     let upstream = echo_upstream()?;
     let empty = Document::load("empty")?;
     let mut legs = vec![
-        Leg {
-            tag: "(a)",
-            what: "no Wasm filter",
-            envoy: start_envoy(options, "bench-none", None, upstream.addr)?,
-            reports: Vec::new(),
-            cpu_per_request: Vec::new(),
-        },
-        Leg {
-            tag: "(b)",
-            what: "empty document",
-            envoy: start_envoy(options, "bench-empty", Some(empty.plugin()), upstream.addr)?,
-            reports: Vec::new(),
-            cpu_per_request: Vec::new(),
-        },
-        Leg {
-            tag: "(c)",
-            what: "edge.yaml, 50 rules",
-            envoy: start_envoy(options, "bench-edge", Some(edge.plugin()), upstream.addr)?,
-            reports: Vec::new(),
-            cpu_per_request: Vec::new(),
-        },
+        Leg::new("(a)", "no Wasm filter", start_envoy(options, "bench-none", None, upstream.addr)?),
+        Leg::new("(b)", "empty document", start_envoy(options, "bench-empty", Some(empty.plugin()), upstream.addr)?),
+        Leg::new("(c)", "edge.yaml, 50 rules", start_envoy(options, "bench-edge", Some(edge.plugin()), upstream.addr)?),
     ];
     let seconds = Duration::from_secs(options.seconds);
     println!(
-        "Envoy (one worker, as the e2e suite starts it) + echo upstream, wrk {THREADS} thread {} connections; \
-         {} rounds of {} s per leg, legs interleaved",
-        options.connections,
+        "Envoy (one worker, as the e2e suite starts it) + echo upstream; {} rounds of {} s per leg and measure, \
+         legs interleaved (each round in another order)",
         options.rounds,
         seconds.as_secs()
     );
     println!(
-        "requests: the {kinds} kinds of the soak mix that reach the service ({} per cycle), answered 200 by every leg",
+        "full speed: wrk, {THREADS} thread, {} connections, HTTP/1.1; the {kinds} kinds of the soak mix that reach \
+         the service ({} per cycle), answered 200 by every leg",
+        options.connections,
         order.len()
     );
     let load = |duration| Load { threads: THREADS, connections: options.connections, duration };
     let mut failures = Vec::new();
     for leg in &legs {
         let warm = script.run(leg.envoy.listener, load(Duration::from_secs(2)))?;
-        check(leg.what, &warm, &mut failures);
+        check(leg.what, &warm.statuses, warm.socket_errors(), &mut failures);
     }
-    for round in 0..options.rounds as usize {
-        for turn in 0..legs.len() {
-            let count = legs.len();
+    let rounds = options.rounds as usize;
+    let count = legs.len();
+    for (round, turn) in (0..rounds).flat_map(|round| (0..count).map(move |turn| (round, turn))) {
+        let Some(leg) = legs.get_mut((round + turn) % count) else { continue };
+        let cpu_before = cpu_time(&leg.envoy)?;
+        let report = script.run(leg.envoy.listener, load(seconds))?;
+        let cpu = cpu_time(&leg.envoy)?.saturating_sub(cpu_before);
+        check(leg.what, &report.statuses, report.socket_errors(), &mut failures);
+        leg.throughput.push(report.per_second());
+        leg.p99.push(report.p99.as_secs_f64());
+        leg.cpu.push(cpu.as_secs_f64() / report.requests.max(1) as f64);
+    }
+    let fixed_rate = h2::available();
+    if fixed_rate {
+        let log = crate::scratch_dir().join("h2load.log");
+        for (round, turn) in (0..rounds).flat_map(|round| (0..count).map(move |turn| (round, turn))) {
             let Some(leg) = legs.get_mut((round + turn) % count) else { continue };
-            let cpu_before = cpu_time(&leg.envoy)?;
-            let report = script.run(leg.envoy.listener, load(seconds))?;
-            let cpu = cpu_time(&leg.envoy)?.saturating_sub(cpu_before);
-            check(leg.what, &report, &mut failures);
-            leg.cpu_per_request.push(cpu / u32::try_from(report.requests.max(1)).unwrap_or(u32::MAX));
-            leg.reports.push(report);
+            let latency =
+                h2::run(leg.envoy.listener, API_CALL.path, API_CALL.headers, H2_CLIENTS, H2_RATE, seconds, &log)?;
+            check(leg.what, &latency.statuses, 0, &mut failures);
+            // A rate not held means the leg saturated, and its latency measures a queue again.
+            let planned = u64::from(H2_CLIENTS * H2_RATE) * seconds.as_secs();
+            if latency.requests * 10 < planned * 9 {
+                failures.push(format!("{}: h2load sent {} of {planned} requests", leg.what, latency.requests));
+            }
+            leg.fixed_p50.push(latency.p50.as_secs_f64());
+            leg.fixed_p99.push(latency.p99.as_secs_f64());
         }
     }
     let memory: Vec<Memory> = legs.iter().map(|leg| Memory::read(&leg.envoy)).collect::<Result<_, _>>()?;
 
     println!();
-    println!("                            requests/s        p99   Envoy CPU/request   Envoy RSS   allocated");
+    let ms = |seconds: f64| millis(Duration::from_secs_f64(seconds));
+    println!("  {:<24} {:^20} {:^33} {:^19}", "", "full speed (wrk)", "Envoy", "fixed rate (h2load)");
+    println!(
+        "  {:<24} {:>10} {:>9} {:>13} {:>7} {:>10} {:>9} {:>9}",
+        "", "requests/s", "p99", "CPU/request", "RSS MiB", "allocated", "p50", "p99"
+    );
     for (leg, memory) in legs.iter().zip(&memory) {
-        let rps: Vec<f64> = leg.reports.iter().map(Report::per_second).collect();
-        let p99: Vec<f64> = leg.reports.iter().map(|r| r.p99.as_secs_f64()).collect();
-        let cpu: Vec<f64> = leg.cpu_per_request.iter().map(Duration::as_secs_f64).collect();
         println!(
-            "  {} {:<20} {:>12.0} {:>10} {:>16.1} µs {:>11} {:>11}",
+            "  {} {:<20} {:>10.0} {:>9} {:>10.1} µs {:>7.0} {:>6.1} MiB {:>9} {:>9}",
             leg.tag,
             leg.what,
-            median(&rps),
-            millis(Duration::from_secs_f64(median(&p99))),
-            median(&cpu) * 1e6,
-            mib(memory.rss),
-            mib(memory.allocated)
+            median(&leg.throughput),
+            ms(median(&leg.p99)),
+            median(&leg.cpu) * 1e6,
+            memory.rss as f64 / 1048576.0,
+            memory.allocated as f64 / 1048576.0,
+            if fixed_rate { ms(median(&leg.fixed_p50)) } else { "-".into() },
+            if fixed_rate { ms(median(&leg.fixed_p99)) } else { "-".into() },
         );
     }
-    println!("  (medians over the rounds; p99 as wrk measures it, from the client)");
+    println!("  (medians over the rounds; latencies as the clients measure them)");
+    if fixed_rate {
+        println!(
+            "  fixed rate: {H2_CLIENTS} HTTP/2 connections × {H2_RATE} requests/s, one stream each: {} {} with the \
+             app's headers",
+            API_CALL.method, API_CALL.path
+        );
+    } else {
+        println!("  fixed rate: skipped (h2load is not installed; Debian: apt-get install nghttp2-client)");
+    }
     println!();
     println!("ratios against (a), each the median over the rounds of that round's ratio:");
-    println!("                            throughput    p99   CPU/request   RSS");
+    println!(
+        "  {:<24} {:>10} {:>9} {:>13} {:>7} {:>20} {:>9}",
+        "", "requests/s", "p99", "CPU/request", "RSS", "fixed p50", "fixed p99"
+    );
     let (baseline, others) = legs.split_first().ok_or("no legs")?;
     let (baseline_memory, others_memory) = memory.split_first().ok_or("no legs")?;
     for (leg, memory) in others.iter().zip(others_memory) {
-        let ratio = |f: &dyn Fn(&Report) -> f64| {
-            let ratios: Vec<f64> = leg.reports.iter().zip(&baseline.reports).map(|(x, a)| f(x) / f(a)).collect();
-            median(&ratios)
+        let fixed = |values: &[f64], base: &[f64]| {
+            if fixed_rate {
+                format!("{:.2}", ratio(values, base))
+            } else {
+                "-".into()
+            }
         };
-        let cpu: Vec<f64> = leg
-            .cpu_per_request
-            .iter()
-            .zip(&baseline.cpu_per_request)
-            .map(|(x, a)| x.as_secs_f64() / a.as_secs_f64().max(1e-12))
-            .collect();
-        let rss = memory.rss as f64 / baseline_memory.rss.max(1) as f64;
         println!(
-            "  {}/(a) {:<18} {:>8.2} {:>8.2} {:>10.2} {:>8.2}",
+            "  {}/(a) {:<16} {:>10.2} {:>9.2} {:>13.2} {:>7.2} {:>20} {:>9}",
             leg.tag,
             leg.what,
-            ratio(&Report::per_second),
-            ratio(&|r| r.p99.as_secs_f64()),
-            median(&cpu),
-            rss
+            ratio(&leg.throughput, &baseline.throughput),
+            ratio(&leg.p99, &baseline.p99),
+            ratio(&leg.cpu, &baseline.cpu),
+            memory.rss as f64 / baseline_memory.rss.max(1) as f64,
+            fixed(&leg.fixed_p50, &baseline.fixed_p50),
+            fixed(&leg.fixed_p99, &baseline.fixed_p99),
         );
     }
     if failures.is_empty() {
@@ -168,12 +200,18 @@ fn envoy_legs(options: &Options) -> Result<bool, String> {
     }
 }
 
+/// The median of each round's ratio of `values` to `baseline`.
+fn ratio(values: &[f64], baseline: &[f64]) -> f64 {
+    let ratios: Vec<f64> = values.iter().zip(baseline).map(|(x, a)| x / a.max(1e-12)).collect();
+    median(&ratios)
+}
+
 /// Every bench request is answered 200; anything else, or a socket error, voids the figures.
-fn check(label: &str, report: &Report, failures: &mut Vec<String>) {
-    if report.socket_errors() > 0 {
-        failures.push(format!("{label}: socket errors ({})", report.socket_error_text()));
+fn check(label: &str, statuses: &BTreeMap<u16, u64>, socket_errors: u64, failures: &mut Vec<String>) {
+    if socket_errors > 0 {
+        failures.push(format!("{label}: {socket_errors} socket errors or timeouts"));
     }
-    for (status, count) in &report.statuses {
+    for (status, count) in statuses {
         if *status != 200 {
             failures.push(format!("{label}: {count} responses {status}"));
         }
@@ -266,7 +304,7 @@ fn instructions() -> Result<(), String> {
             .find_map(|l| l.split("Collected :").nth(1).and_then(|n| n.trim().parse().ok()))
             .ok_or_else(|| format!("no instruction count from callgrind:\n{stderr}"))
     };
-    println!("instructions per request (callgrind, the same mix; deterministic):");
+    println!("instructions per request, the same mix on the simulated proxy (callgrind; deterministic):");
     let mut floor = None;
     for document in ["empty", "hello", "edge"] {
         let per_request = (count(document, long)?.saturating_sub(count(document, short)?)) / (long - short);

@@ -9,6 +9,7 @@
 //! ```
 
 mod bench;
+mod h2;
 mod mix;
 mod soak;
 mod wrk;
