@@ -163,7 +163,7 @@ fn envoy_legs(options: &Options) -> Result<bool, String> {
     println!();
     println!("ratios against (a), each the median over the rounds of that round's ratio:");
     println!(
-        "  {:<24} {:>10} {:>9} {:>13} {:>7} {:>20} {:>9}",
+        "  {:<28} {:>10} {:>9} {:>13} {:>7} {:>20} {:>9}",
         "", "requests/s", "p99", "CPU/request", "RSS", "fixed p50", "fixed p99"
     );
     let (baseline, others) = legs.split_first().ok_or("no legs")?;
@@ -177,7 +177,7 @@ fn envoy_legs(options: &Options) -> Result<bool, String> {
             }
         };
         println!(
-            "  {}/(a) {:<16} {:>10.2} {:>9.2} {:>13.2} {:>7.2} {:>20} {:>9}",
+            "  {}/(a) {:<20} {:>10.2} {:>9.2} {:>13.2} {:>7.2} {:>20} {:>9}",
             leg.tag,
             leg.what,
             ratio(&leg.throughput, &baseline.throughput),
