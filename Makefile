@@ -6,8 +6,14 @@ VENV := .venv
 ENVOY := $(VENV)/bin/envoy
 RULES ?= rules/hello.yaml
 PORT ?= 10000
+SOAK_SECONDS ?= 60
+BENCH_SECONDS ?= 5
+BENCH_ROUNDS ?= 3
+# The soak and bench programs (examples/perf/); CI's smoke uses the dev build `make test` already made.
+PERF_PROFILE ?= release
+PERF := cargo run --profile $(PERF_PROFILE) --quiet --example perf --
 
-.PHONY: all build envoy run test lint unit e2e clean
+.PHONY: all build envoy run test lint unit e2e soak bench clean
 
 all: build
 
@@ -39,6 +45,15 @@ lint:
 	cargo fmt --check
 	cargo clippy --lib --release --target $(WASM_TARGET) -- -D warnings
 	cargo clippy --all-targets -- -D warnings
+
+## soak: $(SOAK_SECONDS) s of full-speed load (wrk) through Envoy with rules/edge.yaml; fails on an unexpected
+## status, a socket error or timeout, module counters that do not add up, or memory growth
+soak: build envoy
+	$(PERF) soak --seconds $(SOAK_SECONDS)
+
+## bench: the filter's cost as ratios against baselines measured in the same run (wrk; valgrind if installed)
+bench: build envoy
+	$(PERF) bench --seconds $(BENCH_SECONDS) --rounds $(BENCH_ROUNDS)
 
 clean:
 	cargo clean

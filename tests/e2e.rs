@@ -318,3 +318,17 @@ fn the_documents_log_level_silences_less_severe_lines() {
         assert!(!log.contains(quiet), "{quiet:?} was logged:\n{log}");
     }
 }
+
+/// The benchmark's baseline (`make bench`, leg (a)): the same Envoy with no Wasm filter, only the router.
+#[test]
+fn without_the_wasm_filter_envoy_only_routes() {
+    let upstream = echo();
+    let config = plugin_config_json(&project_dir().join("manifests/hello-wasmplugin.yaml"));
+    let envoy = start(options(Plugin::new("no-filter", Some(config)), &upstream).wasm_filter(false));
+    let response = get(envoy.listener, "/hello");
+    assert_eq!(response.status, 200, "{response:?}");
+    assert_eq!(response.header("x-upstream"), Some("echo"), "GET /hello should reach the upstream: {response:?}");
+    assert_eq!(response.header("x-service-name"), None);
+    let bootstrap = std::fs::read_to_string(envoy.dir.join("envoy.json")).unwrap();
+    assert!(!bootstrap.contains("filters.http.wasm"), "{bootstrap}");
+}

@@ -49,6 +49,9 @@ pub struct EnvoyOptions {
     /// With ECDS: [`Envoy::start`] fails unless Envoy applies the first configuration. `false` lets it serve
     /// without one, to see what clients get then.
     pub require_filter: bool,
+    /// `false`: no Wasm filter at all, only the router (the plugin and module are ignored): the baseline the
+    /// benchmark compares the filter's cost with.
+    pub wasm_filter: bool,
 }
 
 impl EnvoyOptions {
@@ -66,6 +69,7 @@ impl EnvoyOptions {
             access_log: false,
             use_client_protocol: false,
             require_filter: true,
+            wasm_filter: true,
         }
     }
 
@@ -96,6 +100,11 @@ impl EnvoyOptions {
 
     pub fn require_filter(mut self, required: bool) -> Self {
         self.require_filter = required;
+        self
+    }
+
+    pub fn wasm_filter(mut self, on: bool) -> Self {
+        self.wasm_filter = on;
         self
     }
 }
@@ -162,10 +171,11 @@ impl Envoy {
         let filter = options.plugin.wasm_filter(&options.module.to_string_lossy());
         let resource_name = options.plugin.resource_name();
         let http_filter = match options.delivery {
-            Delivery::Inline => json!({"name": resource_name, "typed_config": filter}),
+            _ if !options.wasm_filter => None,
+            Delivery::Inline => Some(json!({"name": resource_name, "typed_config": filter})),
             Delivery::Ecds => {
                 write_ecds(&dir, &resource_name, &filter, 1).map_err(|e| failure(format!("cannot write ECDS: {e}")))?;
-                json!({
+                Some(json!({
                     "name": resource_name,
                     "config_discovery": {
                         "config_source": {
@@ -177,7 +187,7 @@ impl Envoy {
                         },
                         "type_urls": ["type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm"],
                     },
-                })
+                }))
             }
         };
         let bootstrap_path = dir.join("envoy.json");
@@ -225,7 +235,9 @@ impl Envoy {
             }
             if let Some(admin) = std::fs::read_to_string(&admin_path).ok().and_then(|a| a.trim().parse().ok()) {
                 envoy.admin = admin;
-                match envoy.ready_listener(options.delivery == Delivery::Ecds && options.require_filter) {
+                let filter_applied =
+                    options.wasm_filter && options.delivery == Delivery::Ecds && options.require_filter;
+                match envoy.ready_listener(filter_applied) {
                     Ok(Some(listener)) => {
                         envoy.listener = listener;
                         return Ok(envoy);
@@ -370,7 +382,7 @@ fn write_ecds(dir: &Path, resource_name: &str, filter: &Value, version: u32) -> 
 
 /// The routes send everything to the cluster `upstream`, except what a rule may steer to the cluster `second`
 /// by rewriting: the host `second.internal`, the header `x-route-to: second`, or a path under `/second/`.
-fn bootstrap(options: &EnvoyOptions, http_filter: Value) -> Value {
+fn bootstrap(options: &EnvoyOptions, http_filter: Option<Value>) -> Value {
     let cluster = |name: &str, addr: SocketAddr| {
         let mut cluster = json!({
             "name": name,
@@ -428,10 +440,9 @@ fn bootstrap(options: &EnvoyOptions, http_filter: Value) -> Value {
                 },
             ],
         },
-        "http_filters": [
-            http_filter,
-            {"name": "envoy.filters.http.router", "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}},
-        ],
+        "http_filters": http_filter.into_iter().chain([
+            json!({"name": "envoy.filters.http.router", "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}),
+        ]).collect::<Vec<_>>(),
     });
     if options.access_log {
         if let Some(manager) = connection_manager.as_object_mut() {

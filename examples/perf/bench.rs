@@ -1,0 +1,325 @@
+//! `make bench`: what the filter costs, as ratios against baselines measured in the same run.
+//!
+//! - Envoy: the same requests through (a) no Wasm filter, (b) the module with an empty document, (c) the module
+//!   with rules/edge.yaml; three Envoys side by side, their legs interleaved round by round (each round in
+//!   another order) so that a neighbour's load on the machine falls on all three alike. At full speed (wrk):
+//!   throughput, p99 and Envoy's CPU time per request; at a fixed rate over HTTP/2 (h2load, when installed):
+//!   latency without queueing.
+//! - The native engine on the simulated proxy: the soak mix through the empty, hello and edge documents.
+//! - Instructions per request under callgrind, when valgrind is installed: deterministic, unlike time.
+//! - The module's size.
+
+use std::collections::BTreeMap;
+use std::hint::black_box;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use rulefilter::local::envoy::Envoy;
+use rulefilter::simulate;
+
+use crate::mix::{self, Plan, API_CALL, EDGE_MIX};
+use crate::wrk::{Load, Script};
+use crate::{echo_upstream, h2, median, millis, size_of, start_envoy, Document, Memory, Options};
+
+const THREADS: u32 = 1;
+/// Native timing: repetitions per document, each at least this long.
+const REPETITIONS: usize = 7;
+const BATCH: Duration = Duration::from_millis(100);
+
+pub fn run(options: &Options) -> Result<bool, String> {
+    let mut ok = true;
+    let size = size_of(&options.module)?;
+    println!("module: {} ({size} bytes)", options.module.display());
+    println!();
+    native_engine()?;
+    println!();
+    instructions()?;
+    println!();
+    ok &= envoy_legs(options)?;
+    Ok(ok)
+}
+
+/// One leg of the Envoy comparison: its Envoy, and one figure per round for each measure.
+struct Leg {
+    tag: &'static str,
+    what: &'static str,
+    envoy: Envoy,
+    /// wrk at full speed: requests a second, and p99 in seconds.
+    throughput: Vec<f64>,
+    p99: Vec<f64>,
+    /// Envoy's CPU seconds per completed request.
+    cpu: Vec<f64>,
+    /// h2load at a fixed rate: p50 and p99 in seconds.
+    fixed_p50: Vec<f64>,
+    fixed_p99: Vec<f64>,
+}
+
+impl Leg {
+    fn new(tag: &'static str, what: &'static str, envoy: Envoy) -> Leg {
+        Leg { tag, what, envoy, throughput: vec![], p99: vec![], cpu: vec![], fixed_p50: vec![], fixed_p99: vec![] }
+    }
+}
+
+/// h2load's fixed rate: below what any leg can serve, so latency is the request's own cost.
+const H2_CLIENTS: u32 = 4;
+const H2_RATE: u32 = 250;
+
+fn envoy_legs(options: &Options) -> Result<bool, String> {
+    let edge = Document::load("edge")?;
+    let plan = Plan::new(EDGE_MIX, &edge.rules)?;
+    // Only requests that reach the service: answered by the proxy, a request would cost (c) less than (a).
+    let order: Vec<usize> =
+        plan.order.iter().copied().filter(|&i| !plan.answered_by_proxy.get(i).copied().unwrap_or(true)).collect();
+    let kinds = EDGE_MIX.iter().enumerate().filter(|(i, _)| order.contains(i)).count();
+    let script = Script::write(&crate::scratch_dir(), "bench", &mix::wrk_lines(EDGE_MIX, &order))?;
+    let upstream = echo_upstream()?;
+    let empty = Document::load("empty")?;
+    let mut legs = vec![
+        Leg::new("(a)", "no Wasm filter", start_envoy(options, "bench-none", None, upstream.addr)?),
+        Leg::new("(b)", "empty document", start_envoy(options, "bench-empty", Some(empty.plugin()), upstream.addr)?),
+        Leg::new("(c)", "edge.yaml, 50 rules", start_envoy(options, "bench-edge", Some(edge.plugin()), upstream.addr)?),
+    ];
+    let seconds = Duration::from_secs(options.seconds);
+    println!(
+        "Envoy (one worker, as the e2e suite starts it) + echo upstream; {} rounds of {} s per leg and measure, \
+         legs interleaved (each round in another order)",
+        options.rounds,
+        seconds.as_secs()
+    );
+    println!(
+        "full speed: wrk, {THREADS} thread, {} connections, HTTP/1.1; the {kinds} kinds of the soak mix that reach \
+         the service ({} per cycle), answered 200 by every leg",
+        options.connections,
+        order.len()
+    );
+    let load = |duration| Load { threads: THREADS, connections: options.connections, duration };
+    let mut failures = Vec::new();
+    for leg in &legs {
+        let warm = script.run(leg.envoy.listener, load(Duration::from_secs(2)))?;
+        check(leg.what, &warm.statuses, warm.socket_errors(), &mut failures);
+    }
+    let rounds = options.rounds as usize;
+    let count = legs.len();
+    for (round, turn) in (0..rounds).flat_map(|round| (0..count).map(move |turn| (round, turn))) {
+        let Some(leg) = legs.get_mut((round + turn) % count) else { continue };
+        let cpu_before = cpu_time(&leg.envoy)?;
+        let report = script.run(leg.envoy.listener, load(seconds))?;
+        let cpu = cpu_time(&leg.envoy)?.saturating_sub(cpu_before);
+        check(leg.what, &report.statuses, report.socket_errors(), &mut failures);
+        leg.throughput.push(report.per_second());
+        leg.p99.push(report.p99.as_secs_f64());
+        leg.cpu.push(cpu.as_secs_f64() / report.requests.max(1) as f64);
+    }
+    let fixed_rate = h2::available();
+    if fixed_rate {
+        let log = crate::scratch_dir().join("h2load.log");
+        for (round, turn) in (0..rounds).flat_map(|round| (0..count).map(move |turn| (round, turn))) {
+            let Some(leg) = legs.get_mut((round + turn) % count) else { continue };
+            let latency =
+                h2::run(leg.envoy.listener, API_CALL.path, API_CALL.headers, H2_CLIENTS, H2_RATE, seconds, &log)?;
+            check(leg.what, &latency.statuses, 0, &mut failures);
+            // A rate not held means the leg saturated, and its latency measures a queue again.
+            let planned = u64::from(H2_CLIENTS * H2_RATE) * seconds.as_secs();
+            if latency.requests * 10 < planned * 9 {
+                failures.push(format!("{}: h2load sent {} of {planned} requests", leg.what, latency.requests));
+            }
+            leg.fixed_p50.push(latency.p50.as_secs_f64());
+            leg.fixed_p99.push(latency.p99.as_secs_f64());
+        }
+    }
+    let memory: Vec<Memory> = legs.iter().map(|leg| Memory::read(&leg.envoy)).collect::<Result<_, _>>()?;
+
+    println!();
+    let ms = |seconds: f64| millis(Duration::from_secs_f64(seconds));
+    println!("  {:<24} {:^20} {:^33} {:^19}", "", "full speed (wrk)", "Envoy", "fixed rate (h2load)");
+    println!(
+        "  {:<24} {:>10} {:>9} {:>13} {:>7} {:>10} {:>9} {:>9}",
+        "", "requests/s", "p99", "CPU/request", "RSS MiB", "allocated", "p50", "p99"
+    );
+    for (leg, memory) in legs.iter().zip(&memory) {
+        println!(
+            "  {} {:<20} {:>10.0} {:>9} {:>10.1} µs {:>7.0} {:>6.1} MiB {:>9} {:>9}",
+            leg.tag,
+            leg.what,
+            median(&leg.throughput),
+            ms(median(&leg.p99)),
+            median(&leg.cpu) * 1e6,
+            memory.rss as f64 / 1048576.0,
+            memory.allocated as f64 / 1048576.0,
+            if fixed_rate { ms(median(&leg.fixed_p50)) } else { "-".into() },
+            if fixed_rate { ms(median(&leg.fixed_p99)) } else { "-".into() },
+        );
+    }
+    println!("  (medians over the rounds; latencies as the clients measure them)");
+    if fixed_rate {
+        println!(
+            "  fixed rate: {H2_CLIENTS} HTTP/2 connections × {H2_RATE} requests/s, one stream each: {} {} with the \
+             app's headers",
+            API_CALL.method, API_CALL.path
+        );
+    } else {
+        println!("  fixed rate: skipped (h2load is not installed; Debian: apt-get install nghttp2-client)");
+    }
+    println!();
+    println!("ratios against (a), each the median over the rounds of that round's ratio:");
+    println!(
+        "  {:<28} {:>10} {:>9} {:>13} {:>7} {:>20} {:>9}",
+        "", "requests/s", "p99", "CPU/request", "RSS", "fixed p50", "fixed p99"
+    );
+    let (baseline, others) = legs.split_first().ok_or("no legs")?;
+    let (baseline_memory, others_memory) = memory.split_first().ok_or("no legs")?;
+    for (leg, memory) in others.iter().zip(others_memory) {
+        let fixed = |values: &[f64], base: &[f64]| {
+            if fixed_rate {
+                format!("{:.2}", ratio(values, base))
+            } else {
+                "-".into()
+            }
+        };
+        println!(
+            "  {}/(a) {:<20} {:>10.2} {:>9.2} {:>13.2} {:>7.2} {:>20} {:>9}",
+            leg.tag,
+            leg.what,
+            ratio(&leg.throughput, &baseline.throughput),
+            ratio(&leg.p99, &baseline.p99),
+            ratio(&leg.cpu, &baseline.cpu),
+            memory.rss as f64 / baseline_memory.rss.max(1) as f64,
+            fixed(&leg.fixed_p50, &baseline.fixed_p50),
+            fixed(&leg.fixed_p99, &baseline.fixed_p99),
+        );
+    }
+    if failures.is_empty() {
+        Ok(true)
+    } else {
+        println!();
+        println!("bench: FAILED");
+        for failure in &failures {
+            println!("  {failure}");
+        }
+        Ok(false)
+    }
+}
+
+/// The median of each round's ratio of `values` to `baseline`.
+fn ratio(values: &[f64], baseline: &[f64]) -> f64 {
+    let ratios: Vec<f64> = values.iter().zip(baseline).map(|(x, a)| x / a.max(1e-12)).collect();
+    median(&ratios)
+}
+
+/// Every bench request is answered 200; anything else, or a socket error, voids the figures.
+fn check(label: &str, statuses: &BTreeMap<u16, u64>, socket_errors: u64, failures: &mut Vec<String>) {
+    if socket_errors > 0 {
+        failures.push(format!("{label}: {socket_errors} socket errors or timeouts"));
+    }
+    for (status, count) in statuses {
+        if *status != 200 {
+            failures.push(format!("{label}: {count} responses {status}"));
+        }
+    }
+}
+
+/// The CPU time all of Envoy's threads have used (each thread's /proc schedstat, in nanoseconds).
+fn cpu_time(envoy: &Envoy) -> Result<Duration, String> {
+    let dir = format!("/proc/{}/task", envoy.pid());
+    let mut total = 0_u64;
+    for task in std::fs::read_dir(&dir).map_err(|e| format!("{dir}: {e}"))?.flatten() {
+        let stat = std::fs::read_to_string(task.path().join("schedstat")).unwrap_or_default();
+        total += stat.split_whitespace().next().and_then(|n| n.parse::<u64>().ok()).unwrap_or(0);
+    }
+    Ok(Duration::from_nanos(total))
+}
+
+/// The documents the native figures compare, the soak mix's requests, and the echo upstream's answer.
+fn native_inputs() -> Result<(Vec<Document>, Vec<simulate::Request>, simulate::Response), String> {
+    let documents = ["empty", "hello", "edge"].iter().map(|name| Document::load(name)).collect::<Result<_, _>>()?;
+    let edge = Document::load("edge")?;
+    let plan = Plan::new(EDGE_MIX, &edge.rules)?;
+    let requests = plan.order.iter().filter_map(|&i| EDGE_MIX.get(i)).map(mix::Entry::request).collect();
+    Ok((documents, requests, mix::echo_response()))
+}
+
+/// Nanoseconds per request of the soak mix on the simulated proxy, per document.
+fn native_engine() -> Result<(), String> {
+    let (documents, requests, upstream) = native_inputs()?;
+    let batch = |document: &Document| {
+        let started = Instant::now();
+        let mut count = 0_u64;
+        while started.elapsed() < BATCH {
+            for request in &requests {
+                black_box(simulate::run(&document.rules, black_box(request), &upstream));
+            }
+            count += requests.len() as u64;
+        }
+        started.elapsed().as_secs_f64() * 1e9 / count as f64
+    };
+    for document in &documents {
+        batch(document);
+    }
+    let mut times: Vec<Vec<f64>> = vec![Vec::new(); documents.len()];
+    for _ in 0..REPETITIONS {
+        for (document, times) in documents.iter().zip(&mut times) {
+            times.push(batch(document));
+        }
+    }
+    let medians: Vec<f64> = times.iter().map(|t| median(t)).collect();
+    let floor = medians.first().copied().unwrap_or(1.0);
+    println!(
+        "native engine on the simulated proxy, the soak mix ({} requests a cycle); median of {REPETITIONS} × {} ms:",
+        requests.len(),
+        BATCH.as_millis()
+    );
+    for (document, ns) in documents.iter().zip(&medians) {
+        println!(
+            "  {:<6} {:>8.2} µs/request  {:>6.2} × empty  (the rules alone: {:.2} µs)",
+            document.name,
+            ns / 1000.0,
+            ns / floor,
+            (ns - floor) / 1000.0
+        );
+    }
+    println!("  (the empty document's time is the simulated proxy's own: building and recording each exchange)");
+    Ok(())
+}
+
+/// Callgrind's instruction count per request for each document: two runs of different lengths, so that start-up
+/// (parsing and compiling the document) cancels out.
+fn instructions() -> Result<(), String> {
+    if Command::new("valgrind").arg("--version").output().is_err() {
+        println!("instructions per request: skipped (valgrind is not installed; Debian: apt-get install valgrind)");
+        return Ok(());
+    }
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let cycle = native_inputs()?.1.len() as u64;
+    let (short, long) = (10 * cycle, 60 * cycle);
+    let count = |document: &str, requests: u64| -> Result<u64, String> {
+        let output = Command::new("valgrind")
+            .args(["--tool=callgrind", "--callgrind-out-file=/dev/null"])
+            .arg(&exe)
+            .args(["engine-loop", document, &requests.to_string()])
+            .output()
+            .map_err(|e| format!("valgrind: {e}"))?;
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        stderr
+            .lines()
+            .find_map(|l| l.split("Collected :").nth(1).and_then(|n| n.trim().parse().ok()))
+            .ok_or_else(|| format!("no instruction count from callgrind:\n{stderr}"))
+    };
+    println!("instructions per request, the same mix on the simulated proxy (callgrind; deterministic):");
+    let mut floor = None;
+    for document in ["empty", "hello", "edge"] {
+        let per_request = (count(document, long)?.saturating_sub(count(document, short)?)) / (long - short);
+        let base = *floor.get_or_insert(per_request.max(1));
+        println!("  {document:<6} {per_request:>8} instructions  {:>6.2} × empty", per_request as f64 / base as f64);
+    }
+    Ok(())
+}
+
+/// `perf engine-loop DOCUMENT N`: N requests of the soak mix through one document, for callgrind to count.
+pub fn engine_loop(document: &str, requests: u64) -> Result<(), String> {
+    let (documents, mix, upstream) = native_inputs()?;
+    let document = documents.iter().find(|d| d.name == document).ok_or("unknown document")?;
+    for request in mix.iter().cycle().take(usize::try_from(requests).unwrap_or(usize::MAX)) {
+        black_box(simulate::run(&document.rules, black_box(request), &upstream));
+    }
+    Ok(())
+}
