@@ -737,7 +737,8 @@ impl Compiler<'_> {
             self.header_template(&prefix.to, &format!("{field}.path_prefix.to"), ctx)
                 .map(|to| PathRewrite::Prefix { from: prefix.from.as_str().into(), to })
         } else if let Some(regex) = &spec.path_regex {
-            match anchored_regex(&regex.pattern, false) {
+            // Envoy's `regex_rewrite`: every match anywhere in the path is substituted.
+            match CompiledMatch::search_regex(&regex.pattern) {
                 Ok(compiled) => {
                     match envoy_substitution(&regex.substitution, compiled.captures_len().saturating_sub(1)) {
                         Ok(substitution) => {

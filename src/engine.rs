@@ -756,7 +756,7 @@ impl<'r, H: Host> Run<'r, '_, H> {
                     Some(rest) => Cow::Owned(format!("{}{rest}", self.render(to, captures))),
                     None => Cow::Borrowed(path),
                 },
-                PathRewrite::Regex { regex, substitution } => regex.replace(path, &**substitution),
+                PathRewrite::Regex { regex, substitution } => regex.replace_all(path, &**substitution),
             };
             // A new path that brings its own query replaces the request's.
             let new = match query {

@@ -55,6 +55,11 @@ impl CompiledMatch {
             .map_err(|e| regex_reason(&e))
     }
 
+    /// Compiles `pattern` to search anywhere in a value (for rewrites), with the same size limit.
+    pub fn search_regex(pattern: &str) -> Result<Regex, String> {
+        RegexBuilder::new(pattern).size_limit(REGEX_SIZE_LIMIT).build().map_err(|e| regex_reason(&e))
+    }
+
     pub fn is_match(&self, value: &str) -> bool {
         let ic = self.ignore_case;
         match &self.matcher {

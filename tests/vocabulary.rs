@@ -346,6 +346,26 @@ request:
 }
 
 #[test]
+fn a_regex_rewrite_substitutes_every_match_anywhere_as_envoys_regex_rewrite_does() {
+    let rules = rules(
+        r#"
+request:
+  - name: every
+    match: {path: {prefix: /xxx/}}
+    actions: [{rewrite: {path_regex: {pattern: one, substitution: two}}}]
+  - name: partial
+    match: {path: {prefix: /api/}}
+    actions: [{rewrite: {path_regex: {pattern: '^/api/v[2-3]/', substitution: /}}}]
+"#,
+    );
+    // The example of Envoy's `regex_rewrite` documentation.
+    let outcome = exchange(&rules, &Request::get("/xxx/one/yyy/one/zzz"));
+    assert_eq!(upstream_header(&outcome, ":path"), Some("/xxx/two/yyy/two/zzz"));
+    let outcome = exchange(&rules, &Request::get("/api/v2/users?page=2"));
+    assert_eq!(upstream_header(&outcome, ":path"), Some("/users?page=2"));
+}
+
+#[test]
 fn query_parameters_set_add_remove_encoded() {
     let rules = rules(
         r#"
