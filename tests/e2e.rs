@@ -323,8 +323,8 @@ fn the_documents_log_level_silences_less_severe_lines() {
 #[test]
 fn without_the_wasm_filter_envoy_only_routes() {
     let upstream = echo();
-    let config = plugin_config_json(&project_dir().join("manifests/hello-wasmplugin.yaml"));
-    let envoy = start(options(Plugin::new("no-filter", Some(config)), &upstream).wasm_filter(false));
+    let plugin = Plugin { name: "no-filter".into(), ..hello_plugin() };
+    let envoy = start(options(plugin, &upstream).wasm_filter(false));
     let response = get(envoy.listener, "/hello");
     assert_eq!(response.status, 200, "{response:?}");
     assert_eq!(response.header("x-upstream"), Some("echo"), "GET /hello should reach the upstream: {response:?}");
