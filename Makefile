@@ -6,8 +6,10 @@ VENV := .venv
 ENVOY := $(VENV)/bin/envoy
 RULES ?= rules/hello.yaml
 PORT ?= 10000
+FUZZ_TARGETS := document evaluate parts
+FUZZ_SECONDS ?= 300
 
-.PHONY: all build envoy run test lint unit e2e clean
+.PHONY: all build envoy run test lint unit e2e fuzz fuzz-ci clean
 
 all: build
 
@@ -37,9 +39,18 @@ test: build envoy lint
 ## lint: formatting, and clippy on the module (no unwrap/expect/panic/indexing outside tests)
 lint:
 	cargo fmt --check
+	cargo fmt --check --manifest-path fuzz/Cargo.toml
 	cargo clippy --lib --release --target $(WASM_TARGET) -- -D warnings
 	cargo clippy --all-targets -- -D warnings
 
+## fuzz: each fuzz target for $(FUZZ_SECONDS) s (cargo-fuzz installed if missing); fuzz/corpus/ keeps what they learn
+fuzz:
+	fuzz/run $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+## fuzz-ci: the bounded run CI does, 30 s per target
+fuzz-ci:
+	fuzz/run 30 $(FUZZ_TARGETS)
+
 clean:
 	cargo clean
-	rm -rf build $(VENV)
+	rm -rf build $(VENV) fuzz/target
