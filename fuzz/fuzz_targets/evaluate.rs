@@ -84,11 +84,13 @@ struct Exchange {
     response_headers: Vec<(Name, Vec<Part>)>,
 }
 
-/// Up to a mebibyte in one place, or a header sent thousands of times.
+/// Sizes spread over orders of magnitude: a size is a power of two.
 #[derive(Arbitrary, Debug)]
 enum Huge {
-    Value { place: u8, fragment: Vec<u8>, sixteens: u16 },
-    Repeated { name: Name, value: Vec<u8>, times: u16 },
+    /// `fragment` over and over, 2^(log2 % 21) bytes of it (up to 1 MiB), in one place.
+    Value { place: u8, fragment: Vec<u8>, log2: u8 },
+    /// A header sent 2^(log2 % 14) times (up to 8192).
+    Repeated { name: Name, value: Vec<u8>, log2: u8 },
 }
 
 /// A huge part in one exchange in eight: each such run takes milliseconds, and most paths need none.
@@ -207,8 +209,8 @@ fuzz_target!(|exchange: Exchange| {
     let mut upstream =
         Response { status: exchange.status, headers: build.headers(&exchange.response_headers), body: String::new() };
     match &exchange.huge.0 {
-        Some(Huge::Value { place, fragment, sixteens }) => {
-            let value = build.long(fragment, usize::from(*sixteens) * 16);
+        Some(Huge::Value { place, fragment, log2 }) => {
+            let value = build.long(fragment, 1 << (log2 % 21));
             match place % 6 {
                 0 => request.path.push_str(&value),
                 1 => request.authority.push_str(&value),
@@ -221,11 +223,11 @@ fuzz_target!(|exchange: Exchange| {
                 _ => upstream.headers.push(("location".into(), value)),
             }
         }
-        Some(Huge::Repeated { name, value, times }) => {
+        Some(Huge::Repeated { name, value, log2 }) => {
             if let Some(name) = build.name(name) {
                 let value = build.text(&[Part::Bytes(value.clone())]);
                 // Each copy counts against the budget, as Envoy's header size limit counts it.
-                let times = usize::from(*times % 8192).min(build.left / (name.len() + value.len() + 1));
+                let times = (1 << (log2 % 14)).min(build.left / (name.len() + value.len() + 1));
                 request.headers.extend(std::iter::repeat_n((name, value), times));
             }
         }

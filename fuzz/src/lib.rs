@@ -66,8 +66,7 @@ pub fn check_exchange(compiled: &Compiled, request: &Request, upstream: &Respons
 
     let mut traced = simulate::run_traced(&compiled.rules, request, upstream);
     for event in &traced.trace {
-        // What `rulefilter trace` prints of each event.
-        let _ = format!("{event:?}");
+        // How `rulefilter trace` says why a rule did not match.
         if let rulefilter::trace::Event::Rule { miss: Some(miss), .. } = event {
             let _ = miss.to_string();
         }
