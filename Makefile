@@ -13,7 +13,10 @@ BENCH_ROUNDS ?= 3
 PERF_PROFILE ?= release
 PERF := cargo run --profile $(PERF_PROFILE) --quiet --example perf --
 
-.PHONY: all build envoy run test lint unit e2e soak bench clean
+FUZZ_TARGETS := document evaluate parts
+FUZZ_SECONDS ?= 300
+
+.PHONY: all build envoy run test lint soak bench fuzz fuzz-ci clean
 
 all: build
 
@@ -43,6 +46,7 @@ test: build envoy lint
 ## lint: formatting, and clippy on the module (no unwrap/expect/panic/indexing outside tests)
 lint:
 	cargo fmt --check
+	cargo fmt --check --manifest-path fuzz/Cargo.toml
 	cargo clippy --lib --release --target $(WASM_TARGET) -- -D warnings
 	cargo clippy --all-targets -- -D warnings
 
@@ -55,6 +59,14 @@ soak: build envoy
 bench: build envoy
 	$(PERF) bench --seconds $(BENCH_SECONDS) --rounds $(BENCH_ROUNDS)
 
+## fuzz: each fuzz target for $(FUZZ_SECONDS) s (cargo-fuzz installed if missing); fuzz/corpus/ keeps what they learn
+fuzz:
+	fuzz/run $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+## fuzz-ci: the bounded run CI does, 30 s per target
+fuzz-ci:
+	fuzz/run 30 $(FUZZ_TARGETS)
+
 clean:
 	cargo clean
-	rm -rf build $(VENV)
+	rm -rf build $(VENV) fuzz/target
