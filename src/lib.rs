@@ -13,6 +13,7 @@ pub mod compile;
 pub mod config;
 pub mod engine;
 pub mod error;
+pub mod header_block;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod input;
 pub mod limits;

@@ -1,6 +1,6 @@
 //! The small parsers rules lean on, against properties they must keep: query parameters read back what was
 //! written, encoding round-trips, address blocks contain their own addresses, templates re-read as written,
-//! and string tests match what they were built from.
+//! string tests match what they were built from, and header blocks read as the proxy's map they stand for.
 #![no_main]
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -8,6 +8,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use rulefilter::cidr::{self, Cidr};
+use rulefilter::header_block::{self, HeaderBlock};
 use rulefilter::matcher::CompiledMatch;
 use rulefilter::template::{self, Segment};
 use rulefilter::trace::quote;
@@ -21,6 +22,13 @@ enum QueryEdit {
 }
 
 #[derive(Arbitrary, Debug)]
+enum HeaderEdit {
+    Set(String, String),
+    Add(String, String),
+    Remove(String),
+}
+
+#[derive(Arbitrary, Debug)]
 enum Case {
     Query { query: String, name: String, value: String, edit: QueryEdit },
     Encoding(String),
@@ -28,6 +36,8 @@ enum Case {
     AddressText(String),
     Template(String),
     Test { wanted: String, around: String, ignore_case: bool },
+    HeaderBytes(Vec<u8>),
+    Headers { pairs: Vec<(String, String)>, edits: Vec<HeaderEdit>, read: String },
 }
 
 fuzz_target!(|case: Case| match case {
@@ -49,7 +59,47 @@ fuzz_target!(|case: Case| match case {
     }
     Case::Template(text) => templates(&text),
     Case::Test { wanted, around, ignore_case } => string_tests(&wanted, &around, ignore_case),
+    Case::HeaderBytes(bytes) => {
+        // Whatever the proxy hands over: refused or read, never a panic or a read out of bounds.
+        if let Some(block) = HeaderBlock::decode(bytes) {
+            for name in block.names() {
+                let name = String::from_utf8_lossy(name);
+                let _ = block.get(&name);
+            }
+        }
+    }
+    Case::Headers { pairs, edits, read } => header_edits(pairs, edits, &read),
 });
+
+/// A block, encoded and decoded, then edited, reads as a plain list of pairs edited the same way.
+fn header_edits(mut model: Vec<(String, String)>, edits: Vec<HeaderEdit>, read: &str) {
+    let encoded = header_block::encode(model.iter().map(|(n, v)| (n.as_str(), v.as_str())));
+    let mut block = HeaderBlock::decode(encoded).expect("an encoding of pairs decodes");
+    for edit in edits {
+        match edit {
+            HeaderEdit::Set(name, value) => {
+                model.retain(|(n, _)| !n.eq_ignore_ascii_case(&name));
+                block.set(&name, &value);
+                model.push((name, value));
+            }
+            HeaderEdit::Add(name, value) => {
+                block.add(&name, &value);
+                model.push((name, value));
+            }
+            HeaderEdit::Remove(name) => {
+                model.retain(|(n, _)| !n.eq_ignore_ascii_case(&name));
+                block.remove(&name);
+            }
+        }
+    }
+    let names: Vec<&[u8]> = block.names().collect();
+    assert_eq!(names, model.iter().map(|(n, _)| n.as_bytes()).collect::<Vec<_>>());
+    let values: Vec<&str> =
+        model.iter().filter(|(n, _)| n.eq_ignore_ascii_case(read)).map(|(_, v)| v.as_str()).collect();
+    let wanted = (!values.is_empty()).then(|| values.join(",").into_bytes());
+    assert_eq!(block.get(read), wanted);
+    assert_eq!(block.contains(read), !values.is_empty());
+}
 
 /// After an edit, reading the parameter back gives what the edit wrote (or nothing, for a removal).
 fn query_edit(query: &str, name: &str, value: &str, edit: QueryEdit) {

@@ -19,13 +19,6 @@ const NOT_FOUND: u32 = 1;
 
 #[link(wasm_import_module = "env")]
 extern "C" {
-    fn proxy_get_header_map_value(
-        map_type: MapType,
-        key_data: *const u8,
-        key_size: usize,
-        return_value_data: *mut *mut u8,
-        return_value_size: *mut usize,
-    ) -> u32;
     fn proxy_replace_header_map_value(
         map_type: MapType,
         key_data: *const u8,
@@ -84,29 +77,16 @@ unsafe fn take_host_bytes(data: *mut u8, size: usize) -> Vec<u8> {
     }
 }
 
-/// A header's first value as bytes, `None` when absent.
-pub fn header(map: MapType, name: &str) -> Result<Option<Vec<u8>>, HostStatus> {
+/// Every header of a map in proxy-wasm's pairs encoding (see [`crate::header_block`]).
+pub fn header_pairs(map: MapType) -> Result<Vec<u8>, HostStatus> {
     let mut data: *mut u8 = null_mut();
     let mut size: usize = 0;
     // SAFETY: the pointers are valid for the call; the returned buffer is taken over exactly once.
-    match unsafe { proxy_get_header_map_value(map, name.as_ptr(), name.len(), &mut data, &mut size) } {
-        OK => Ok(Some(unsafe { take_host_bytes(data, size) })),
-        NOT_FOUND => Ok(None),
+    match unsafe { proxy_get_header_map_pairs(map, &mut data, &mut size) } {
+        OK => Ok(unsafe { take_host_bytes(data, size) }),
+        NOT_FOUND => Ok(Vec::new()),
         status => Err(HostStatus(status)),
     }
-}
-
-/// The names of every header in a map, in order (repeats kept).
-pub fn header_names(map: MapType) -> Result<Vec<String>, HostStatus> {
-    let mut data: *mut u8 = null_mut();
-    let mut size: usize = 0;
-    // SAFETY: as in `header`.
-    let bytes = match unsafe { proxy_get_header_map_pairs(map, &mut data, &mut size) } {
-        OK => unsafe { take_host_bytes(data, size) },
-        NOT_FOUND => return Ok(Vec::new()),
-        status => return Err(HostStatus(status)),
-    };
-    Ok(deserialize_names(&bytes).unwrap_or_default())
 }
 
 /// A property such as `source.address`, given as its path segments.
@@ -114,7 +94,7 @@ pub fn property(path: &[&str]) -> Result<Option<Vec<u8>>, HostStatus> {
     let serialized = path.join("\0");
     let mut data: *mut u8 = null_mut();
     let mut size: usize = 0;
-    // SAFETY: as in `header`.
+    // SAFETY: as in `header_pairs`.
     match unsafe { proxy_get_property(serialized.as_ptr(), serialized.len(), &mut data, &mut size) } {
         OK => Ok(Some(unsafe { take_host_bytes(data, size) })),
         NOT_FOUND => Ok(None),
@@ -179,7 +159,7 @@ pub fn remove_header(map: MapType, name: &str) -> Result<(), HostStatus> {
 
 /// Sends a local reply; it takes effect once the current callback returns.
 pub fn send_response(status: u16, headers: &[(&str, &str)], body: &[u8]) -> Result<(), HostStatus> {
-    let serialized = serialize_pairs(headers);
+    let serialized = crate::header_block::encode(headers.iter().copied());
     // SAFETY: every pointer/length pair describes a live buffer for the duration of the call.
     let status = unsafe {
         proxy_send_local_response(
@@ -200,7 +180,7 @@ pub fn send_response(status: u16, headers: &[(&str, &str)], body: &[u8]) -> Resu
 pub fn plugin_configuration() -> Result<Option<Vec<u8>>, HostStatus> {
     let mut data: *mut u8 = null_mut();
     let mut size: usize = 0;
-    // SAFETY: as in `header`.
+    // SAFETY: as in `header_pairs`.
     let status =
         unsafe { proxy_get_buffer_bytes(BufferType::PluginConfiguration, 0, usize::MAX, &mut data, &mut size) };
     match status {
@@ -217,49 +197,4 @@ fn status_result(status: u32) -> Result<(), HostStatus> {
     } else {
         Err(HostStatus(status))
     }
-}
-
-/// The proxy-wasm header-map encoding: count, then each name and value length (all u32 little-endian), then
-/// each name and value followed by a NUL.
-fn serialize_pairs(pairs: &[(&str, &str)]) -> Vec<u8> {
-    let text_len: usize = pairs.iter().map(|(n, v)| n.len() + v.len() + 2).sum();
-    let mut out = Vec::with_capacity(4 + pairs.len() * 8 + text_len);
-    out.extend_from_slice(&len_u32(pairs.len()).to_le_bytes());
-    for (name, value) in pairs {
-        out.extend_from_slice(&len_u32(name.len()).to_le_bytes());
-        out.extend_from_slice(&len_u32(value.len()).to_le_bytes());
-    }
-    for (name, value) in pairs {
-        out.extend_from_slice(name.as_bytes());
-        out.push(0);
-        out.extend_from_slice(value.as_bytes());
-        out.push(0);
-    }
-    out
-}
-
-/// Reads the names out of the proxy-wasm header-map encoding (see `serialize_pairs`); `None` if malformed.
-fn deserialize_names(bytes: &[u8]) -> Option<Vec<String>> {
-    let u32_at = |at: usize| -> Option<usize> {
-        let b = bytes.get(at..at + 4)?;
-        usize::try_from(u32::from_le_bytes([*b.first()?, *b.get(1)?, *b.get(2)?, *b.get(3)?])).ok()
-    };
-    let count = u32_at(0)?;
-    let mut lengths = Vec::with_capacity(count.min(1024));
-    for i in 0..count {
-        lengths.push((u32_at(4 + i * 8)?, u32_at(8 + i * 8)?));
-    }
-    let mut at = 4 + count * 8;
-    let mut names = Vec::with_capacity(lengths.len());
-    for (name_len, value_len) in lengths {
-        let name = bytes.get(at..at + name_len)?;
-        names.push(String::from_utf8_lossy(name).into_owned());
-        at += name_len + 1 + value_len + 1;
-    }
-    Some(names)
-}
-
-/// Lengths here come from validated configuration, far below 4 GiB; saturate rather than wrap regardless.
-fn len_u32(len: usize) -> u32 {
-    u32::try_from(len).unwrap_or(u32::MAX)
 }

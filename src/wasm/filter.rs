@@ -10,6 +10,7 @@ use proxy_wasm::types::{Action, ContextType, LogLevel, MapType};
 use super::abi;
 use super::counters::{self, Counters};
 use crate::engine::{Flow, Host, RequestState};
+use crate::header_block::HeaderBlock;
 use crate::metrics::{self, CounterId};
 use crate::ruleset::{HeaderMap, RuleSet};
 
@@ -144,12 +145,12 @@ impl Context for Exchange {}
 
 impl HttpContext for Exchange {
     fn on_http_request_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
-        let flow = self.rules.on_request_headers(&mut self.state, &mut Envoy { counters: &self.counters });
+        let flow = self.rules.on_request_headers(&mut self.state, &mut Envoy::new(&self.counters));
         action(flow)
     }
 
     fn on_http_response_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
-        let flow = self.rules.on_response_headers(&mut self.state, &mut Envoy { counters: &self.counters });
+        let flow = self.rules.on_response_headers(&mut self.state, &mut Envoy::new(&self.counters));
         action(flow)
     }
 
@@ -169,9 +170,48 @@ fn action(flow: Flow) -> Action {
     }
 }
 
-/// The engine's view of Envoy, through host calls that report errors instead of panicking.
+/// The engine's view of Envoy during one callback, through host calls that report errors instead of panicking.
 struct Envoy<'c> {
     counters: &'c Counters,
+    /// Headers fetched in one host call at the first read, kept in step with the filter's own edits (see
+    /// [`HeaderBlock`]); an empty block if the proxy refused them. The engine reads only its phase's map, but
+    /// asking for the other one simply fetches that instead.
+    headers: Option<(HeaderMap, HeaderBlock)>,
+}
+
+impl<'c> Envoy<'c> {
+    fn new(counters: &'c Counters) -> Self {
+        Envoy { counters, headers: None }
+    }
+
+    fn headers(&mut self, map: HeaderMap) -> &mut HeaderBlock {
+        if !matches!(&self.headers, Some((fetched, _)) if *fetched == map) {
+            self.headers = Some((map, fetch_headers(map)));
+        }
+        &mut self.headers.get_or_insert_with(|| (map, HeaderBlock::default())).1
+    }
+
+    /// Applies an edit the proxy accepted to the headers already fetched; unfetched ones will include it.
+    fn edited(&mut self, map: HeaderMap, edit: impl FnOnce(&mut HeaderBlock)) {
+        if let Some((fetched, block)) = &mut self.headers {
+            if *fetched == map {
+                edit(block);
+            }
+        }
+    }
+}
+
+fn fetch_headers(map: HeaderMap) -> HeaderBlock {
+    match abi::header_pairs(map_type(map)) {
+        Ok(bytes) => HeaderBlock::decode(bytes).unwrap_or_else(|| {
+            warn!("the proxy sent the {} headers malformed; treating them as absent", map.key());
+            HeaderBlock::default()
+        }),
+        Err(status) => {
+            warn!("cannot read the {} headers (status {}); treating them as absent", map.key(), status.0);
+            HeaderBlock::default()
+        }
+    }
 }
 
 fn map_type(map: HeaderMap) -> MapType {
@@ -183,31 +223,14 @@ fn map_type(map: HeaderMap) -> MapType {
 
 impl Host for Envoy<'_> {
     fn header(&mut self, map: HeaderMap, name: &str) -> Option<String> {
-        // `get_header_map_value` returns only a header's first value. The `request.headers.<name>` property
-        // joins every value with `,`, which is what Envoy's own header matchers compare; pseudo-headers have
-        // one value, and the plain call is cheaper.
-        let value = if name.starts_with(':') {
-            abi::header(map_type(map), name)
-        } else {
-            abi::property(&[map.key(), "headers", name])
-        };
-        match value {
-            // Header values may be any bytes; rules compare text, so odd bytes become U+FFFD.
-            Ok(value) => value.map(|bytes| {
-                String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
-            }),
-            Err(status) => {
-                warn!("cannot read header {name:?} (status {}); treating it as absent", status.0);
-                None
-            }
-        }
+        // Header values may be any bytes; rules compare text, so odd bytes become U+FFFD.
+        self.headers(map).get(name).map(|bytes| {
+            String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+        })
     }
 
     fn header_names(&mut self, map: HeaderMap) -> Vec<String> {
-        abi::header_names(map_type(map)).unwrap_or_else(|status| {
-            warn!("cannot list headers (status {})", status.0);
-            Vec::new()
-        })
+        self.headers(map).names().map(|name| String::from_utf8_lossy(name).into_owned()).collect()
     }
 
     fn source_address(&mut self) -> Option<String> {
@@ -221,20 +244,28 @@ impl Host for Envoy<'_> {
     }
 
     fn set_header(&mut self, map: HeaderMap, name: &str, value: &str) {
-        if let Err(status) = abi::set_header(map_type(map), name, value) {
-            warn!("cannot set header {name:?} (status {})", status.0);
+        match abi::set_header(map_type(map), name, value) {
+            Ok(()) => self.edited(map, |headers| headers.set(name, value)),
+            Err(status) => warn!("cannot set header {name:?} (status {})", status.0),
         }
     }
 
     fn add_header(&mut self, map: HeaderMap, name: &str, value: &str) {
-        if let Err(status) = abi::add_header(map_type(map), name, value) {
-            warn!("cannot add header {name:?} (status {})", status.0);
+        match abi::add_header(map_type(map), name, value) {
+            Ok(()) => self.edited(map, |headers| headers.add(name, value)),
+            Err(status) => warn!("cannot add header {name:?} (status {})", status.0),
         }
     }
 
     fn remove_header(&mut self, map: HeaderMap, name: &str) {
-        if let Err(status) = abi::remove_header(map_type(map), name) {
-            warn!("cannot remove header {name:?} (status {})", status.0);
+        // Rules often remove headers that are rarely there (spoofable or internal ones); knowing the map
+        // saves a host call for each that is not.
+        if !self.headers(map).contains(name) {
+            return;
+        }
+        match abi::remove_header(map_type(map), name) {
+            Ok(()) => self.edited(map, |headers| headers.remove(name)),
+            Err(status) => warn!("cannot remove header {name:?} (status {})", status.0),
         }
     }
 
