@@ -160,3 +160,29 @@ fn dev_refuses_to_start_on_an_invalid_document() {
     assert!(stderr.contains("tests/invalid/bad-regex.yaml:"), "{stderr}");
     assert!(stderr.contains("is not valid; fix it, then start again"), "{stderr}");
 }
+
+#[test]
+fn envoy_dies_with_dev_even_when_dev_is_killed_outright() {
+    let dir = project_dir().join(format!("target/dev-kill-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let rules = dir.join("rules.yaml");
+    std::fs::write(&rules, V1).unwrap();
+
+    let mut dev = Dev::start(&rules);
+    let listener = address_after(&dev.wait_for("rulefilter dev: Envoy on http://"), "http://");
+    let files = PathBuf::from(dev.wait_for("Envoy's files: ").split("Envoy's files: ").nth(1).unwrap());
+    dev.wait_for("Watching");
+    assert_eq!(get(listener, "/hello").body, "v1");
+
+    // SIGKILL: dev cannot stop Envoy itself; the kernel must.
+    dev.child.kill().unwrap();
+    dev.child.wait().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(listener).is_ok() {
+        assert!(Instant::now() < deadline, "Envoy outlived a killed rulefilter dev and still listens on {listener}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Nobody was left to remove Envoy's files.
+    std::fs::remove_dir_all(&files).unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+}

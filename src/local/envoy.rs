@@ -197,7 +197,9 @@ impl Envoy {
         let admin_path = dir.join("admin.txt");
         let log_file = std::fs::File::create(&log_path)
             .map_err(|e| failure(format!("cannot create {}: {e}", log_path.display())))?;
-        let child = Command::new(&options.envoy)
+        let mut command = Command::new(&options.envoy);
+        stop_with_this_process(&mut command);
+        let child = command
             .arg("-c")
             .arg(&bootstrap_path)
             .args(["--concurrency", "1", "--disable-hot-restart", "--log-level", "info"])
@@ -365,6 +367,33 @@ impl Drop for Envoy {
         let _ = self.child.wait();
     }
 }
+
+/// Has the kernel stop Envoy if whoever started it dies without dropping it (SIGKILL, a crash, a test
+/// harness's timeout), so that no orphaned Envoy keeps its ports. The signal goes when the starting *thread*
+/// ends: start Envoy on a thread that outlives its use.
+#[cfg(target_os = "linux")]
+fn stop_with_this_process(command: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    let parent = std::process::id();
+    #[allow(unsafe_code)]
+    // SAFETY: the closure runs in the child between fork and exec, where only async-signal-safe calls are
+    // allowed: prctl and getppid are system calls, and the error is built from errno without allocating.
+    unsafe {
+        command.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) == -1 {
+                return Err(io::Error::last_os_error());
+            }
+            // The parent may have died before the request took effect.
+            if u32::try_from(libc::getppid()).ok() != Some(parent) {
+                return Err(io::Error::from_raw_os_error(libc::ESRCH));
+            }
+            Ok(())
+        });
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn stop_with_this_process(_command: &mut Command) {}
 
 fn write_ecds(dir: &Path, resource_name: &str, filter: &Value, version: u32) -> io::Result<()> {
     let document = json!({
