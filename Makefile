@@ -9,6 +9,7 @@ PORT ?= 10000
 SOAK_SECONDS ?= 60
 BENCH_SECONDS ?= 5
 BENCH_ROUNDS ?= 3
+COSTS_SECONDS ?= 4
 # The soak and bench programs (examples/perf/); CI's smoke uses the dev build `make test` already made.
 PERF_PROFILE ?= release
 PERF := cargo run --profile $(PERF_PROFILE) --quiet --example perf --
@@ -16,7 +17,7 @@ PERF := cargo run --profile $(PERF_PROFILE) --quiet --example perf --
 FUZZ_TARGETS := document evaluate parts
 FUZZ_SECONDS ?= 300
 
-.PHONY: all build envoy run test lint soak bench fuzz fuzz-ci clean
+.PHONY: all build envoy run test lint soak bench bench-costs fuzz fuzz-ci clean
 
 all: build
 
@@ -58,6 +59,10 @@ soak: build envoy
 ## bench: the filter's cost as ratios against baselines measured in the same run (wrk; valgrind if installed)
 bench: build envoy
 	$(PERF) bench --seconds $(BENCH_SECONDS) --rounds $(BENCH_ROUNDS)
+
+## bench-costs: what each part of a rule (a condition, a regex, a header edit, a log line) costs inside Envoy
+bench-costs: build envoy
+	$(PERF) costs --seconds $(COSTS_SECONDS) --rounds $(BENCH_ROUNDS)
 
 ## fuzz: each fuzz target for $(FUZZ_SECONDS) s (cargo-fuzz installed if missing); fuzz/corpus/ keeps what they learn
 fuzz:

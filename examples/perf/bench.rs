@@ -21,7 +21,7 @@ use crate::mix::{self, Plan, API_CALL, EDGE_MIX};
 use crate::wrk::{Load, Script};
 use crate::{echo_upstream, h2, median, millis, size_of, start_envoy, Document, Memory, Options};
 
-const THREADS: u32 = 1;
+pub const THREADS: u32 = 1;
 /// Native timing: repetitions per document, each at least this long.
 const REPETITIONS: usize = 7;
 const BATCH: Duration = Duration::from_millis(100);
@@ -67,9 +67,12 @@ const H2_RATE: u32 = 250;
 fn envoy_legs(options: &Options) -> Result<bool, String> {
     let edge = Document::load("edge")?;
     let plan = Plan::new(EDGE_MIX, &edge.rules)?;
-    // Only requests that reach the service: answered by the proxy, a request would cost (c) less than (a).
-    let order: Vec<usize> =
-        plan.order.iter().copied().filter(|&i| !plan.answered_by_proxy.get(i).copied().unwrap_or(true)).collect();
+    // Only requests the service answers 200: answered by the proxy, a request would cost (c) less than (a), and a
+    // failure asked of the echo upstream would differ between the legs.
+    let served = |i: &usize| {
+        !plan.answered_by_proxy.get(*i).copied().unwrap_or(true) && EDGE_MIX.get(*i).is_some_and(|e| e.status == 200)
+    };
+    let order: Vec<usize> = plan.order.iter().copied().filter(served).collect();
     let kinds = EDGE_MIX.iter().enumerate().filter(|(i, _)| order.contains(i)).count();
     let script = Script::write(&crate::scratch_dir(), "bench", &mix::wrk_lines(EDGE_MIX, &order))?;
     let upstream = echo_upstream()?;
@@ -188,16 +191,7 @@ fn envoy_legs(options: &Options) -> Result<bool, String> {
             fixed(&leg.fixed_p99, &baseline.fixed_p99),
         );
     }
-    if failures.is_empty() {
-        Ok(true)
-    } else {
-        println!();
-        println!("bench: FAILED");
-        for failure in &failures {
-            println!("  {failure}");
-        }
-        Ok(false)
-    }
+    Ok(crate::verdict("bench", &failures))
 }
 
 /// The median of each round's ratio of `values` to `baseline`.
@@ -219,7 +213,7 @@ fn check(label: &str, statuses: &BTreeMap<u16, u64>, socket_errors: u64, failure
 }
 
 /// The CPU time all of Envoy's threads have used (each thread's /proc schedstat, in nanoseconds).
-fn cpu_time(envoy: &Envoy) -> Result<Duration, String> {
+pub fn cpu_time(envoy: &Envoy) -> Result<Duration, String> {
     let dir = format!("/proc/{}/task", envoy.pid());
     let mut total = 0_u64;
     for task in std::fs::read_dir(&dir).map_err(|e| format!("{dir}: {e}"))?.flatten() {
@@ -229,24 +223,36 @@ fn cpu_time(envoy: &Envoy) -> Result<Duration, String> {
     Ok(Duration::from_nanos(total))
 }
 
-/// The documents the native figures compare, the soak mix's requests, and the echo upstream's answer.
-fn native_inputs() -> Result<(Vec<Document>, Vec<simulate::Request>, simulate::Response), String> {
+/// A request of the mix with what the echo upstream answers it.
+type Exchange = (simulate::Request, simulate::Response);
+
+/// The documents the native figures compare, and the soak mix's exchanges.
+fn native_inputs() -> Result<(Vec<Document>, Vec<Exchange>), String> {
     let documents = ["empty", "hello", "edge"].iter().map(|name| Document::load(name)).collect::<Result<_, _>>()?;
     let edge = Document::load("edge")?;
     let plan = Plan::new(EDGE_MIX, &edge.rules)?;
-    let requests = plan.order.iter().filter_map(|&i| EDGE_MIX.get(i)).map(mix::Entry::request).collect();
-    Ok((documents, requests, mix::echo_response()))
+    let exchanges = plan
+        .order
+        .iter()
+        .filter_map(|&i| EDGE_MIX.get(i))
+        .map(|entry| {
+            let request = entry.request();
+            let response = mix::echo_response(&request);
+            (request, response)
+        })
+        .collect();
+    Ok((documents, exchanges))
 }
 
 /// Nanoseconds per request of the soak mix on the simulated proxy, per document.
 fn native_engine() -> Result<(), String> {
-    let (documents, requests, upstream) = native_inputs()?;
+    let (documents, requests) = native_inputs()?;
     let batch = |document: &Document| {
         let started = Instant::now();
         let mut count = 0_u64;
         while started.elapsed() < BATCH {
-            for request in &requests {
-                black_box(simulate::run(&document.rules, black_box(request), &upstream));
+            for (request, upstream) in &requests {
+                black_box(simulate::run(&document.rules, black_box(request), upstream));
             }
             count += requests.len() as u64;
         }
@@ -316,10 +322,10 @@ fn instructions() -> Result<(), String> {
 
 /// `perf engine-loop DOCUMENT N`: N requests of the soak mix through one document, for callgrind to count.
 pub fn engine_loop(document: &str, requests: u64) -> Result<(), String> {
-    let (documents, mix, upstream) = native_inputs()?;
+    let (documents, mix) = native_inputs()?;
     let document = documents.iter().find(|d| d.name == document).ok_or("unknown document")?;
-    for request in mix.iter().cycle().take(usize::try_from(requests).unwrap_or(usize::MAX)) {
-        black_box(simulate::run(&document.rules, black_box(request), &upstream));
+    for (request, upstream) in mix.iter().cycle().take(usize::try_from(requests).unwrap_or(usize::MAX)) {
+        black_box(simulate::run(&document.rules, black_box(request), upstream));
     }
     Ok(())
 }

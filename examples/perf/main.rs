@@ -1,14 +1,17 @@
 //! `make soak` and `make bench`: load through a real Envoy started as the e2e suite starts it (the module
 //! configured as istiod configures it, one worker, an echo upstream), driven by wrk on loopback, and the native
 //! engine timed on its own. The soak asserts what does not depend on the machine (statuses, socket errors,
-//! counters, memory growth); the benchmark prints what does as ratios against baselines measured in the same run.
+//! counters, memory growth); the benchmark prints what does as ratios against baselines measured in the same run,
+//! and `costs` what each part of a rule adds to a request inside Envoy.
 //!
 //! ```text
 //! cargo run --release --example perf -- soak [--seconds 60] [--connections 16]
 //! cargo run --release --example perf -- bench [--seconds 5] [--rounds 3]
+//! cargo run --release --example perf -- costs [--seconds 4] [--rounds 3]
 //! ```
 
 mod bench;
+mod costs;
 mod h2;
 mod mix;
 mod soak;
@@ -32,6 +35,7 @@ use rulefilter::RuleSet;
 const USAGE: &str = "\
 Usage: perf soak [--seconds N] [--connections N] [--envoy PATH] [--module PATH]
        perf bench [--seconds N] [--rounds N] [--envoy PATH] [--module PATH]
+       perf costs [--seconds N] [--rounds N] [--envoy PATH] [--module PATH]
        perf engine-loop DOCUMENT REQUESTS   (for callgrind: runs the soak mix through one rules/ document)";
 
 fn main() -> ExitCode {
@@ -68,7 +72,11 @@ fn run() -> Result<bool, String> {
     let mut options = Options {
         envoy: project_dir().join(".venv/bin/envoy"),
         module: project_dir().join("build/rulefilter.wasm"),
-        seconds: if command == "soak" { 60 } else { 5 },
+        seconds: match command.as_str() {
+            "soak" => 60,
+            "costs" => 4,
+            _ => 5,
+        },
         connections: 16,
         rounds: 3,
     };
@@ -97,6 +105,7 @@ fn run() -> Result<bool, String> {
     match command.as_str() {
         "soak" => soak::run(&options),
         "bench" => bench::run(&options),
+        "costs" => costs::run(&options),
         _ => Err(USAGE.into()),
     }
 }
@@ -134,6 +143,13 @@ impl Document {
         })
     }
 
+    /// A document written here rather than in rules/, with no environment.
+    pub fn from_text(name: &str, text: &str) -> Result<Document, String> {
+        let rules = rulefilter::parse(text).map_err(|e| format!("{name}: {e}"))?;
+        let yaml: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| e.to_string())?;
+        Ok(Document { name: name.into(), rules, json: Some(istio::document_json(&yaml)?), env: Vec::new() })
+    }
+
     pub fn plugin(&self) -> Plugin {
         let mut plugin = Plugin::new(&self.name, self.json.clone());
         plugin.env.clone_from(&self.env);
@@ -166,6 +182,19 @@ pub fn start_envoy(
     let envoy_options = EnvoyOptions::new(options.envoy.clone(), options.module.clone(), dir, plugin, upstream)
         .wasm_filter(with_filter);
     Envoy::start(envoy_options).map_err(|failure| format!("Envoy ({label}) did not start: {failure}"))
+}
+
+/// Prints `failures` under `command: FAILED`, if any; whether there were none.
+pub fn verdict(command: &str, failures: &[String]) -> bool {
+    if failures.is_empty() {
+        return true;
+    }
+    println!();
+    println!("{command}: FAILED");
+    for failure in failures {
+        println!("  {failure}");
+    }
+    false
 }
 
 /// Envoy's memory at one moment.

@@ -6,6 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
+use rulefilter::local::echo::Answer;
 use rulefilter::metrics::CounterId;
 use rulefilter::simulate::{self, Request, Response};
 use rulefilter::RuleSet;
@@ -42,8 +43,9 @@ const fn entry(
 pub const API_CALL: Entry = entry(5, "GET", "/api/v3/orders", &[APP, TOKEN, ("cookie", "tenant=acme-eu"), ORIGIN], 200);
 
 /// Two in three requests reach the service; the proxy answers the rest: preflights, redirects, refusals,
-/// maintenance and robots.txt. Dry-run and `log` rules match now and then, as in production. Every request rule
-/// matches some request; the response rules for failing services do not (the echo upstream never fails).
+/// maintenance and robots.txt. Dry-run and `log` rules match now and then, as in production, and now and then
+/// the service fails (the echo upstream answers as `x-echo-status` and `x-echo-header` ask). Every rule matches
+/// some request.
 pub const EDGE_MIX: &[Entry] = &[
     // Browsing the shop.
     entry(8, "GET", "/shop/shoes?page=2", &[BROWSER, ("cookie", "session=s-7f3a; theme=dark")], 200),
@@ -97,15 +99,31 @@ pub const EDGE_MIX: &[Entry] = &[
     entry(1, "PUT", "/api/v3/orders/7", &[APP, TOKEN, ("content-type", "text/plain")], 415),
     entry(1, "GET", "/api/v3/catalog", &[("user-agent", "ShopApp/3.1.4 (Android 14)")], 426),
     entry(1, "GET", "/shop/search?q=x", &[("user-agent", "Mozilla/5.0 (compatible; bingbot/2.0)")], 429),
+    // The service fails: errors are not cached, overload gets a retry-after, an API's HTML error page becomes
+    // JSON, 5xx are logged. A static asset that sets a cookie meets the dry-run rule against it.
+    entry(1, "GET", "/api/v3/orders", &[APP, TOKEN, ("cookie", "tenant=acme-eu"), ("x-echo-status", "503")], 503),
+    entry(1, "GET", "/shop/cart", &[BROWSER, ("x-echo-status", "429")], 429),
+    entry(
+        1,
+        "GET",
+        "/api/v3/orders",
+        &[
+            APP,
+            TOKEN,
+            ("cookie", "tenant=acme-eu"),
+            ("x-echo-status", "500"),
+            ("x-echo-header", "content-type: text/html"),
+        ],
+        502,
+    ),
+    entry(1, "GET", "/static/logo.svg", &[BROWSER, ("x-echo-header", "set-cookie: seen=1")], 200),
 ];
 
-/// What the upstream answers in the simulation: what the echo upstream sends, less its JSON body.
-pub fn echo_response() -> Response {
-    Response {
-        status: 200,
-        headers: vec![("content-type".into(), "application/json".into()), ("x-upstream".into(), "echo".into())],
-        body: String::new(),
-    }
+/// What the echo upstream answers `request` in the simulation: the status and headers it asks for (see
+/// [`Answer`]), without the JSON body.
+pub fn echo_response(request: &Request) -> Response {
+    let answer = Answer::asked_for(&request.headers);
+    Response { status: answer.status, headers: answer.headers("echo"), body: String::new() }
 }
 
 impl Entry {
@@ -145,7 +163,8 @@ impl Plan {
         let mut wrong = String::new();
         let mut answered_by_proxy = Vec::new();
         for entry in mix {
-            let outcome = simulate::run(rules, &entry.request(), &echo_response());
+            let request = entry.request();
+            let outcome = simulate::run(rules, &request, &echo_response(&request));
             if outcome.response.status != entry.status || !outcome.host_errors.is_empty() {
                 let _ = writeln!(
                     wrong,

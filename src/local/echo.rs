@@ -33,9 +33,65 @@ pub struct Scripted {
     pub body: String,
 }
 
+/// What the echo upstream answers a request, which may ask for it: `x-echo-status: 503` sets the status (200 to
+/// 599; anything else is ignored), and each `x-echo-header: name: value` adds a response header, replacing the
+/// default of that name (`content-type: application/json`). So response rules (`status`, `response_headers`)
+/// can be tried with curl against `rulefilter dev`, and the soak exercises them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Answer {
+    pub status: u16,
+    /// Asked-for headers, names lower-cased.
+    pub extra: Vec<(String, String)>,
+}
+
+impl Answer {
+    pub const STATUS_HEADER: &'static str = "x-echo-status";
+    pub const HEADER_HEADER: &'static str = "x-echo-header";
+
+    /// What `headers` (names lower-cased) ask for.
+    pub fn asked_for(headers: &[(String, String)]) -> Answer {
+        let status = headers
+            .iter()
+            .find(|(n, _)| n == Self::STATUS_HEADER)
+            .and_then(|(_, v)| v.trim().parse::<u16>().ok())
+            .filter(|status| (200..=599).contains(status))
+            .unwrap_or(200);
+        let extra = headers
+            .iter()
+            .filter(|(n, _)| n == Self::HEADER_HEADER)
+            .filter_map(|(_, v)| v.split_once(':'))
+            .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_owned()))
+            .filter(|(name, value)| {
+                let token = !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b));
+                token
+                    && !value.contains(['\r', '\n'])
+                    && !matches!(name.as_str(), "content-length" | "transfer-encoding")
+            })
+            .collect();
+        Answer { status, extra }
+    }
+
+    /// The response headers, content length aside: the defaults, then the asked-for ones.
+    pub fn headers(&self, upstream_name: &str) -> Vec<(String, String)> {
+        let mut headers = vec![
+            ("content-type".to_owned(), "application/json".to_owned()),
+            ("x-upstream".to_owned(), upstream_name.to_owned()),
+        ];
+        headers.retain(|(name, _)| !self.extra.iter().any(|(asked, _)| asked == name));
+        headers.extend(self.extra.iter().cloned());
+        headers
+    }
+
+    /// 1xx, 204 and 304 carry no body, nor a length.
+    pub fn has_body(&self) -> bool {
+        !matches!(self.status, 100..=199 | 204 | 304)
+    }
+}
+
 /// An upstream that answers every request with what it received, as JSON:
-/// `{"method": …, "path": …, "headers": [[name, value], …], "body": …}` and the header `x-upstream: <name>`;
-/// or, once [`EchoUpstream::script`]ed, with a given response. It records every request. It serves until the
+/// `{"method": …, "path": …, "headers": [[name, value], …], "body": …}` and the header `x-upstream: <name>`
+/// (a request may ask for another status and more headers: see [`Answer`]); or, once
+/// [`EchoUpstream::script`]ed, with a given response. It records every request. It serves until the
 /// process ends.
 pub struct EchoUpstream {
     pub addr: SocketAddr,
@@ -138,15 +194,70 @@ fn serve_connection(
                     "body": String::from_utf8_lossy(&request.body),
                 })
                 .to_string();
-                format!(
-                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nx-upstream: {name}\r\n\r\n{}",
-                    body.len(),
-                    if method == "HEAD" { "" } else { &body }
-                )
+                let asked = Answer::asked_for(&request.headers);
+                let mut text = format!("HTTP/1.1 {} Echo\r\n", asked.status);
+                for (name, value) in asked.headers(name) {
+                    text.push_str(&format!("{name}: {value}\r\n"));
+                }
+                if asked.has_body() {
+                    text.push_str(&format!("content-length: {}\r\n\r\n", body.len()));
+                    if method != "HEAD" {
+                        text.push_str(&body);
+                    }
+                } else {
+                    text.push_str("\r\n");
+                }
+                text
             }
         };
         if writer.write_all(response.as_bytes()).is_err() {
             return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn asked(headers: &[(&str, &str)]) -> Answer {
+        let headers: Vec<(String, String)> = headers.iter().map(|(n, v)| ((*n).to_owned(), (*v).to_owned())).collect();
+        Answer::asked_for(&headers)
+    }
+
+    #[test]
+    fn a_request_may_ask_for_its_status_and_headers() {
+        let plain = asked(&[("accept", "*/*")]);
+        assert_eq!(plain, Answer { status: 200, extra: vec![] });
+        assert_eq!(
+            plain.headers("echo"),
+            [("content-type".into(), "application/json".into()), ("x-upstream".into(), "echo".into())]
+        );
+
+        let failing = asked(&[
+            ("x-echo-status", "503"),
+            ("x-echo-header", "Content-Type: text/html; charset=utf-8"),
+            ("x-echo-header", "retry-after: 5"),
+        ]);
+        assert_eq!(failing.status, 503);
+        assert_eq!(
+            failing.headers("echo"),
+            [
+                ("x-upstream".to_owned(), "echo".to_owned()),
+                ("content-type".to_owned(), "text/html; charset=utf-8".to_owned()),
+                ("retry-after".to_owned(), "5".to_owned()),
+            ]
+        );
+        assert!(!asked(&[("x-echo-status", "204")]).has_body());
+    }
+
+    #[test]
+    fn what_cannot_be_answered_safely_is_ignored() {
+        for status in ["99", "101", "600", "abc", ""] {
+            assert_eq!(asked(&[("x-echo-status", status)]).status, 200, "{status}");
+        }
+        for header in ["no colon", ": empty name", "bad name: x", "content-length: 5", "transfer-encoding: chunked"] {
+            assert_eq!(asked(&[("x-echo-header", header)]).extra, vec![], "{header}");
         }
     }
 }

@@ -1,0 +1,168 @@
+//! `make bench-costs`: what each part of a rule costs inside Envoy, so that authors know what to keep off hot
+//! paths. Each part is used ten times in one document (ten rules, or ten edits in one rule). A document's cost
+//! per use is its Envoy CPU time per request less a baseline document's (ten rules that stop at their first
+//! condition; its own cost is measured against the empty document), divided by ten: the median over rounds of
+//! that round's difference. Every leg gets the same
+//! request (the app's signed-in API call, which every document passes to the service) from wrk at full speed;
+//! legs are interleaved round by round as in the bench.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use crate::bench::{cpu_time, THREADS};
+use crate::mix::{self, API_CALL};
+use crate::wrk::{Load, Script};
+use crate::{echo_upstream, median, start_envoy, Document, Options};
+
+/// How many times each document uses its part.
+const USES: usize = 10;
+
+struct Part {
+    label: &'static str,
+    document: String,
+}
+
+/// `count` rules, each written by `rule(i)` as the YAML of a list item's fields.
+fn rules(phase: &str, rule: impl Fn(usize) -> String) -> String {
+    let mut text = format!("{phase}:\n");
+    for i in 0..USES {
+        let _ = writeln!(text, "  - name: r{i}\n    {}", rule(i));
+    }
+    text
+}
+
+/// One rule with no condition and one action, written in flow style.
+fn one_rule(phase: &str, action: &str) -> String {
+    format!("{phase}:\n  - name: all\n    actions: [{action}]\n")
+}
+
+/// The ten uses of a part, comma-separated, for a flow mapping or list.
+fn uses(item: impl Fn(usize) -> String) -> String {
+    (0..USES).map(item).collect::<Vec<_>>().join(", ")
+}
+
+fn parts() -> Vec<Part> {
+    let part = |label, document| Part { label, document };
+    vec![
+        part("the module with an empty document", String::new()),
+        part("baseline: a rule that fails its first condition (path exact)", {
+            rules("request", |_| "match: {path: /never}\n    actions: [respond: {status: 404}]".into())
+        }),
+        part("a header condition, the header absent (10 different headers)", {
+            rules("request", |i| {
+                format!(
+                    "match: {{headers: {{x-absent-{i}: {{present: true}}}}}}\n    actions: [respond: {{status: 404}}]"
+                )
+            })
+        }),
+        part("a regex condition that fails", {
+            rules("request", |_| {
+                "match: {headers: {user-agent: {regex: 'OtherApp/[0-9]+\\.[0-9]+.*'}}}\n    actions: [respond: {status: 404}]".into()
+            })
+        }),
+        part("a rule that matches (prefix test), its action a debug log line (not written)", {
+            rules("request", |_| {
+                "match: {headers: {user-agent: {prefix: ShopApp/}}}\n    actions: [log: {level: debug, message: x}]"
+                    .into()
+            })
+        }),
+        part("the same, matched by a regex with two named captures", {
+            rules("request", |_| {
+                "match: {headers: {user-agent: {regex: 'ShopApp/(?P<major>[0-9]+)\\.(?P<minor>[0-9]+).*'}}}\n    actions: [log: {level: debug, message: x}]".into()
+            })
+        }),
+        part("set a request header, a fixed value", {
+            one_rule("request", &format!("request_headers: {{set: {{{}}}}}", uses(|i| format!("x-fixed-{i}: value"))))
+        }),
+        part("set a request header from a template (${header.user-agent})", {
+            let value = |i| format!("x-copied-{i}: \"${{header.user-agent}}\"");
+            one_rule("request", &format!("request_headers: {{set: {{{}}}}}", uses(value)))
+        }),
+        part("remove a request header that is absent", {
+            one_rule("request", &format!("request_headers: {{remove: [{}]}}", uses(|i| format!("x-absent-{i}"))))
+        }),
+        part("set a response header, a fixed value", {
+            one_rule("response", &format!("response_headers: {{set: {{{}}}}}", uses(|i| format!("x-fixed-{i}: value"))))
+        }),
+        part("write a log line at info (Envoy's log)", {
+            one_rule("request", &uses(|i| format!("log: {{level: info, message: line {i}}}")))
+        }),
+    ]
+}
+
+pub fn run(options: &Options) -> Result<bool, String> {
+    let parts = parts();
+    let documents: Vec<Document> = parts
+        .iter()
+        .enumerate()
+        .map(|(i, part)| match part.document.as_str() {
+            "" => Document::load("empty"),
+            text => Document::from_text(&format!("costs-{i}"), text),
+        })
+        .collect::<Result<_, _>>()?;
+    let upstream = echo_upstream()?;
+    let mut envoys = Vec::new();
+    for document in &documents {
+        envoys.push(start_envoy(options, &document.name, Some(document.plugin()), upstream.addr)?);
+    }
+    let script = Script::write(&crate::scratch_dir(), "costs", &mix::wrk_lines(&[API_CALL], &[0]))?;
+    let load =
+        |seconds| Load { threads: THREADS, connections: options.connections, duration: Duration::from_secs(seconds) };
+    println!(
+        "Envoy CPU time per request, each part used {USES} times in a document; {} rounds of {} s per document, \
+         interleaved; wrk, {} connections: {} {} with the app's headers",
+        options.rounds, options.seconds, options.connections, API_CALL.method, API_CALL.path
+    );
+    let mut failures = Vec::new();
+    for (envoy, part) in envoys.iter().zip(&parts) {
+        let warm = script.run(envoy.listener, load(1))?;
+        if warm.statuses.keys().any(|&status| status != 200) || warm.socket_errors() > 0 {
+            failures.push(format!("{}: statuses {:?}, {}", part.label, warm.statuses, warm.socket_error_text()));
+        }
+    }
+    let rounds = options.rounds as usize;
+    let mut cpu: Vec<Vec<f64>> = vec![Vec::new(); envoys.len()];
+    for round in 0..rounds {
+        for turn in 0..envoys.len() {
+            let index = (round + turn) % envoys.len();
+            let Some(envoy) = envoys.get(index) else { continue };
+            let before = cpu_time(envoy)?;
+            let report = script.run(envoy.listener, load(options.seconds))?;
+            let used = cpu_time(envoy)?.saturating_sub(before);
+            if report.statuses.keys().any(|&status| status != 200) || report.socket_errors() > 0 {
+                failures.push(format!("{}: statuses {:?}", parts.get(index).map_or("?", |p| p.label), report.statuses));
+            }
+            if let Some(figures) = cpu.get_mut(index) {
+                figures.push(used.as_secs_f64() * 1e6 / report.requests.max(1) as f64);
+            }
+        }
+    }
+    let (empty, baseline) = match cpu.as_slice() {
+        [empty, baseline, ..] => (empty, baseline),
+        _ => return Err("no documents".into()),
+    };
+    println!();
+    println!("  {:<78} {:>12} {:>10}", "", "CPU/request", "per use");
+    for (index, (part, figures)) in parts.iter().zip(&cpu).enumerate() {
+        // The baseline's rules cost what they add to the empty document; every other part, what it adds to them.
+        let reference = match index {
+            0 => None,
+            1 => Some(empty),
+            _ => Some(baseline),
+        };
+        let cost = match reference {
+            None => String::from("-"),
+            Some(reference) => {
+                let per_round: Vec<f64> =
+                    figures.iter().zip(reference).map(|(x, base)| (x - base) / USES as f64).collect();
+                format!("{:.2} µs", median(&per_round))
+            }
+        };
+        println!("  {:<78} {:>9.1} µs {:>10}", part.label, median(figures), cost);
+    }
+    println!(
+        "  (medians over the rounds; per use: the difference from the baseline, or for the baseline from the \
+         empty document, over {USES})"
+    );
+    Ok(crate::verdict("costs", &failures))
+}
