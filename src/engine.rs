@@ -548,16 +548,16 @@ impl<'r, H: Host> Run<'r, '_, H> {
     }
 
     /// Renders a header value; `None` (logged) when the result could split a header line.
-    fn render_header(
+    fn render_header<'t>(
         &mut self,
         rule: &Rule,
         name: &str,
-        template: &Template,
+        template: &'t Template,
         captures: &[Option<String>],
-    ) -> Option<String> {
+    ) -> Option<Cow<'t, str>> {
         let value = self.render(template, captures);
         match unsendable(&value) {
-            None => Some(value.into_owned()),
+            None => Some(value),
             Some(reason) => {
                 self.refuse(format!("rule {:?}: refused a value for {name:?}: it {reason}", &*rule.name));
                 None
@@ -586,6 +586,7 @@ impl<'r, H: Host> Run<'r, '_, H> {
                     Phase::Response => self.apply_edits(HeaderMap::Response, edits, &values),
                     Phase::Request => {
                         let dry_run = self.dry_run;
+                        let values = values.into_iter().map(|value| value.map(Cow::into_owned)).collect();
                         self.state.deferred.push(DeferredEdits { rule: index, action: action_index, values, dry_run });
                         self.record(|| Event::Deferred);
                     }
@@ -616,13 +617,14 @@ impl<'r, H: Host> Run<'r, '_, H> {
         Outcome::Matched
     }
 
-    /// The values of `set`, `set_if_absent` and `add`, in that order; `None` for a refused value.
-    fn render_edit_values(
+    /// The values of `set`, `set_if_absent` and `add`, in that order; `None` for a refused value. Fixed values
+    /// are borrowed from the rule, not copied.
+    fn render_edit_values<'t>(
         &mut self,
         rule: &Rule,
-        edits: &HeaderEdits,
+        edits: &'t HeaderEdits,
         captures: &[Option<String>],
-    ) -> Vec<Option<String>> {
+    ) -> Vec<Option<Cow<'t, str>>> {
         edits
             .set
             .iter()
@@ -632,7 +634,7 @@ impl<'r, H: Host> Run<'r, '_, H> {
             .collect()
     }
 
-    fn apply_edits(&mut self, map: HeaderMap, edits: &HeaderEdits, values: &[Option<String>]) {
+    fn apply_edits(&mut self, map: HeaderMap, edits: &HeaderEdits, values: &[Option<impl AsRef<str>>]) {
         for (from, to) in &edits.copy {
             if let Some(value) = self.current_header(map, from) {
                 self.set_header(map, to, &value);
@@ -644,7 +646,7 @@ impl<'r, H: Host> Run<'r, '_, H> {
                 self.remove_header(map, from);
             }
         }
-        let mut values = values.iter();
+        let mut values = values.iter().map(|value| value.as_ref().map(AsRef::as_ref));
         for (name, _) in &edits.set {
             if let Some(Some(value)) = values.next() {
                 self.set_header(map, name, value);
@@ -679,14 +681,14 @@ impl<'r, H: Host> Run<'r, '_, H> {
     }
 
     fn respond(&mut self, rule: &Rule, response: &LocalResponse, captures: &[Option<String>]) -> bool {
-        let mut headers: Vec<(&str, String)> = Vec::with_capacity(response.headers.len());
+        let mut headers: Vec<(&str, Cow<'_, str>)> = Vec::with_capacity(response.headers.len());
         for (name, template) in &response.headers {
             if let Some(value) = self.render_header(rule, name, template, captures) {
                 headers.push((name, value));
             }
         }
         let body = self.render(&response.body, captures);
-        let pairs: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+        let pairs: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_ref())).collect();
         self.send_response(response.status, &pairs, &body)
     }
 
