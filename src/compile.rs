@@ -1263,7 +1263,7 @@ fn debug_header(name: &str) -> Result<String, String> {
 }
 
 /// RFC 9110 `token`: what header names and methods are made of.
-fn is_token(s: &str) -> bool {
+pub(crate) fn is_token(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 

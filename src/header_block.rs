@@ -23,6 +23,17 @@ struct Entry {
     value: Range<usize>,
 }
 
+impl Entry {
+    /// Whether the entry's name, in the block's `bytes`, is `name` regardless of ASCII case.
+    fn is_named(&self, bytes: &[u8], name: &str) -> bool {
+        slice(bytes, &self.name).eq_ignore_ascii_case(name.as_bytes())
+    }
+}
+
+fn slice<'b>(bytes: &'b [u8], range: &Range<usize>) -> &'b [u8] {
+    bytes.get(range.clone()).unwrap_or_default()
+}
+
 impl HeaderBlock {
     /// Reads proxy-wasm's header-map encoding (see [`encode`]), keeping the buffer; `None` if it is malformed.
     /// No bytes at all is an empty map, as the proxy may hand one over.
@@ -99,19 +110,18 @@ impl HeaderBlock {
     /// one phase.
     pub fn remove(&mut self, name: &str) {
         let bytes = &self.bytes;
-        self.entries
-            .retain(|entry| !bytes.get(entry.name.clone()).unwrap_or_default().eq_ignore_ascii_case(name.as_bytes()));
+        self.entries.retain(|entry| !entry.is_named(bytes, name));
     }
 
     fn values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
         self.entries
             .iter()
-            .filter(move |entry| self.slice(&entry.name).eq_ignore_ascii_case(name.as_bytes()))
+            .filter(move |entry| entry.is_named(&self.bytes, name))
             .map(move |entry| self.slice(&entry.value))
     }
 
     fn slice(&self, range: &Range<usize>) -> &[u8] {
-        self.bytes.get(range.clone()).unwrap_or_default()
+        slice(&self.bytes, range)
     }
 
     fn append(&mut self, text: &[u8]) -> Range<usize> {

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use serde_json::json;
 
 use super::http::read_message;
+use crate::compile::{is_header_value, is_token};
 
 /// A request as the upstream received it.
 #[derive(Clone, Debug)]
@@ -62,9 +63,8 @@ impl Answer {
             .filter_map(|(_, v)| v.split_once(':'))
             .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_owned()))
             .filter(|(name, value)| {
-                let token = !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b));
-                token
-                    && !value.contains(['\r', '\n'])
+                is_token(name)
+                    && is_header_value(value)
                     && !matches!(name.as_str(), "content-length" | "transfer-encoding")
             })
             .collect();
@@ -81,11 +81,28 @@ impl Answer {
         headers.extend(self.extra.iter().cloned());
         headers
     }
+}
 
-    /// 1xx, 204 and 304 carry no body, nor a length.
-    pub fn has_body(&self) -> bool {
-        !matches!(self.status, 100..=199 | 204 | 304)
+/// 1xx, 204 and 304 responses carry no body, nor a length.
+fn carries_body(status: u16) -> bool {
+    !matches!(status, 100..=199 | 204 | 304)
+}
+
+/// An HTTP/1.1 response as the upstream writes it; the answer to a HEAD request keeps the length, not the body.
+fn response_text(status: u16, reason: &str, headers: &[(String, String)], body: &str, head: bool) -> String {
+    let mut text = format!("HTTP/1.1 {status} {reason}\r\n");
+    for (name, value) in headers {
+        text.push_str(&format!("{name}: {value}\r\n"));
     }
+    if carries_body(status) {
+        text.push_str(&format!("content-length: {}\r\n\r\n", body.len()));
+        if !head {
+            text.push_str(body);
+        }
+    } else {
+        text.push_str("\r\n");
+    }
+    text
 }
 
 /// An upstream that answers every request with what it received, as JSON:
@@ -170,22 +187,9 @@ fn serve_connection(
             headers: request.headers.clone(),
         });
         let scripted = script.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        let head = method == "HEAD";
         let response = match scripted {
-            Some(scripted) => {
-                let mut text = format!("HTTP/1.1 {} Scripted\r\n", scripted.status);
-                for (name, value) in &scripted.headers {
-                    text.push_str(&format!("{name}: {value}\r\n"));
-                }
-                // 1xx, 204 and 304 carry no body, nor a length.
-                if !matches!(scripted.status, 100..=199 | 204 | 304) {
-                    text.push_str(&format!("content-length: {}\r\n", scripted.body.len()));
-                }
-                text.push_str("\r\n");
-                if method != "HEAD" {
-                    text.push_str(&scripted.body);
-                }
-                text
-            }
+            Some(scripted) => response_text(scripted.status, "Scripted", &scripted.headers, &scripted.body, head),
             None => {
                 let body = json!({
                     "method": method,
@@ -195,19 +199,7 @@ fn serve_connection(
                 })
                 .to_string();
                 let asked = Answer::asked_for(&request.headers);
-                let mut text = format!("HTTP/1.1 {} Echo\r\n", asked.status);
-                for (name, value) in asked.headers(name) {
-                    text.push_str(&format!("{name}: {value}\r\n"));
-                }
-                if asked.has_body() {
-                    text.push_str(&format!("content-length: {}\r\n\r\n", body.len()));
-                    if method != "HEAD" {
-                        text.push_str(&body);
-                    }
-                } else {
-                    text.push_str("\r\n");
-                }
-                text
+                response_text(asked.status, "Echo", &asked.headers(name), &body, head)
             }
         };
         if writer.write_all(response.as_bytes()).is_err() {
@@ -248,7 +240,7 @@ mod tests {
                 ("retry-after".to_owned(), "5".to_owned()),
             ]
         );
-        assert!(!asked(&[("x-echo-status", "204")]).has_body());
+        assert!(!carries_body(asked(&[("x-echo-status", "204")]).status));
     }
 
     #[test]

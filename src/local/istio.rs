@@ -85,7 +85,6 @@ impl Plugin {
     }
 }
 
-/// A rules document (parsed YAML) as istiod passes it on: compact JSON, numbers as doubles.
 /// The Envoy `failure_policy` istiod sets for a `failStrategy` (one to one; Istio's default is FAIL_CLOSE).
 pub fn failure_policy(fail_strategy: Option<&str>) -> Result<&'static str, String> {
     match fail_strategy {
@@ -96,6 +95,7 @@ pub fn failure_policy(fail_strategy: Option<&str>) -> Result<&'static str, Strin
     }
 }
 
+/// A rules document (parsed YAML) as istiod passes it on: compact JSON, numbers as doubles.
 pub fn document_json(document: &serde_yaml::Value) -> Result<String, String> {
     let value = serde_json::to_value(document).map_err(|e| format!("cannot be written as JSON: {e}"))?;
     Ok(as_protobuf_struct(value).to_string())

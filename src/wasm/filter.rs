@@ -185,10 +185,12 @@ impl<'c> Envoy<'c> {
     }
 
     fn headers(&mut self, map: HeaderMap) -> &mut HeaderBlock {
-        if !matches!(&self.headers, Some((fetched, _)) if *fetched == map) {
-            self.headers = Some((map, fetch_headers(map)));
+        let (fetched, block) = self.headers.get_or_insert_with(|| (map, fetch_headers(map)));
+        if *fetched != map {
+            *fetched = map;
+            *block = fetch_headers(map);
         }
-        &mut self.headers.get_or_insert_with(|| (map, HeaderBlock::default())).1
+        block
     }
 
     /// Applies an edit the proxy accepted to the headers already fetched; unfetched ones will include it.
