@@ -19,7 +19,7 @@ use rulefilter::simulate;
 
 use crate::mix::{self, Plan, API_CALL, EDGE_MIX};
 use crate::wrk::{Load, Script};
-use crate::{echo_upstream, h2, median, millis, size_of, start_envoy, Document, Memory, Options};
+use crate::{echo_upstream, h2, interleaved, median, millis, size_of, start_envoy, Document, Memory, Options};
 
 pub const THREADS: u32 = 1;
 /// Native timing: repetitions per document, each at least this long.
@@ -103,8 +103,8 @@ fn envoy_legs(options: &Options) -> Result<bool, String> {
     }
     let rounds = options.rounds as usize;
     let count = legs.len();
-    for (round, turn) in (0..rounds).flat_map(|round| (0..count).map(move |turn| (round, turn))) {
-        let Some(leg) = legs.get_mut((round + turn) % count) else { continue };
+    for index in interleaved(rounds, count) {
+        let Some(leg) = legs.get_mut(index) else { continue };
         let cpu_before = cpu_time(&leg.envoy)?;
         let report = script.run(leg.envoy.listener, load(seconds))?;
         let cpu = cpu_time(&leg.envoy)?.saturating_sub(cpu_before);
@@ -116,8 +116,8 @@ fn envoy_legs(options: &Options) -> Result<bool, String> {
     let fixed_rate = h2::available();
     if fixed_rate {
         let log = crate::scratch_dir().join("h2load.log");
-        for (round, turn) in (0..rounds).flat_map(|round| (0..count).map(move |turn| (round, turn))) {
-            let Some(leg) = legs.get_mut((round + turn) % count) else { continue };
+        for index in interleaved(rounds, count) {
+            let Some(leg) = legs.get_mut(index) else { continue };
             let latency =
                 h2::run(leg.envoy.listener, API_CALL.path, API_CALL.headers, H2_CLIENTS, H2_RATE, seconds, &log)?;
             check(leg.what, &latency.statuses, 0, &mut failures);
@@ -201,7 +201,7 @@ fn ratio(values: &[f64], baseline: &[f64]) -> f64 {
 }
 
 /// Every bench request is answered 200; anything else, or a socket error, voids the figures.
-fn check(label: &str, statuses: &BTreeMap<u16, u64>, socket_errors: u64, failures: &mut Vec<String>) {
+pub fn check(label: &str, statuses: &BTreeMap<u16, u64>, socket_errors: u64, failures: &mut Vec<String>) {
     if socket_errors > 0 {
         failures.push(format!("{label}: {socket_errors} socket errors or timeouts"));
     }

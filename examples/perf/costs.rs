@@ -9,10 +9,10 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use crate::bench::{cpu_time, THREADS};
+use crate::bench::{check, cpu_time, THREADS};
 use crate::mix::{self, API_CALL};
 use crate::wrk::{Load, Script};
-use crate::{echo_upstream, median, start_envoy, Document, Options};
+use crate::{echo_upstream, interleaved, median, start_envoy, Document, Options};
 
 /// How many times each document uses its part.
 const USES: usize = 10;
@@ -22,7 +22,7 @@ struct Part {
     document: String,
 }
 
-/// `count` rules, each written by `rule(i)` as the YAML of a list item's fields.
+/// Ten rules of `phase`, each written by `rule(i)` as the YAML of a list item's fields after its name.
 fn rules(phase: &str, rule: impl Fn(usize) -> String) -> String {
     let mut text = format!("{phase}:\n");
     for i in 0..USES {
@@ -97,7 +97,9 @@ pub fn run(options: &Options) -> Result<bool, String> {
         .enumerate()
         .map(|(i, part)| match part.document.as_str() {
             "" => Document::load("empty"),
-            text => Document::from_text(&format!("costs-{i}"), text),
+            text => {
+                Document::from_text(&format!("costs-{i}"), text, Vec::new()).map_err(|e| format!("{}: {e}", part.label))
+            }
         })
         .collect::<Result<_, _>>()?;
     let upstream = echo_upstream()?;
@@ -116,26 +118,18 @@ pub fn run(options: &Options) -> Result<bool, String> {
     let mut failures = Vec::new();
     for (envoy, part) in envoys.iter().zip(&parts) {
         let warm = script.run(envoy.listener, load(1))?;
-        if warm.statuses.keys().any(|&status| status != 200) || warm.socket_errors() > 0 {
-            failures.push(format!("{}: statuses {:?}, {}", part.label, warm.statuses, warm.socket_error_text()));
-        }
+        check(part.label, &warm.statuses, warm.socket_errors(), &mut failures);
     }
-    let rounds = options.rounds as usize;
     let mut cpu: Vec<Vec<f64>> = vec![Vec::new(); envoys.len()];
-    for round in 0..rounds {
-        for turn in 0..envoys.len() {
-            let index = (round + turn) % envoys.len();
-            let Some(envoy) = envoys.get(index) else { continue };
-            let before = cpu_time(envoy)?;
-            let report = script.run(envoy.listener, load(options.seconds))?;
-            let used = cpu_time(envoy)?.saturating_sub(before);
-            if report.statuses.keys().any(|&status| status != 200) || report.socket_errors() > 0 {
-                failures.push(format!("{}: statuses {:?}", parts.get(index).map_or("?", |p| p.label), report.statuses));
-            }
-            if let Some(figures) = cpu.get_mut(index) {
-                figures.push(used.as_secs_f64() * 1e6 / report.requests.max(1) as f64);
-            }
-        }
+    for index in interleaved(options.rounds as usize, envoys.len()) {
+        let (Some(envoy), Some(part), Some(figures)) = (envoys.get(index), parts.get(index), cpu.get_mut(index)) else {
+            continue;
+        };
+        let before = cpu_time(envoy)?;
+        let report = script.run(envoy.listener, load(options.seconds))?;
+        let used = cpu_time(envoy)?.saturating_sub(before);
+        check(part.label, &report.statuses, report.socket_errors(), &mut failures);
+        figures.push(used.as_secs_f64() * 1e6 / report.requests.max(1) as f64);
     }
     let (empty, baseline) = match cpu.as_slice() {
         [empty, baseline, ..] => (empty, baseline),

@@ -132,22 +132,16 @@ impl Document {
         let path = project_dir().join("rules").join(format!("{name}.yaml"));
         let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
         let cases = CaseFile::load(&path.with_extension("test.yaml"))?;
-        let env: HashMap<String, String> = cases.env.clone().into_iter().collect();
-        let rules = rulefilter::parse_with_env(&text, &env).map_err(|e| format!("{}: {e}", path.display()))?;
-        let yaml: serde_yaml::Value = serde_yaml::from_str(&text).map_err(|e| e.to_string())?;
-        Ok(Document {
-            name: name.into(),
-            rules,
-            json: Some(istio::document_json(&yaml)?),
-            env: cases.env.into_iter().collect(),
-        })
+        Document::from_text(name, &text, cases.env.into_iter().collect())
+            .map_err(|e| format!("{}: {e}", path.display()))
     }
 
-    /// A document written here rather than in rules/, with no environment.
-    pub fn from_text(name: &str, text: &str) -> Result<Document, String> {
-        let rules = rulefilter::parse(text).map_err(|e| format!("{name}: {e}"))?;
+    /// A document from its text, with the `vmConfig.env` its `${env.…}` references read.
+    pub fn from_text(name: &str, text: &str, env: Vec<(String, String)>) -> Result<Document, String> {
+        let lookup: HashMap<String, String> = env.iter().cloned().collect();
+        let rules = rulefilter::parse_with_env(text, &lookup).map_err(|e| e.to_string())?;
         let yaml: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| e.to_string())?;
-        Ok(Document { name: name.into(), rules, json: Some(istio::document_json(&yaml)?), env: Vec::new() })
+        Ok(Document { name: name.into(), rules, json: Some(istio::document_json(&yaml)?), env })
     }
 
     pub fn plugin(&self) -> Plugin {
@@ -182,6 +176,12 @@ pub fn start_envoy(
     let envoy_options = EnvoyOptions::new(options.envoy.clone(), options.module.clone(), dir, plugin, upstream)
         .wasm_filter(with_filter);
     Envoy::start(envoy_options).map_err(|failure| format!("Envoy ({label}) did not start: {failure}"))
+}
+
+/// The order legs run in: `rounds` rounds over `count` legs, each round starting one leg further on, so that a
+/// neighbour's load on the machine falls on every leg alike.
+pub fn interleaved(rounds: usize, count: usize) -> impl Iterator<Item = usize> {
+    (0..rounds).flat_map(move |round| (0..count).map(move |turn| (round + turn) % count))
 }
 
 /// Prints `failures` under `command: FAILED`, if any; whether there were none.
