@@ -349,9 +349,14 @@ impl<'r, H: Host> Run<'r, '_, H> {
         }
     }
 
+    /// The slot of header `name` of `map`, if some rule reads it.
+    fn header_slot(&self, map: HeaderMap, name: &str) -> Option<usize> {
+        self.rules.slots.iter().position(|s| matches!(s, Slot::Header(m, n) if *m == map && &**n == name))
+    }
+
     /// Records the engine's own write so later rules in this exchange see it.
     fn note_write(&mut self, map: HeaderMap, name: &str, write: Write<'_>) {
-        let slot = self.rules.slots.iter().position(|s| matches!(s, Slot::Header(m, n) if *m == map && &**n == name));
+        let slot = self.header_slot(map, name);
         let Some(cell) = slot.and_then(|slot| self.state.values.get_mut(slot)) else { return };
         match write {
             Write::Set(value) => *cell = Lookup::Present(value.to_owned()),
@@ -429,7 +434,7 @@ impl<'r, H: Host> Run<'r, '_, H> {
 
     /// A header's current value: from the cache when a rule reads it, otherwise from the proxy.
     fn current_header(&mut self, map: HeaderMap, name: &str) -> Option<String> {
-        let slot = self.rules.slots.iter().position(|s| matches!(s, Slot::Header(m, n) if *m == map && &**n == name));
+        let slot = self.header_slot(map, name);
         if let Some(slot) = slot {
             self.ensure(slot);
             return self.get(slot).map(str::to_owned);
