@@ -16,7 +16,7 @@ use crate::ruleset::{
     Action, Condition, Expr, Group, HeaderEdits, HeaderMap, LocalResponse, PathRewrite, Piece, QueryEdits, Redirect,
     RedirectTarget, Rewrite, Rule, RuleSet, Slot, Template, Test, View,
 };
-use crate::trace::{self, Edit, Event, Miss, SkipReason};
+use crate::trace::{self, Edit, Event, Miss, SkipReason, UrlChange};
 use crate::url::{self, QueryPairs};
 
 /// What the engine needs from the proxy for one exchange. Header names are lower-case.
@@ -378,9 +378,22 @@ impl<'r, H: Host> Run<'r, '_, H> {
         if self.dry_run {
             return self.would(format!("set {} header {name:?} to {value:?}", map.key()));
         }
+        self.write_header(map, name, value);
+        self.record(|| Event::Header { map, name: name.to_owned(), edit: Edit::Set(value.to_owned()) });
+    }
+
+    /// A `rewrite` or `query` action's new path or host; traced and dry-run as that action, not as a header.
+    fn set_url(&mut self, change: UrlChange, value: &str) {
+        if self.dry_run {
+            return self.would(format!("{change} {value:?}"));
+        }
+        self.write_header(HeaderMap::Request, change.pseudo_header(), value);
+        self.record(|| Event::Url { change, value: value.to_owned() });
+    }
+
+    fn write_header(&mut self, map: HeaderMap, name: &str, value: &str) {
         self.host.set_header(map, name, value);
         self.note_write(map, name, Write::Set(value));
-        self.record(|| Event::Header { map, name: name.to_owned(), edit: Edit::Set(value.to_owned()) });
     }
 
     fn add_header(&mut self, map: HeaderMap, name: &str, value: &str) {
@@ -771,7 +784,7 @@ impl<'r, H: Host> Run<'r, '_, H> {
                 _ => new_path.into_owned(),
             };
             match unsendable(&new) {
-                None if new.starts_with('/') => self.set_header(HeaderMap::Request, ":path", &new),
+                None if new.starts_with('/') => self.set_url(UrlChange::RewritePath, &new),
                 None => self.refuse(format!(
                     "rule {:?}: refused a rewritten path {new:?}: it does not start with /",
                     &*rule.name
@@ -783,7 +796,7 @@ impl<'r, H: Host> Run<'r, '_, H> {
         }
         if let Some(template) = &rewrite.host {
             match self.render_header(rule, ":authority", template, captures) {
-                Some(host) if !host.is_empty() => self.set_header(HeaderMap::Request, ":authority", &host),
+                Some(host) if !host.is_empty() => self.set_url(UrlChange::RewriteHost, &host),
                 Some(_) => self.refuse(format!("rule {:?}: refused an empty rewritten host", &*rule.name)),
                 // Already refused by render_header.
                 None => {}
@@ -815,7 +828,7 @@ impl<'r, H: Host> Run<'r, '_, H> {
             self.refuse(format!("rule {:?}: refused the edited query: the path {reason}", &*rule.name));
         } else if new != current {
             self.log(log::Level::Debug, format_args!("rule {:?}: query now {new:?}", &*rule.name));
-            self.set_header(HeaderMap::Request, ":path", &new);
+            self.set_url(UrlChange::Query, &new);
         }
     }
 }

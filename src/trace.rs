@@ -18,8 +18,11 @@ pub enum Event {
     Rule { index: usize, name: String, miss: Option<Miss> },
     /// A rule was not evaluated because an earlier one answered or stopped the phase.
     Skipped { index: usize, name: String, by: String, reason: SkipReason },
-    /// A header was changed (`:path` and `:authority` by rewrites and query edits too).
+    /// A header was changed by a header edit (or by the debug header).
     Header { map: HeaderMap, name: String, edit: Edit },
+    /// A `rewrite` or `query` action changed the request's path or host. Named by its action, not as a write to
+    /// `:path` or `:authority`: rules cannot edit pseudo-headers, and a trace should not suggest they can.
+    Url { change: UrlChange, value: String },
     /// A request rule's `response_headers` edits, rendered now, wait for the response.
     Deferred,
     /// The edits a request rule deferred are applied now.
@@ -47,6 +50,36 @@ pub enum Edit {
     Set(String),
     Add(String),
     Remove,
+}
+
+/// What a `rewrite` or `query` action changed in the request's URL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UrlChange {
+    RewritePath,
+    RewriteHost,
+    Query,
+}
+
+impl UrlChange {
+    /// The pseudo-header the proxy is given the new value in.
+    pub fn pseudo_header(self) -> &'static str {
+        match self {
+            UrlChange::RewritePath | UrlChange::Query => ":path",
+            UrlChange::RewriteHost => ":authority",
+        }
+    }
+}
+
+impl fmt::Display for UrlChange {
+    /// The words before the new value, in a trace line and in a dry run's "would …":
+    /// `rewrite the path to "/v2/users"`, `edit the query, the path becomes "/shop?page=2"`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            UrlChange::RewritePath => "rewrite the path to",
+            UrlChange::RewriteHost => "rewrite the host to",
+            UrlChange::Query => "edit the query, the path becomes",
+        })
+    }
 }
 
 /// Why a condition (or a block of them) did not hold.

@@ -10,7 +10,7 @@ use std::path::Path;
 use common::rules;
 use rulefilter::cases::{case_files, CaseFile};
 use rulefilter::simulate::{run, run_traced, Request, Response};
-use rulefilter::trace::{Edit, Event, Miss, SkipReason};
+use rulefilter::trace::{Edit, Event, Miss, SkipReason, UrlChange};
 use rulefilter::{HeaderMap, Host, Phase, RuleSet};
 
 /// The trace of one exchange against an upstream answering `status`.
@@ -167,7 +167,7 @@ request:
         tail,
         [
             &rule(3, "stopper"),
-            &request_header(":path", Edit::Set("/v2".into())),
+            &Event::Url { change: UrlChange::RewritePath, value: "/v2".into() },
             &skipped(4, "after-stop", "stopper", SkipReason::Stopped),
             &Event::Phase(Phase::Response),
             &Event::ApplyDeferred { rule: "tag".into() },
@@ -330,4 +330,46 @@ request:
     // The next rule ran and saw the request as it was; the only write is its own.
     let writes: Vec<&Event> = events.iter().filter(|e| matches!(e, Event::Header { .. })).collect();
     assert_eq!(writes, [&Event::Header { map: HeaderMap::Request, name: "x-b".into(), edit: Edit::Set("1".into()) }]);
+}
+
+/// Rules cannot edit pseudo-headers, so a trace must not show `rewrite` and `query` as writes to `:path` or
+/// `:authority`: it names the action, in the events, in a dry run's words and in what the tool prints.
+#[test]
+fn rewrites_and_query_edits_are_traced_as_their_action_not_as_pseudo_header_writes() {
+    let doc = rules(
+        r#"
+request:
+  - name: move
+    actions: [{rewrite: {path_prefix: {from: /old/, to: /new/}, host: backend.internal}}]
+  - name: tidy
+    actions: [{query: {remove: [utm_source]}}]
+  - name: try
+    mode: dry_run
+    actions: [{rewrite: {path: /tried}}, {query: {set: {page: "1"}}}]
+"#,
+    );
+    let events = trace(&doc, &Request::get("/old/a?utm_source=x&b=2"), 200);
+    let url = |change, value: &str| Event::Url { change, value: value.into() };
+    let changes: Vec<&Event> =
+        events.iter().filter(|e| matches!(e, Event::Url { .. } | Event::Header { .. } | Event::WouldDo(_))).collect();
+    assert_eq!(
+        changes,
+        [
+            &url(UrlChange::RewritePath, "/new/a?utm_source=x&b=2"),
+            &url(UrlChange::RewriteHost, "backend.internal"),
+            &url(UrlChange::Query, "/new/a?b=2"),
+            &Event::WouldDo(r#"rewrite the path to "/tried?b=2""#.into()),
+            &Event::WouldDo(r#"edit the query, the path becomes "/new/a?b=2&page=1""#.into()),
+        ]
+    );
+
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_rulefilter"))
+        .args(["trace", "rules/canary.yaml", "--path", "/shop?canary=off"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    let printed = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{printed}");
+    assert!(printed.contains("        edit the query, the path becomes \"/shop\"\n"), "{printed}");
+    assert!(!printed.contains(":path"), "a trace shows no pseudo-header edit:\n{printed}");
 }

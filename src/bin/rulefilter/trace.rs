@@ -279,6 +279,9 @@ fn report(rules_path: &Path, rules: &RuleSet, request: &Request, upstream: &Resp
                     Edit::Remove => writeln!(out, "        remove {which} header {name}"),
                 };
             }
+            Event::Url { change, value } => {
+                let _ = writeln!(out, "        {change} {value:?}");
+            }
             Event::Deferred => {
                 let _ = writeln!(out, "        response_headers: applied when the response arrives");
             }
