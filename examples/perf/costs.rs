@@ -2,7 +2,8 @@
 //! paths. Each part is used ten times in one document (ten rules, or ten edits in one rule). A document's cost
 //! per use is its Envoy CPU time per request less a baseline document's (ten rules that stop at their first
 //! condition; its own cost is measured against the empty document), divided by ten: the median over rounds of
-//! that round's difference. Every leg gets the same
+//! that round's difference, printed with the range the rounds spanned, so a run shows its own noise (a busy
+//! machine widens it far beyond a quiet one's). Every leg gets the same
 //! request (the app's signed-in API call, which every document passes to the service) from wrk at full speed;
 //! legs are interleaved round by round as in the bench.
 
@@ -90,6 +91,17 @@ fn parts() -> Vec<Part> {
     ]
 }
 
+/// The least and greatest of a row's per-round figures, `0.10 to 0.22 µs`.
+fn spanned(per_round: &[f64]) -> String {
+    let least = per_round.iter().copied().fold(f64::INFINITY, f64::min);
+    let greatest = per_round.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    if least.is_finite() && greatest.is_finite() {
+        format!("{least:.2} to {greatest:.2} µs")
+    } else {
+        String::from("-")
+    }
+}
+
 pub fn run(options: &Options) -> Result<bool, String> {
     let parts = parts();
     let documents: Vec<Document> = parts
@@ -136,7 +148,7 @@ pub fn run(options: &Options) -> Result<bool, String> {
         _ => return Err("no documents".into()),
     };
     println!();
-    println!("  {:<78} {:>12} {:>10}", "", "CPU/request", "per use");
+    println!("  {:<78} {:>12} {:>10} {:>22}", "", "CPU/request", "per use", "rounds spanned");
     for (index, (part, figures)) in parts.iter().zip(&cpu).enumerate() {
         // The baseline's rules cost what they add to the empty document; every other part, what it adds to them.
         let reference = match index {
@@ -144,19 +156,20 @@ pub fn run(options: &Options) -> Result<bool, String> {
             1 => Some(empty),
             _ => Some(baseline),
         };
-        let cost = match reference {
-            None => String::from("-"),
+        let (cost, spread) = match reference {
+            None => (String::from("-"), String::new()),
             Some(reference) => {
                 let per_round: Vec<f64> =
                     figures.iter().zip(reference).map(|(x, base)| (x - base) / USES as f64).collect();
-                format!("{:.2} µs", median(&per_round))
+                (format!("{:.2} µs", median(&per_round)), spanned(&per_round))
             }
         };
-        println!("  {:<78} {:>9.1} µs {:>10}", part.label, median(figures), cost);
+        println!("  {:<78} {:>9.1} µs {:>10} {:>22}", part.label, median(figures), cost, spread);
     }
     println!(
         "  (medians over the rounds; per use: the difference from the baseline, or for the baseline from the \
-         empty document, over {USES})"
+         empty document, over {USES}; rounds spanned: the least and greatest per-use figure of a round, the \
+         noise this run saw)"
     );
     Ok(crate::verdict("costs", &failures))
 }
