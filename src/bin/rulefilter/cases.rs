@@ -14,7 +14,7 @@ Usage: rulefilter test [OPTIONS] <PATH>...
 
 Each PATH is a test-case file (<name>.test.yaml), a rules document (its <name>.test.yaml beside it is run),
 or a folder (every *.test.yaml in it). A case gives a request, optionally the upstream's answer, and what
-must come out; each failure says what differed. The format is in the README, under \"Testing rules\".
+must come out; each failure says what differed. The format is in docs/reference.md, under \"Testing rules\".
 
 Options:
   -q, --quiet   Print only failures and the summary
