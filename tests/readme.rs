@@ -290,3 +290,37 @@ fn the_costs_table_uses_the_tools_labels() {
         .collect();
     assert_eq!(rows, labels, "docs/performance.md's bench-costs rows should be the labels the tool prints");
 }
+
+/// The limits table states the bounds `src/limits.rs` enforces, row by row in its order.
+#[test]
+fn the_limits_table_states_the_enforced_bounds() {
+    use rulefilter::limits::*;
+    let enforced = [
+        MAX_DOCUMENT_BYTES,
+        MAX_RULES,
+        MAX_ACTIONS,
+        MAX_NESTING,
+        REGEX_SIZE_LIMIT,
+        MAX_TEMPLATE_BYTES,
+        MAX_BODY_BYTES,
+        MAX_HEADER_VALUE_BYTES,
+        MAX_RENDERED_BYTES,
+    ];
+    // `1 MiB`, `8 KiB`, `16 deep`, `1000`: the number times its unit.
+    let value = |limit: &str| -> usize {
+        let mut words = limit.split_whitespace();
+        let number: usize = words.next().and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("limit {limit:?}"));
+        number
+            * match words.next() {
+                Some("MiB") => 1 << 20,
+                Some("KiB") => 1 << 10,
+                _ => 1,
+            }
+    };
+    let stated: Vec<usize> = section("docs/reference.md", "Limits")
+        .lines()
+        .filter(|line| line.starts_with('|') && !line.starts_with("|--") && !line.starts_with("| Bound"))
+        .map(|line| value(line.split('|').nth(2).unwrap_or_default()))
+        .collect();
+    assert_eq!(stated, enforced, "docs/reference.md's limits table against src/limits.rs");
+}
