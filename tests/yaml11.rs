@@ -302,3 +302,64 @@ fn shipped_manifests_are_yaml_1_1_safe() {
     }
     assert!(count >= 3, "only {count} manifests found");
 }
+
+/// Strings made of the characters YAML 1.1 and 1.2 resolve on (digits, signs, `:`, `.`, `_`, `e`, `x`, the
+/// letters of the boolean words…): every one of up to 3 characters, and longer ones drawn by a fixed
+/// generator, written by the tool's writer as keys and values, read alike by every reader.
+#[test]
+fn every_short_string_reads_alike() {
+    const ALPHABET: &[char] = &[
+        '0', '1', '7', '9', ':', '.', '_', '-', '+', ' ', '#', '~', '<', '=', 'e', 'E', 'x', 'b', 'o', 'n', 'N', 'y',
+        'Y', 'f', 'a', 'l', 's', 't', 'r', 'u', 'T', 'O',
+    ];
+    let mut strings = vec![String::new()];
+    for length in 1..=3u32 {
+        for mut index in 0..ALPHABET.len().pow(length) {
+            let mut text = String::new();
+            for _ in 0..length {
+                text.push(ALPHABET[index % ALPHABET.len()]);
+                index /= ALPHABET.len();
+            }
+            strings.push(text);
+        }
+    }
+    // Longer ones: a linear congruential generator, so every run checks the same strings.
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    for _ in 0..5_000 {
+        state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        let length = 4 + (state >> 60) as usize;
+        let text = (0..length).map(|i| ALPHABET[((state >> (i * 5 % 55)) as usize) % ALPHABET.len()]).collect();
+        strings.push(text);
+    }
+    strings.extend(
+        ["2001-12-14t21:59:43.10-05:00", "6.8523015e+5", "190:20:30.15", "0b1010_0111", "0x_1F", "-.INF", ".NaN"]
+            .map(String::from),
+    );
+    let config: serde_yaml::Mapping = strings.iter().map(|s| (s.clone().into(), s.clone().into())).collect();
+    let manifest = serde_yaml::to_value(serde_json::json!({
+        "apiVersion": "extensions.istio.io/v1alpha1",
+        "kind": "WasmPlugin",
+        "metadata": {"name": "strings"},
+        "spec": {"pluginConfig": config},
+    }))
+    .unwrap();
+    let text = rulefilter::yaml11::to_string(&manifest).unwrap();
+    let intended = as_the_module_reads(&text);
+    assert_eq!(intended["spec"]["pluginConfig"].as_object().unwrap().len(), config.len(), "{text}");
+    let intended = intended["spec"]["pluginConfig"].as_object().unwrap();
+    for reader in Reader::available() {
+        let read = reader.read(&text);
+        let read = read["spec"]["pluginConfig"].as_object().unwrap();
+        let wrong: Vec<String> = strings
+            .iter()
+            .filter(|s| read.get(s.as_str()) != intended.get(s.as_str()))
+            .take(10)
+            .map(|s| format!("{s:?} written {} read {:?}", rulefilter::yaml11::string(s), read.get(s.as_str())))
+            .collect();
+        assert!(
+            wrong.is_empty() && read.len() == intended.len(),
+            "{reader:?} reads differently:\n{}",
+            wrong.join("\n")
+        );
+    }
+}
