@@ -363,3 +363,16 @@ fn every_short_string_reads_alike() {
         );
     }
 }
+
+/// The comment naming the source file stays one comment line, whatever the file is called.
+#[test]
+fn a_line_break_in_the_file_name_does_not_end_the_comment() {
+    let dir = std::env::temp_dir().join(format!("rulefilter-yaml11-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("x\nkind: Service\n.yaml");
+    std::fs::copy(project("rules/hello.yaml"), &path).unwrap();
+    let manifest = manifest(&path, &[]);
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(manifest.starts_with("# Made by `rulefilter manifest` from "), "{manifest}");
+    assert_eq!(Reader::PyYaml.read(&manifest)["kind"], "WasmPlugin", "{manifest}");
+}
