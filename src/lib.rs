@@ -29,6 +29,8 @@ pub mod simulate;
 pub mod template;
 pub mod trace;
 pub mod url;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod yaml11;
 
 #[cfg(target_arch = "wasm32")]
 mod wasm;

@@ -134,8 +134,11 @@ pub fn run(args: lexopt::Parser) -> Result<ExitCode, String> {
         None => return Err(format!("{} holds no rules document", path.display())),
     };
     let manifest = wasm_plugin(&options, source.rules);
-    let yaml = serde_yaml::to_string(&manifest).map_err(|e| e.to_string())?;
-    out!("# Made by `rulefilter manifest` from {}.\n{yaml}", path.display());
+    // kubectl reads YAML 1.1: every scalar is written so that it means the same there as to the module.
+    let yaml = rulefilter::yaml11::to_string(&manifest).map_err(|e| format!("{}: {e}", path.display()))?;
+    // (A line break in the file name would end the comment.)
+    let source: String = path.display().to_string().chars().map(|c| if c.is_control() { '?' } else { c }).collect();
+    out!("# Made by `rulefilter manifest` from {source}.\n{yaml}");
     Ok(ExitCode::SUCCESS)
 }
 
