@@ -18,6 +18,7 @@ mod cases;
 mod dev;
 mod image;
 mod manifest;
+mod pin;
 mod report;
 mod trace;
 mod validate;
