@@ -18,8 +18,9 @@ FUZZ_TARGETS := document evaluate parts
 FUZZ_SECONDS ?= 300
 
 # The image `make image` writes: oci (an OCI image layout) or docker (Docker v2 schema 2).
+# RULEFILTER: how to run the tool; tests/image.rs points it at the binary cargo test built.
 IMAGE_FORMAT ?= oci
-RULEFILTER := cargo run --quiet --bin rulefilter --
+RULEFILTER ?= cargo run --quiet --bin rulefilter --
 
 .PHONY: all build image push envoy run test lint soak bench bench-costs fuzz fuzz-ci clean
 
