@@ -60,6 +60,8 @@ struct Options {
     fail_strategy: Option<String>,
     plugin_name: Option<String>,
     env: Vec<(String, String)>,
+    /// Told on stderr once the manifest is written: where `sha256` came from, or that there is none.
+    pin_note: Option<String>,
 }
 
 fn one_of(value: String, allowed: &[&str], flag: &str) -> Result<String, lexopt::Error> {
@@ -112,7 +114,9 @@ fn options(mut args: lexopt::Parser) -> Result<Option<Options>, lexopt::Error> {
     if !o.selector.is_empty() && !o.target_refs.is_empty() {
         return Err("give --selector or --target-ref, not both (a WasmPlugin takes one)".into());
     }
-    o.sha256 = pin::resolve(o.image.as_deref().unwrap_or_default(), o.sha256.take(), Path::new(pin::BUILT_DIGEST))?;
+    let pin = pin::resolve(o.image.as_deref().unwrap_or_default(), o.sha256.take(), Path::new(pin::BUILT_DIGEST))?;
+    o.sha256 = pin.sha256;
+    o.pin_note = pin.note;
     Ok(Some(o))
 }
 
@@ -134,6 +138,9 @@ pub fn run(args: lexopt::Parser) -> Result<ExitCode, String> {
     let manifest = wasm_plugin(&options, source.rules);
     let yaml = serde_yaml::to_string(&manifest).map_err(|e| e.to_string())?;
     out!("# Made by `rulefilter manifest` from {}.\n{yaml}", path.display());
+    if let Some(note) = &options.pin_note {
+        eprintln!("{note}");
+    }
     Ok(ExitCode::SUCCESS)
 }
 
