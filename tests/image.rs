@@ -94,6 +94,7 @@ impl Registry {
             std::thread::sleep(Duration::from_millis(100));
         }
         assert_eq!(get(addr, "/v2/").status, 200, "the registry did not come up: {}", dir.join("log").display());
+        assert_loopback_only(port);
         progress(&format!("registry serving on {addr} (storage in {})", dir.display()));
         registry
     }
@@ -139,6 +140,20 @@ impl Registry {
     }
 }
 
+/// Nothing answers on `port` at this machine's outward address (when it has one): the registry is not
+/// reachable from the network.
+fn assert_loopback_only(port: u16) {
+    // Connecting a UDP socket sends nothing; it only picks the address a packet out would leave from.
+    let socket = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+    let Ok(()) = socket.connect("192.0.2.1:9") else { return };
+    let outward = socket.local_addr().unwrap().ip();
+    if outward.is_loopback() || outward.is_unspecified() {
+        return;
+    }
+    let reached = TcpStream::connect_timeout(&SocketAddr::new(outward, port), Duration::from_secs(1));
+    assert!(reached.is_err(), "the registry answers on {outward}:{port}, not only on 127.0.0.1");
+}
+
 impl Drop for Registry {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -176,6 +191,24 @@ fn fetch_blob(registry: &Registry, repo: &str, descriptor: &Value) -> Result<Vec
     Ok(response.body)
 }
 
+/// A tar of `(name, bytes)` entries, in that order.
+fn tar_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut tar = tar::Builder::new(Vec::new());
+    for (name, bytes) in entries {
+        let mut header = tar::Header::new_ustar();
+        header.set_size(bytes.len() as u64);
+        header.set_mode(0o644);
+        tar.append_data(&mut header, name, *bytes).unwrap();
+    }
+    tar.into_inner().unwrap()
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(bytes).unwrap();
+    encoder.finish().unwrap()
+}
+
 /// A gzip'd tar layer: the first entry whose base name is `plugin.wasm`.
 fn plugin_from_tar_gzip(layer: &[u8]) -> Result<Vec<u8>, String> {
     if !layer.starts_with(&[0x1f, 0x8b]) {
@@ -194,6 +227,33 @@ fn plugin_from_tar_gzip(layer: &[u8]) -> Result<Vec<u8>, String> {
     Err("no plugin.wasm in the layer".into())
 }
 
+/// The compat variant: the last layer, of `media_type`, gunzipped, its first `plugin.wasm`.
+fn plugin_from_last_layer(
+    registry: &Registry,
+    repo: &str,
+    layers: &[Value],
+    media_type: &str,
+) -> Result<Vec<u8>, String> {
+    let last = layers.last().ok_or("number of layers must be greater than zero")?;
+    let found = last["mediaType"].as_str().unwrap_or_default();
+    if found != media_type {
+        return Err(format!("invalid media type {found} (expect {media_type})"));
+    }
+    plugin_from_tar_gzip(&fetch_blob(registry, repo, last)?)
+}
+
+/// The oci variant: exactly two layers, one of them the raw module.
+fn plugin_from_wasm_layer(registry: &Registry, repo: &str, layers: &[Value]) -> Result<Vec<u8>, String> {
+    if layers.len() != 2 {
+        return Err(format!("number of layers must be 2 but got {}", layers.len()));
+    }
+    let wasm = layers
+        .iter()
+        .find(|l| l["mediaType"] == WASM_CONTENT_LAYER)
+        .ok_or(format!("could not find the layer of type {WASM_CONTENT_LAYER}"))?;
+    fetch_blob(registry, repo, wasm)
+}
+
 /// Pulls `repo:reference` as the istio-agent does, or says which of its rules refuses the image.
 fn pull_as_istio_agent(registry: &Registry, repo: &str, reference: &str) -> Result<Pulled, String> {
     let response = registry.call("GET", &format!("/v2/{repo}/manifests/{reference}"), &[("accept", AGENT_ACCEPT)], b"");
@@ -204,36 +264,23 @@ fn pull_as_istio_agent(registry: &Registry, repo: &str, reference: &str) -> Resu
     if sha256_digest(&response.body) != digest {
         return Err(format!("the manifest does not match Docker-Content-Digest {digest}"));
     }
-    let media_type = header(&response, "content-type").unwrap_or_default();
-    let manifest: Value = serde_json::from_slice(&response.body).map_err(|e| format!("manifest JSON: {e}"))?;
-    if media_type.contains("index") || media_type.contains("manifest.list") {
-        return Err(format!("an image index ({media_type}): push a plain manifest"));
+    let content_type = header(&response, "content-type").unwrap_or_default();
+    if content_type.contains("index") || content_type.contains("manifest.list") {
+        return Err(format!("an image index ({content_type}): push a plain manifest"));
     }
-    let layers = manifest["layers"].as_array().ok_or("a manifest without layers")?;
-    let last = layers.last().ok_or("a manifest with no layer")?;
-    let last_type = last["mediaType"].as_str().unwrap_or_default();
-    let module = if media_type == DOCKER_MANIFEST {
-        // (1) Docker schema 2: the last layer must be a gzip'd rootfs tar.
-        if last_type != DOCKER_LAYER {
-            return Err(format!("a Docker image whose last layer is {last_type}, not {DOCKER_LAYER}"));
-        }
-        plugin_from_tar_gzip(&fetch_blob(registry, repo, last)?)?
-    } else if last_type == OCI_LAYER {
-        // (2) Any other manifest whose last layer is an OCI tar+gzip layer.
-        plugin_from_tar_gzip(&fetch_blob(registry, repo, last)?)?
+    let manifest: Value = serde_json::from_slice(&response.body).map_err(|e| format!("manifest JSON: {e}"))?;
+    // The fetcher reads the media type from the manifest itself (an OCI manifest may leave it out).
+    let layers = manifest["layers"].as_array().cloned().unwrap_or_default();
+    let module = if manifest["mediaType"] == DOCKER_MANIFEST {
+        // (1) Docker schema 2: only its last layer, which must be a gzip'd rootfs tar.
+        plugin_from_last_layer(registry, repo, &layers, DOCKER_LAYER).map_err(|e| format!("as a Docker image: {e}"))?
     } else {
-        // (3) The Wasm artifact compat form: exactly two layers, one holding the raw module.
-        if layers.len() != 2 {
-            return Err(format!(
-                "the last layer is {last_type}, neither a tar+gzip layer nor the two-layer Wasm artifact form ({} layers)",
-                layers.len()
-            ));
+        // (2) The compat variant: the last layer an OCI tar+gzip; failing that, (3) the oci variant.
+        match plugin_from_last_layer(registry, repo, &layers, OCI_LAYER) {
+            Ok(module) => module,
+            Err(compat) => plugin_from_wasm_layer(registry, repo, &layers)
+                .map_err(|oci| format!("as the compat variant: {compat}; as the oci variant: {oci}"))?,
         }
-        let wasm = layers
-            .iter()
-            .find(|l| l["mediaType"] == WASM_CONTENT_LAYER)
-            .ok_or(format!("two layers, neither of them {WASM_CONTENT_LAYER}"))?;
-        fetch_blob(registry, repo, wasm)?
     };
     if !module.starts_with(b"\0asm") {
         return Err("the module does not start with \\0asm".into());
@@ -325,43 +372,71 @@ fn the_shipping_commands_push_an_image_the_agent_pulls_and_envoy_serves() {
 fn the_agents_rules_refuse_the_forms_istio_refuses_and_take_the_docker_form() {
     let registry = Registry::start();
     let module = std::fs::read(wasm_module()).unwrap();
-    let config = |media_type: &str, body: &[u8]| registry.push_blob("refused", media_type, body);
-
-    progress("pushing a single-layer Wasm image (the form 43 plugins failed to pull in)");
-    let single = json!({
+    // Each form under its own tag, with why the fetcher refuses it.
+    let refusals: [(&str, &str, &str, Vec<u8>, &str); 6] = [
+        (
+            "single-layer", // the form 43 plugins failed to pull in
+            "application/vnd.module.wasm.config.v1+json",
+            WASM_CONTENT_LAYER,
+            module.clone(),
+            "number of layers must be 2 but got 1",
+        ),
+        (
+            "cncf-artifact", // what wkg, oci-wasm and Spin push
+            "application/vnd.wasm.config.v0+json",
+            "application/wasm",
+            module.clone(),
+            "invalid media type application/wasm (expect application/vnd.oci.image.layer.v1.tar+gzip)",
+        ),
+        (
+            "plain-tar",
+            "application/vnd.oci.image.config.v1+json",
+            "application/vnd.oci.image.layer.v1.tar",
+            tar_of(&[("plugin.wasm", &module)]),
+            "invalid media type application/vnd.oci.image.layer.v1.tar (expect",
+        ),
+        (
+            "tar-labelled-gzip",
+            "application/vnd.oci.image.config.v1+json",
+            OCI_LAYER,
+            tar_of(&[("plugin.wasm", &module)]),
+            "the layer is not gzip'd",
+        ),
+        (
+            "no-plugin-wasm",
+            "application/vnd.oci.image.config.v1+json",
+            OCI_LAYER,
+            gzip(&tar_of(&[("module.wasm", &module)])),
+            "no plugin.wasm in the layer",
+        ),
+        (
+            "not-wasm",
+            "application/vnd.oci.image.config.v1+json",
+            OCI_LAYER,
+            gzip(&tar_of(&[("docs/README", b"read me"), ("plugin.wasm", b"#!/bin/sh\n")])),
+            "does not start with \\0asm",
+        ),
+    ];
+    for (tag, config_type, layer_type, layer, why) in refusals {
+        progress(&format!("pushing {tag}: a {layer_type} layer"));
+        let manifest = json!({
+            "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+            "config": registry.push_blob("refused", config_type, b"{}"),
+            "layers": [registry.push_blob("refused", layer_type, &layer)],
+        });
+        registry.put_manifest("refused", tag, &manifest);
+        let refused = pull_as_istio_agent(&registry, "refused", tag).err().unwrap_or_else(|| panic!("{tag} was taken"));
+        assert!(refused.contains(why), "{tag}: expected {why:?}, got {refused}");
+    }
+    // The first plugin.wasm wins, wherever it sits.
+    let first = gzip(&tar_of(&[("a/plugin.wasm", &module), ("plugin.wasm", b"\0asm-second")]));
+    let manifest = json!({
         "schemaVersion": 2, "mediaType": OCI_MANIFEST,
-        "config": config("application/vnd.module.wasm.config.v1+json", b"{}"),
-        "layers": [registry.push_blob("refused", WASM_CONTENT_LAYER, &module)],
+        "config": registry.push_blob("taken", "application/vnd.oci.image.config.v1+json", b"{}"),
+        "layers": [registry.push_blob("taken", OCI_LAYER, &first)],
     });
-    registry.put_manifest("refused", "single-layer", &single);
-    let refused = pull_as_istio_agent(&registry, "refused", "single-layer").err().expect("refused");
-    assert!(refused.contains("two-layer Wasm artifact form (1 layers)"), "{refused}");
-
-    progress("pushing a CNCF Wasm artifact (what wkg, oci-wasm and Spin push)");
-    let cncf = json!({
-        "schemaVersion": 2, "mediaType": OCI_MANIFEST,
-        "config": config("application/vnd.wasm.config.v0+json", br#"{"architecture":"wasm","os":"wasip1"}"#),
-        "layers": [registry.push_blob("refused", "application/wasm", &module)],
-    });
-    registry.put_manifest("refused", "cncf-artifact", &cncf);
-    let refused = pull_as_istio_agent(&registry, "refused", "cncf-artifact").err().expect("refused");
-    assert!(refused.contains("the last layer is application/wasm"), "{refused}");
-
-    progress("pushing an image whose tar layer is not gzip'd");
-    let mut tar = tar::Builder::new(Vec::new());
-    let mut entry = tar::Header::new_ustar();
-    entry.set_size(module.len() as u64);
-    entry.set_mode(0o644);
-    entry.set_cksum();
-    tar.append_data(&mut entry, "plugin.wasm", module.as_slice()).unwrap();
-    let plain = json!({
-        "schemaVersion": 2, "mediaType": OCI_MANIFEST,
-        "config": config("application/vnd.oci.image.config.v1+json", b"{}"),
-        "layers": [registry.push_blob("refused", "application/vnd.oci.image.layer.v1.tar", &tar.into_inner().unwrap())],
-    });
-    registry.put_manifest("refused", "plain-tar", &plain);
-    let refused = pull_as_istio_agent(&registry, "refused", "plain-tar").err().expect("refused");
-    assert!(refused.contains("neither a tar+gzip layer"), "{refused}");
+    registry.put_manifest("taken", "nested", &manifest);
+    assert!(pull_as_istio_agent(&registry, "taken", "nested").unwrap().module == module);
 
     progress("pushing the Docker v2 schema 2 form with rulefilter image --format docker --push");
     let out = fresh_dir("docker").join("image");
