@@ -9,6 +9,9 @@ use std::time::Duration;
 
 /// How long the registry gets to accept a connection before the push is called off.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long skopeo may take in all: a registry that accepts connections but never answers must not hang a
+/// release script. A module of a few MB takes seconds.
+const PUSH_TIMEOUT: &str = "5m";
 
 /// Where an image goes: `host[:port]/repository[:tag]`.
 #[derive(Debug, PartialEq, Eq)]
@@ -87,6 +90,7 @@ pub fn push(layout: &Path, source: &str, reference: &Reference, insecure: bool) 
     let verify_tls = !(insecure || reference.is_loopback());
     let mut command = Command::new("skopeo");
     command
+        .arg(format!("--command-timeout={PUSH_TIMEOUT}"))
         .arg("copy")
         .arg(format!("--dest-tls-verify={verify_tls}"))
         .arg("--preserve-digests")
