@@ -499,6 +499,22 @@ fn the_image_is_the_same_bytes_whenever_and_wherever_it_is_built() {
         "oci-layout, index.json and three blobs: {:?}",
         files(&first.0).iter().map(|f| &f.0).collect::<Vec<_>>()
     );
+    // The Docker form carries the very same layer and config blobs.
+    let docker = fresh_dir("repro-docker").join("layout");
+    let module_arg = module.to_str().unwrap();
+    let built = rulefilter(&["image", "--format", "docker", "--module", module_arg, "--out", docker.to_str().unwrap()]);
+    assert!(built.status.success(), "{}", text(&built.stderr));
+    let docker_manifest: Value = serde_json::from_slice(&std::fs::read(docker.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(docker_manifest["mediaType"], DOCKER_MANIFEST);
+    let index: Value = serde_json::from_slice(&std::fs::read(first.0.join("index.json")).unwrap()).unwrap();
+    let oci_hex = index["manifests"][0]["digest"].as_str().unwrap().trim_start_matches("sha256:").to_owned();
+    let oci_manifest: Value =
+        serde_json::from_slice(&std::fs::read(first.0.join("blobs/sha256").join(oci_hex)).unwrap()).unwrap();
+    assert_eq!(docker_manifest["layers"][0]["digest"], oci_manifest["layers"][0]["digest"]);
+    assert_eq!(docker_manifest["config"]["digest"], oci_manifest["config"]["digest"]);
+    assert_eq!(oci_manifest["layers"][0]["mediaType"], OCI_LAYER);
+    assert_eq!(docker_manifest["layers"][0]["mediaType"], DOCKER_LAYER);
+    assert_eq!(oci_manifest["annotations"]["module.wasm.image/variant"], "compat");
     // A different module gives a different digest (the comparison above can fail).
     let dir = fresh_dir("repro-other");
     let other = dir.join("other.wasm");
@@ -545,9 +561,17 @@ fn a_push_fails_clearly_without_a_module_a_registry_or_a_matching_digest() {
         text(&missing.stderr)
     );
 
+    // A folder that holds something else is not overwritten.
+    let other = fresh_dir("not-a-layout");
+    std::fs::write(other.join("notes.txt"), "mine").unwrap();
+    let module = wasm_module();
+    let kept = rulefilter(&["image", "--module", module.to_str().unwrap(), "--out", other.to_str().unwrap()]);
+    assert_eq!(kept.status.code(), Some(2));
+    assert!(text(&kept.stderr).contains("holds no image layout"), "{}", text(&kept.stderr));
+    assert!(other.join("notes.txt").is_file());
+
     // A port nobody listens on.
     let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let module = wasm_module();
     let module = module.to_str().unwrap();
     let down = push(module, &out, &format!("127.0.0.1:{port}/x:1"), None);
     assert_eq!(down.status.code(), Some(2));
