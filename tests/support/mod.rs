@@ -259,7 +259,7 @@ impl<T: Clone + std::fmt::Debug> Recorder<T> {
 }
 
 /// A new folder under target/e2e for one Envoy's files (config, log), kept for inspection after a failure.
-fn fresh_dir(label: &str) -> PathBuf {
+pub fn fresh_dir(label: &str) -> PathBuf {
     static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let dir = project_dir().join("target/e2e").join(format!("{}-{label}-{n}", std::process::id()));

@@ -16,7 +16,9 @@ macro_rules! outln {
 mod args;
 mod cases;
 mod dev;
+mod image;
 mod manifest;
+mod pin;
 mod report;
 mod trace;
 mod validate;
@@ -37,6 +39,7 @@ Commands:
   trace     Show which rules a request matches, why the others do not, and what they change
   dev       Serve a rules document through a local Envoy, applying every saved change
   manifest  Wrap a rules document into an Istio WasmPlugin
+  image     Package the module as an OCI image for Istio, and push it
 
 Run `rulefilter <COMMAND> --help` for a command's options and examples.
 Exit status: 0 all good, 1 problems found or cases failed, 2 the command itself failed.
@@ -74,12 +77,13 @@ fn run() -> Result<ExitCode, String> {
         "trace" => trace::run(args),
         "dev" => dev::run(args),
         "manifest" => manifest::run(args),
+        "image" => image::run(args),
         "help" => {
             out!("{USAGE}");
             Ok(ExitCode::SUCCESS)
         }
         other => Err(format!(
-            "unknown command {other:?}; the commands are validate, test, trace, dev and manifest (see `rulefilter --help`)"
+            "unknown command {other:?}; the commands are validate, test, trace, dev, manifest and image (see `rulefilter --help`)"
         )),
     }
 }

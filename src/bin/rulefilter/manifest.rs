@@ -1,13 +1,14 @@
 //! `rulefilter manifest`: wraps a rules document into an Istio `WasmPlugin`, ready for `kubectl apply`.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use lexopt::ValueExt;
 use serde_yaml::{Mapping, Value};
 
 use crate::args::{env_pair, pair};
+use crate::pin;
 use crate::report::compile_first;
 
 const HELP: &str = "\
@@ -22,7 +23,9 @@ Options:
       --name NAME              metadata.name
       --namespace NS           metadata.namespace (default: none, kubectl's current namespace)
       --image URL              The module's OCI image, e.g. oci://registry.example.com/rulefilter:0.1.0
-      --sha256 HEX             The module's SHA-256, pinned in spec.sha256
+                               or oci://registry.example.com/rulefilter@sha256:<hex>
+      --sha256 DIGEST          Pin spec.sha256: for oci:// the image manifest digest (sha256:<hex> or
+                               <hex>); an oci:// tag without it is pinned to build/image.digest
       --selector KEY=VALUE     A workload label to match; repeatable
       --target-ref KIND/NAME   A Gateway, HTTPRoute or Service to attach to; repeatable
       --phase PHASE            AUTHN, AUTHZ, STATS or UNSPECIFIED_PHASE (default)
@@ -57,6 +60,8 @@ struct Options {
     fail_strategy: Option<String>,
     plugin_name: Option<String>,
     env: Vec<(String, String)>,
+    /// Told on stderr once the manifest is written: where `sha256` came from, or that there is none.
+    pin_note: Option<String>,
 }
 
 fn one_of(value: String, allowed: &[&str], flag: &str) -> Result<String, lexopt::Error> {
@@ -75,13 +80,7 @@ fn options(mut args: lexopt::Parser) -> Result<Option<Options>, lexopt::Error> {
             Long("name") => o.name = Some(args.value()?.string()?),
             Long("namespace") => o.namespace = Some(args.value()?.string()?),
             Long("image") => o.image = Some(args.value()?.string()?),
-            Long("sha256") => {
-                let hex = args.value()?.string()?;
-                if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-                    return Err(format!("--sha256 takes 64 hex digits, not {hex:?}").into());
-                }
-                o.sha256 = Some(hex.to_ascii_lowercase());
-            }
+            Long("sha256") => o.sha256 = Some(pin::parse_digest(&args.value()?.string()?, "--sha256")?),
             Long("selector") => o.selector.push(pair(&args.value()?.string()?, '=', "--selector takes KEY=VALUE")?),
             Long("target-ref") => {
                 o.target_refs.push(pair(&args.value()?.string()?, '/', "--target-ref takes KIND/NAME")?);
@@ -115,6 +114,9 @@ fn options(mut args: lexopt::Parser) -> Result<Option<Options>, lexopt::Error> {
     if !o.selector.is_empty() && !o.target_refs.is_empty() {
         return Err("give --selector or --target-ref, not both (a WasmPlugin takes one)".into());
     }
+    let pin = pin::resolve(o.image.as_deref().unwrap_or_default(), o.sha256.take(), Path::new(pin::BUILT_DIGEST))?;
+    o.sha256 = pin.sha256;
+    o.pin_note = pin.note;
     Ok(Some(o))
 }
 
@@ -139,6 +141,9 @@ pub fn run(args: lexopt::Parser) -> Result<ExitCode, String> {
     // (A line break in the file name would end the comment.)
     let source: String = path.display().to_string().chars().map(|c| if c.is_control() { '?' } else { c }).collect();
     out!("# Made by `rulefilter manifest` from {source}.\n{yaml}");
+    if let Some(note) = &options.pin_note {
+        eprintln!("{note}");
+    }
     Ok(ExitCode::SUCCESS)
 }
 
