@@ -20,6 +20,7 @@ mod manifest;
 mod report;
 mod trace;
 mod validate;
+mod webhook;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -37,6 +38,7 @@ Commands:
   trace     Show which rules a request matches, why the others do not, and what they change
   dev       Serve a rules document through a local Envoy, applying every saved change
   manifest  Wrap a rules document into an Istio WasmPlugin
+  webhook   Serve a Kubernetes admission webhook that refuses WasmPlugins with invalid rules
 
 Run `rulefilter <COMMAND> --help` for a command's options and examples.
 Exit status: 0 all good, 1 problems found or cases failed, 2 the command itself failed.
@@ -74,12 +76,13 @@ fn run() -> Result<ExitCode, String> {
         "trace" => trace::run(args),
         "dev" => dev::run(args),
         "manifest" => manifest::run(args),
+        "webhook" => webhook::run(args),
         "help" => {
             out!("{USAGE}");
             Ok(ExitCode::SUCCESS)
         }
         other => Err(format!(
-            "unknown command {other:?}; the commands are validate, test, trace, dev and manifest (see `rulefilter --help`)"
+            "unknown command {other:?}; the commands are validate, test, trace, dev, manifest and webhook (see `rulefilter --help`)"
         )),
     }
 }
