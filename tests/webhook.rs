@@ -10,6 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use serde::Deserialize;
 use serde_json::{json, Value};
 
 const IMAGE: &str = "oci://registry.example.com/platform/rulefilter";
@@ -560,4 +561,198 @@ fn start_up_errors_name_the_file_or_the_address() {
     let address = busy.local_addr().unwrap().to_string();
     let in_use = start(&address, &path("tls.crt"), &path("tls.key"));
     assert!(in_use.contains(&format!("cannot listen on {address}: the address is in use")), "{in_use}");
+}
+
+/// Every object of manifests/webhook/, in file order.
+fn webhook_manifests() -> (Vec<PathBuf>, Vec<Value>) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests/webhook");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    let mut objects = Vec::new();
+    for file in &files {
+        let text = std::fs::read_to_string(file).unwrap();
+        for document in serde_yaml::Deserializer::from_str(&text) {
+            let value = serde_yaml::Value::deserialize(document).unwrap();
+            objects.push(serde_json::to_value(value).unwrap());
+        }
+    }
+    (files, objects)
+}
+
+fn object<'a>(objects: &'a [Value], kind: &str, name: &str) -> &'a Value {
+    objects
+        .iter()
+        .find(|o| o["kind"] == kind && o["metadata"]["name"] == name)
+        .unwrap_or_else(|| panic!("manifests/webhook/ has no {kind} {name}"))
+}
+
+fn strings(value: &Value) -> Vec<&str> {
+    value.as_array().unwrap_or_else(|| panic!("not a list: {value}")).iter().map(|v| v.as_str().unwrap()).collect()
+}
+
+/// What kubectl-side YAML 1.1 tools (PyYAML) read is what serde_yaml (YAML 1.2) reads: no `on`, `no`, `0777`,
+/// `1:30` taken as something else.
+#[test]
+fn webhook_manifests_read_the_same_in_yaml_1_1() {
+    let (files, objects) = webhook_manifests();
+    let python = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python3");
+    let script = "import json, sys, yaml\n\
+                  print(json.dumps([d for f in sys.argv[1:] for d in yaml.safe_load_all(open(f))]))";
+    let output = Command::new(&python).arg("-c").arg(script).args(&files).output().unwrap_or_else(|e| {
+        panic!("{}: {e}; run `make envoy` (it installs PyYAML from tests/requirements.txt)", python.display())
+    });
+    assert!(output.status.success(), "PyYAML (make envoy installs it): {}", String::from_utf8_lossy(&output.stderr));
+    let yaml11: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(yaml11, Value::Array(objects));
+}
+
+/// The manifests agree with each other, with Kubernetes' required fields, with Istio's CRD, and with the
+/// options the binary takes.
+#[test]
+fn webhook_manifests_fit_together_and_match_the_crd() {
+    let (_, objects) = webhook_manifests();
+    let namespace = object(&objects, "Namespace", "rulefilter-system")["metadata"]["name"].as_str().unwrap();
+    for o in &objects {
+        assert!(o["apiVersion"].is_string() && o["kind"].is_string() && o["metadata"]["name"].is_string(), "{o}");
+        let cluster_scoped = ["Namespace", "ValidatingWebhookConfiguration"].contains(&o["kind"].as_str().unwrap());
+        assert_eq!(
+            o["metadata"]["namespace"].as_str().is_none(),
+            cluster_scoped,
+            "namespace of {}",
+            o["metadata"]["name"]
+        );
+        if !cluster_scoped {
+            assert_eq!(
+                o["metadata"]["namespace"], namespace,
+                "{} is in the webhook's namespace",
+                o["metadata"]["name"]
+            );
+        }
+    }
+
+    // The webhook's rules name exactly the CRD's group, served versions and plural.
+    let crd_file = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/istio/wasmplugin-crd.yaml");
+    let crd: serde_yaml::Value = serde_yaml::from_str(&std::fs::read_to_string(crd_file).unwrap()).unwrap();
+    let crd = serde_json::to_value(crd).unwrap();
+    let served: Vec<&str> = crd["spec"]["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|v| v["served"] == true)
+        .map(|v| v["name"].as_str().unwrap())
+        .collect();
+    let configuration = object(&objects, "ValidatingWebhookConfiguration", "rulefilter-webhook");
+    assert_eq!(configuration["apiVersion"], "admissionregistration.k8s.io/v1");
+    let webhooks = configuration["webhooks"].as_array().unwrap();
+    assert_eq!(webhooks.len(), 1);
+    let webhook = &webhooks[0];
+    assert!(webhook["name"].as_str().unwrap().split('.').count() >= 3, "a webhook name is fully qualified");
+    let rules = webhook["rules"].as_array().unwrap();
+    assert_eq!(rules.len(), 1);
+    let rule = &rules[0];
+    assert_eq!(strings(&rule["apiGroups"]), [crd["spec"]["group"].as_str().unwrap()]);
+    assert_eq!(strings(&rule["apiVersions"]), served);
+    assert_eq!(strings(&rule["resources"]), [crd["spec"]["names"]["plural"].as_str().unwrap()]);
+    assert_eq!(rule["scope"], crd["spec"]["scope"]);
+    assert_eq!(strings(&rule["operations"]), ["CREATE", "UPDATE"]);
+    assert_eq!(webhook["sideEffects"], "None");
+    assert_eq!(strings(&webhook["admissionReviewVersions"]), ["v1"]);
+    assert_eq!(webhook["failurePolicy"], "Fail");
+    assert!((1..=30).contains(&webhook["timeoutSeconds"].as_u64().unwrap()), "the API server allows 1 to 30 s");
+    assert!(["Exact", "Equivalent"].contains(&webhook["matchPolicy"].as_str().unwrap()));
+
+    // The API server reaches the Service, the Service the Deployment's pods, with the Certificate's name.
+    let target = &webhook["clientConfig"]["service"];
+    assert_eq!(target["path"], "/validate");
+    assert_eq!(target["namespace"], namespace);
+    let service = object(&objects, "Service", target["name"].as_str().unwrap());
+    let service_port = service["spec"]["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["port"] == target["port"])
+        .expect("the webhook's port is one of the Service's");
+    let deployment = object(&objects, "Deployment", "rulefilter-webhook");
+    let pod = &deployment["spec"]["template"];
+    let labels = pod["metadata"]["labels"].as_object().unwrap();
+    for selector in [&service["spec"]["selector"], &deployment["spec"]["selector"]["matchLabels"]] {
+        for (key, value) in selector.as_object().unwrap() {
+            assert_eq!(labels.get(key), Some(value), "selector {key} matches the pods");
+        }
+    }
+    let disruption = object(&objects, "PodDisruptionBudget", "rulefilter-webhook");
+    assert_eq!(disruption["spec"]["selector"], deployment["spec"]["selector"]);
+    assert!(deployment["spec"]["replicas"].as_u64().unwrap() >= 2, "failurePolicy Fail wants more than one");
+
+    let containers = pod["spec"]["containers"].as_array().unwrap();
+    assert_eq!(containers.len(), 1);
+    let container = &containers[0];
+    let port = container["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == service_port["targetPort"] || p["containerPort"] == service_port["targetPort"])
+        .expect("the Service's targetPort is a container port");
+    let args = strings(&container["args"]);
+    let flag = |name: &str| {
+        args.iter()
+            .find_map(|a| a.strip_prefix(&format!("--{name}=")))
+            .unwrap_or_else(|| panic!("no --{name}= in {args:?}"))
+    };
+    assert_eq!(args[0], "webhook");
+    assert_eq!(flag("listen").rsplit(':').next().unwrap(), port["containerPort"].to_string());
+    for probe in ["readinessProbe", "livenessProbe"] {
+        let get = &container[probe]["httpGet"];
+        assert_eq!((get["path"].as_str(), get["scheme"].as_str()), (Some("/healthz"), Some("HTTPS")), "{probe}");
+        assert!(get["port"] == port["name"] || get["port"] == port["containerPort"], "{probe} port");
+    }
+    assert!(container["resources"]["requests"].is_object() && container["resources"]["limits"]["memory"].is_string());
+    assert_eq!(pod["spec"]["securityContext"]["runAsNonRoot"], true);
+    assert_eq!(container["securityContext"]["readOnlyRootFilesystem"], true);
+    assert_eq!(container["securityContext"]["allowPrivilegeEscalation"], false);
+    assert_eq!(
+        pod["spec"]["serviceAccountName"],
+        object(&objects, "ServiceAccount", "rulefilter-webhook")["metadata"]["name"]
+    );
+
+    // The certificate files come from the Secret the Certificate writes, for the Service's DNS name.
+    let mount = &container["volumeMounts"][0];
+    let volume = pod["spec"]["volumes"].as_array().unwrap().iter().find(|v| v["name"] == mount["name"]).unwrap();
+    for file in [flag("tls-cert"), flag("tls-key")] {
+        assert!(file.starts_with(&format!("{}/", mount["mountPath"].as_str().unwrap())), "{file} is in the mount");
+    }
+    let (ca_namespace, certificate_name) = configuration["metadata"]["annotations"]["cert-manager.io/inject-ca-from"]
+        .as_str()
+        .unwrap()
+        .split_once('/')
+        .unwrap();
+    assert_eq!(ca_namespace, namespace);
+    let certificate = object(&objects, "Certificate", certificate_name);
+    assert_eq!(volume["secret"]["secretName"], certificate["spec"]["secretName"]);
+    let dns_name = format!("{}.{namespace}.svc", service["metadata"]["name"].as_str().unwrap());
+    assert!(strings(&certificate["spec"]["dnsNames"]).contains(&dns_name.as_str()), "{dns_name}");
+    let issuer = object(&objects, "Issuer", certificate["spec"]["issuerRef"]["name"].as_str().unwrap());
+    assert!(issuer["spec"].is_object());
+
+    // The real binary accepts the Deployment's arguments (certificate and address swapped for the test's).
+    let dir = TempDir::new("manifest-args");
+    make_certificates(&dir.0, "");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rulefilter"))
+        .args(args.iter().map(|arg| match arg.split_once('=') {
+            Some(("--listen", _)) => "--listen=127.0.0.1:0".to_owned(),
+            Some(("--tls-cert", _)) => format!("--tls-cert={}", dir.0.join("tls.crt").display()),
+            Some(("--tls-key", _)) => format!("--tls-key={}", dir.0.join("tls.key").display()),
+            _ => (*arg).to_owned(),
+        }))
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let first = BufReader::new(child.stderr.take().unwrap()).lines().next().unwrap().unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(first.contains("serving https://127.0.0.1:") && first.contains(flag("image")), "{first}");
 }
