@@ -142,20 +142,30 @@ fn check_object(object: &Value, scope: &Scope) -> Verdict {
         return Verdict::allow("allowed (not ours: neither a --image url nor the label)");
     }
     let manifest = manifest_name(object);
-    let (env, warnings) = environment(object);
+    let (env, from_host) = environment(object);
     let config = object.pointer("/spec/pluginConfig").unwrap_or(&Value::Null);
     let document = match config {
         // istiod sends an empty configuration: the module passes all traffic through.
-        Value::Null => return Verdict { warnings, ..Verdict::allow("allowed (no pluginConfig: pass-through)") },
+        Value::Null => return Verdict::allow("allowed (no pluginConfig: pass-through)"),
         Value::Object(_) => module_document(config),
         other => {
             let message = format!(
                 "{manifest}: spec.pluginConfig: must be an object (a rules document), not {}",
                 json_type(other)
             );
-            return Verdict { denial: Some(message), warnings, outcome: "denied (pluginConfig not an object)".into() };
+            return Verdict {
+                denial: Some(message),
+                warnings: Vec::new(),
+                outcome: "denied (pluginConfig not an object)".into(),
+            };
         }
     };
+    // Kubernetes asks for warnings under 120 characters.
+    let warnings = from_host
+        .iter()
+        .filter(|name| document.contains(&format!("env.{name}")))
+        .map(|name| format!("rulefilter: vmConfig.env {name} comes from the node (HOST): checked as empty text"))
+        .collect();
     match check(&document, &env) {
         Ok(()) => Verdict { warnings, ..Verdict::allow("allowed (valid)") },
         Err(errors) => {
@@ -207,27 +217,24 @@ fn json_type(value: &Value) -> &'static str {
     }
 }
 
-/// `spec.vmConfig.env` as the module's environment. INLINE values are known; HOST values come from the node's
-/// istio-agent at run time, so they are checked as empty text (as `rulefilter validate` does) and a warning
-/// says so.
+/// `spec.vmConfig.env` as the module's environment, and the names whose values come from the node. INLINE
+/// values are known; HOST values only to the node's istio-agent at run time, so they are checked as empty
+/// text (as `rulefilter validate` does) and a warning says so when the document uses them.
 fn environment(object: &Value) -> (HashMap<String, String>, Vec<String>) {
     let mut env = HashMap::new();
-    let mut warnings = Vec::new();
+    let mut from_host = Vec::new();
     let entries = object.pointer("/spec/vmConfig/env").and_then(Value::as_array);
     for entry in entries.into_iter().flatten() {
         let Some(name) = entry.get("name").and_then(Value::as_str) else { continue };
         let value = if entry.get("valueFrom").and_then(Value::as_str) == Some("HOST") {
-            warnings.push(format!(
-                "rulefilter: vmConfig.env {name} comes from the node (HOST): the document was checked with it \
-                 empty; its real value is not known here"
-            ));
+            from_host.push(name.to_owned());
             ""
         } else {
             entry.get("value").and_then(Value::as_str).unwrap_or_default()
         };
         env.insert(name.to_owned(), value.to_owned());
     }
-    (env, warnings)
+    (env, from_host)
 }
 
 /// The text a proxy receives for this `pluginConfig`: istiod turns it into a protobuf `Struct` (every number a
@@ -326,7 +333,10 @@ mod tests {
         assert_eq!(response["status"]["code"], 422);
         let message = response["status"]["message"].as_str().unwrap();
         assert!(message.starts_with("spec.pluginConfig is not a valid rulefilter rules document (2 problems):\n"));
-        assert!(message.contains("\nWasmPlugin shop/hello: request[0] \"a\": match.pathh: unknown field `pathh`"), "{message}");
+        assert!(
+            message.contains("\nWasmPlugin shop/hello: request[0] \"a\": match.pathh: unknown field `pathh`"),
+            "{message}"
+        );
         assert!(message.contains("\n  hint: did you mean `path`?"), "{message}");
         assert!(message.contains("\nWasmPlugin shop/hello: request[1] \"b\""), "{message}");
     }
@@ -341,6 +351,9 @@ mod tests {
         let response = response(&review("CREATE", object.clone()));
         assert_eq!(response["allowed"], true, "{response}");
         assert!(response["warnings"][0].as_str().unwrap().contains("REGION comes from the node"));
+        assert_eq!(response["warnings"].as_array().unwrap().len(), 1);
+        object["spec"]["vmConfig"]["env"].as_array_mut().unwrap().push(json!({"name": "UNUSED", "valueFrom": "HOST"}));
+        assert_eq!(self::response(&review("CREATE", object.clone()))["warnings"].as_array().unwrap().len(), 1);
         object["spec"]["vmConfig"] = Value::Null;
         assert_eq!(self::response(&review("CREATE", object))["allowed"], false);
     }
