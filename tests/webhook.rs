@@ -510,6 +510,71 @@ fn connections_beyond_the_bound_wait_until_one_is_free() {
 }
 
 #[test]
+fn on_sigterm_it_finishes_what_is_in_progress_and_exits() {
+    let mut webhook = Webhook::start("sigterm", &["--timeout", "2"]);
+    // A review half sent when the signal comes.
+    let body = review("u-term", "CREATE", shipped_manifest()).to_string();
+    let mut stream = connect(webhook.address, &webhook.ca()).unwrap();
+    let head = format!("POST /validate HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n", body.len());
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(&body.as_bytes()[..10]).unwrap();
+    stream.flush().unwrap();
+    let killed = Command::new("kill").args(["-TERM", &webhook.child.id().to_string()]).status().unwrap();
+    assert!(killed.success());
+    assert!(webhook.logged("stopping in"), "{}", webhook.log());
+    // New connections are still served while the API server's endpoints catch up.
+    webhook.healthy();
+    stream.write_all(&body.as_bytes()[10..]).unwrap();
+    stream.flush().unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).unwrap();
+    let response = parse_response(&raw);
+    assert_eq!(response.status, 200);
+    let head = String::from_utf8_lossy(&raw[..raw.len() - response.body.len()]).to_ascii_lowercase();
+    assert!(head.contains("connection: close"), "a draining webhook closes kept-alive connections: {head}");
+    let answer: Value = serde_json::from_slice(&response.body).unwrap();
+    assert_eq!(answer["response"]["allowed"], true);
+    let until = Instant::now() + Duration::from_secs(15);
+    let status = loop {
+        if let Some(status) = webhook.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < until, "the webhook exits after draining");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status:?}");
+    assert!(webhook.logged("stopped"), "{}", webhook.log());
+}
+
+#[test]
+fn kept_alive_connections_serve_one_review_after_another() {
+    let webhook = Webhook::start("keepalive", &[]);
+    let mut stream = connect(webhook.address, &webhook.ca()).unwrap();
+    for uid in ["u-1", "u-2"] {
+        let body = review(uid, "CREATE", shipped_manifest()).to_string();
+        let head = format!("POST /validate?timeout=5s HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n", body.len());
+        stream.write_all(head.as_bytes()).unwrap();
+        stream.write_all(body.as_bytes()).unwrap();
+        stream.flush().unwrap();
+        // Read exactly one response: its head, then Content-Length bytes.
+        let mut raw = Vec::new();
+        let mut byte = [0u8];
+        while !raw.ends_with(b"\r\n\r\n") {
+            stream.read_exact(&mut byte).unwrap();
+            raw.push(byte[0]);
+        }
+        let head = String::from_utf8_lossy(&raw).to_ascii_lowercase();
+        assert!(!head.contains("connection: close"), "{head}");
+        let length: usize =
+            head.lines().find_map(|l| l.strip_prefix("content-length: ")).unwrap().trim().parse().unwrap();
+        let mut body = vec![0u8; length];
+        stream.read_exact(&mut body).unwrap();
+        let answer: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(answer["response"]["uid"], uid);
+    }
+}
+
+#[test]
 fn a_rotated_certificate_is_served_without_a_restart() {
     let webhook = Webhook::start("rotate", &[]);
     webhook.healthy();

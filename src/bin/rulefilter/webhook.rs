@@ -15,6 +15,7 @@ use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -51,7 +52,9 @@ Example:
   rulefilter webhook --listen 0.0.0.0:8443 --tls-cert /tls/tls.crt --tls-key /tls/tls.key \\
       --image oci://registry.example.com/platform/rulefilter
 
-Exit status: 2 when it cannot start (unreadable certificate, address in use); it runs until stopped.
+On SIGTERM or Ctrl-C it keeps serving for min(--timeout, 5 s), closing each connection after its answer,
+then finishes the requests in progress and exits with status 0.
+Exit status: 2 when it cannot start (unreadable certificate, address in use).
 ";
 
 /// Largest request body. The API server refuses objects over 3 MiB, and etcd stores at most 1.5 MiB each; an
@@ -129,11 +132,16 @@ pub fn run(args: lexopt::Parser) -> Result<ExitCode, String> {
     })?;
     let address = listener.local_addr().map_err(|e| e.to_string())?;
     announce(address, &options.scope);
-    let server = Arc::new(Server { scope: options.scope, timeout: options.timeout });
-    let slots = Arc::new(Slots { busy: Mutex::new(0), freed: Condvar::new(), max: options.max_connections });
+    let server = Arc::new(Server { scope: options.scope, timeout: options.timeout, draining: AtomicBool::new(false) });
+    let slots = Arc::new(Slots { busy: Mutex::new(0), changed: Condvar::new(), max: options.max_connections });
+    let stop = {
+        let (server, slots) = (Arc::clone(&server), Arc::clone(&slots));
+        move || server.drain(&slots)
+    };
+    ctrlc::set_handler(stop).map_err(|e| format!("cannot catch SIGTERM: {e}"))?;
     loop {
         // Wait for a free slot before accepting: a burst waits in the kernel's queue rather than being reset.
-        let slot = slots.take();
+        slots.wait_for_room();
         let (stream, peer) = match listener.accept() {
             Ok(accepted) => accepted,
             Err(e) => {
@@ -143,6 +151,7 @@ pub fn run(args: lexopt::Parser) -> Result<ExitCode, String> {
                 continue;
             }
         };
+        let slot = slots.take();
         let config = certificates.current();
         let server = Arc::clone(&server);
         let spawned = std::thread::Builder::new().name(format!("webhook {peer}")).spawn(move || {
@@ -167,7 +176,7 @@ fn announce(address: SocketAddr, scope: &Scope) {
 /// Bounds the connections served at once.
 struct Slots {
     busy: Mutex<usize>,
-    freed: Condvar,
+    changed: Condvar,
     max: usize,
 }
 
@@ -175,30 +184,69 @@ struct Slots {
 struct Slot(Arc<Slots>);
 
 impl Slots {
-    fn take(self: &Arc<Self>) -> Slot {
-        let mut busy = self.busy.lock().unwrap_or_else(PoisonError::into_inner);
+    fn busy(&self) -> std::sync::MutexGuard<'_, usize> {
+        self.busy.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Returns once fewer than `max` connections are served. Only the accepting thread takes slots, so there
+    /// is still room when it takes one right after.
+    fn wait_for_room(&self) {
+        let mut busy = self.busy();
         while *busy >= self.max {
-            busy = self.freed.wait(busy).unwrap_or_else(PoisonError::into_inner);
+            busy = self.changed.wait(busy).unwrap_or_else(PoisonError::into_inner);
         }
-        *busy += 1;
+    }
+
+    fn take(self: &Arc<Self>) -> Slot {
+        *self.busy() += 1;
         Slot(Arc::clone(self))
+    }
+
+    /// Waits until no connection is served, or `until`; true when none is.
+    fn wait_idle(&self, until: Instant) -> bool {
+        let mut busy = self.busy();
+        while *busy > 0 {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            busy = self.changed.wait_timeout(busy, left).unwrap_or_else(PoisonError::into_inner).0;
+        }
+        true
     }
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        let mut busy = self.0.busy.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut busy = self.0.busy();
         *busy = busy.saturating_sub(1);
-        self.0.freed.notify_one();
+        // Both the accepting thread and a draining one may wait.
+        self.0.changed.notify_all();
     }
 }
 
 struct Server {
     scope: Scope,
     timeout: Duration,
+    /// Stopping: every answer closes its connection, so the API server's pooled connections move elsewhere.
+    draining: AtomicBool,
 }
 
 impl Server {
+    /// On SIGTERM (a rollout, a drain): keep serving for a moment, since the API server routes reviews here
+    /// until its endpoints catch up, then finish the requests in progress and exit.
+    fn drain(&self, slots: &Slots) {
+        self.draining.store(true, Ordering::SeqCst);
+        let grace = self.timeout.min(Duration::from_secs(5));
+        eprintln!("rulefilter webhook: stopping in {grace:?}, after the requests in progress");
+        std::thread::sleep(grace);
+        if !slots.wait_idle(Instant::now() + self.timeout) {
+            eprintln!("rulefilter webhook: stopping with requests still in progress");
+        }
+        eprintln!("rulefilter webhook: stopped");
+        std::process::exit(0);
+    }
+
     /// Serves one connection until the client closes it, sends something unreadable, or is too slow.
     fn connection(&self, tcp: TcpStream, config: Arc<rustls::ServerConfig>) {
         let peer = tcp.peer_addr().map_or_else(|_| "a client".to_owned(), |a| a.to_string());
@@ -218,7 +266,8 @@ impl Server {
             };
             stream.until = Instant::now() + self.timeout;
             let (status, content_type, body) = self.route(&request, &peer);
-            if http::respond(&mut stream, status, content_type, &body, request.close).is_err() || request.close {
+            let close = request.close || self.draining.load(Ordering::SeqCst);
+            if http::respond(&mut stream, status, content_type, &body, close).is_err() || close {
                 break;
             }
         }
