@@ -22,6 +22,7 @@ mod pin;
 mod report;
 mod trace;
 mod validate;
+mod webhook;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -40,6 +41,7 @@ Commands:
   dev       Serve a rules document through a local Envoy, applying every saved change
   manifest  Wrap a rules document into an Istio WasmPlugin
   image     Package the module as an OCI image for Istio, and push it
+  webhook   Serve a Kubernetes admission webhook that refuses WasmPlugins with invalid rules
 
 Run `rulefilter <COMMAND> --help` for a command's options and examples.
 Exit status: 0 all good, 1 problems found or cases failed, 2 the command itself failed.
@@ -78,12 +80,13 @@ fn run() -> Result<ExitCode, String> {
         "dev" => dev::run(args),
         "manifest" => manifest::run(args),
         "image" => image::run(args),
+        "webhook" => webhook::run(args),
         "help" => {
             out!("{USAGE}");
             Ok(ExitCode::SUCCESS)
         }
         other => Err(format!(
-            "unknown command {other:?}; the commands are validate, test, trace, dev, manifest and image (see `rulefilter --help`)"
+            "unknown command {other:?}; the commands are validate, test, trace, dev, manifest, image and webhook (see `rulefilter --help`)"
         )),
     }
 }
