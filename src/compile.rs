@@ -15,6 +15,7 @@ use crate::config::{
 };
 use crate::error::{ConfigError, ConfigErrors, Phase, RuleLocation};
 use crate::matcher::CompiledMatch;
+use crate::reserved::{self, bodiless_status, Edit};
 use crate::ruleset::{
     Action, CaptureBinding, Condition, Expr, Group, HeaderEdits, HeaderMap, LocalResponse, PathRewrite, Piece,
     QueryEdits, Redirect, RedirectTarget, Rewrite, Rule, RuleSet, Slot, Template, Test, UrlSlots, View,
@@ -312,7 +313,7 @@ impl Compiler<'_> {
         }
         for (name, test) in &spec.headers {
             let at = format!("{field}.headers.{name}");
-            if let Some(name) = header_name(name, true, &at, ctx) {
+            if let Some(name) = header_name(name, &at, ctx) {
                 let slot = self.request_header(&name, ctx);
                 all.extend(self.string_condition(&test.0, slot, View::Whole, Operand::Optional, &at, ctx));
             }
@@ -361,7 +362,7 @@ impl Compiler<'_> {
                 let message = "response headers are only known in the response phase; put this rule under `response`";
                 ctx.error(at.clone(), message);
             }
-            if let Some(name) = header_name(name, true, &at, ctx) {
+            if let Some(name) = header_name(name, &at, ctx) {
                 let slot = self.slot(Slot::Header(HeaderMap::Response, name.into()), ctx);
                 all.extend(self.string_condition(&test.0, slot, View::Whole, Operand::Optional, &at, ctx));
             }
@@ -524,11 +525,11 @@ impl Compiler<'_> {
                 ActionSpec::RequestHeaders(edits) => {
                     let field = format!("actions[{i}].request_headers");
                     request_only(ctx, &field, "cannot edit request headers");
-                    self.header_edits(edits, &field, ctx).map(Action::RequestHeaders)
+                    self.header_edits(edits, HeaderMap::Request, &field, ctx).map(Action::RequestHeaders)
                 }
                 ActionSpec::ResponseHeaders(edits) => {
                     let field = format!("actions[{i}].response_headers");
-                    self.header_edits(edits, &field, ctx).map(Action::ResponseHeaders)
+                    self.header_edits(edits, HeaderMap::Response, &field, ctx).map(Action::ResponseHeaders)
                 }
                 ActionSpec::Respond(respond) => {
                     ended_at = Some((i, "respond"));
@@ -555,17 +556,23 @@ impl Compiler<'_> {
         actions
     }
 
-    fn header_edits(&mut self, spec: &HeaderEditsSpec, field: &str, ctx: &mut RuleContext) -> Option<HeaderEdits> {
+    fn header_edits(
+        &mut self,
+        spec: &HeaderEditsSpec,
+        map: HeaderMap,
+        field: &str,
+        ctx: &mut RuleContext,
+    ) -> Option<HeaderEdits> {
         let before = ctx.error_count();
-        let copy = name_pairs(&spec.copy, &format!("{field}.copy"), ctx);
-        let rename = name_pairs(&spec.rename, &format!("{field}.rename"), ctx);
-        let set = self.templated_headers(&spec.set, &format!("{field}.set"), ctx);
-        let set_if_absent = self.templated_headers(&spec.set_if_absent, &format!("{field}.set_if_absent"), ctx);
-        let add = self.templated_headers(&spec.add, &format!("{field}.add"), ctx);
+        let copy = name_pairs(&spec.copy, Move::Copy, map, &format!("{field}.copy"), ctx);
+        let rename = name_pairs(&spec.rename, Move::Rename, map, &format!("{field}.rename"), ctx);
+        let set = self.templated_headers(&spec.set, map, &format!("{field}.set"), ctx);
+        let set_if_absent = self.templated_headers(&spec.set_if_absent, map, &format!("{field}.set_if_absent"), ctx);
+        let add = self.templated_headers(&spec.add, map, &format!("{field}.add"), ctx);
         let mut remove: Vec<Box<str>> = Vec::new();
         for (i, name) in spec.remove.iter().enumerate() {
             let at = format!("{field}.remove[{i}]");
-            if let Some(name) = header_name(name, false, &at, ctx) {
+            if let Some(name) = edited_header(name, map, Edit::Remove, &at, ctx) {
                 let written = set.iter().chain(&set_if_absent).chain(&add).any(|(n, _)| **n == *name);
                 if written {
                     ctx.error(at, format!("{name:?} is also written by this action; removing it undoes that"));
@@ -610,13 +617,14 @@ impl Compiler<'_> {
     fn templated_headers(
         &mut self,
         pairs: &std::collections::BTreeMap<String, String>,
+        map: HeaderMap,
         field: &str,
         ctx: &mut RuleContext,
     ) -> Vec<(Box<str>, Template)> {
         let mut out: Vec<(Box<str>, Template)> = Vec::new();
         for (name, value) in pairs {
             let at = format!("{field}.{name}");
-            let Some(lower) = header_name(name, false, &at, ctx) else { continue };
+            let Some(lower) = edited_header(name, map, Edit::Write, &at, ctx) else { continue };
             if out.iter().any(|(n, _)| **n == *lower) {
                 ctx.error(at, "given twice (header names are case-insensitive)");
                 continue;
@@ -638,7 +646,7 @@ impl Compiler<'_> {
         if status.is_none() {
             ctx.error(format!("{field}.status"), format!("{} is not a final HTTP status (200-599)", spec.status.0));
         }
-        let mut headers = self.templated_headers(&spec.headers, &format!("{field}.headers"), ctx);
+        let mut headers = self.templated_headers(&spec.headers, HeaderMap::Response, &format!("{field}.headers"), ctx);
         if let Some(content_type) = &spec.content_type {
             let at = format!("{field}.content_type");
             if headers.iter().any(|(n, _)| &**n == "content-type") {
@@ -648,6 +656,13 @@ impl Compiler<'_> {
             } else if let Some(template) = self.template(content_type, &at, ctx) {
                 headers.push(("content-type".into(), template));
             }
+        }
+        if let Some(code) = status.filter(|code| bodiless_status(*code) && !spec.body.is_empty()) {
+            let message = format!(
+                "a {code} response has no body, yet Envoy would send this one and HTTP/1.1 clients would read it \
+                 as the next response; remove `body` or answer 200"
+            );
+            ctx.error(format!("{field}.body"), message);
         }
         let body = self.sized_template(&spec.body, MAX_BODY_BYTES, &format!("{field}.body"), ctx);
         let (status, body) = (status?, body?);
@@ -875,7 +890,7 @@ impl Compiler<'_> {
                 value(self.request_header(":path", ctx), View::QueryParam(name.into()))
             }
             ("header", Some(name)) => {
-                let name = header_name(name, true, field, ctx)?;
+                let name = header_name(name, field, ctx)?;
                 value(self.request_header(&name, ctx), View::Whole)
             }
             ("cookie", Some(name)) if is_token(name) => {
@@ -888,7 +903,7 @@ impl Compiler<'_> {
             }
             ("response_header", Some(name)) => {
                 response_only(ctx);
-                let name = header_name(name, true, field, ctx)?;
+                let name = header_name(name, field, ctx)?;
                 value(self.slot(Slot::Header(HeaderMap::Response, name.into()), ctx), View::Whole)
             }
             ("env", Some(name)) => match self.env.var(name) {
@@ -1178,11 +1193,37 @@ fn tokens(values: &[String], field: &str, what: &str, ctx: &mut RuleContext) -> 
     out
 }
 
-fn name_pairs(pairs: &[FromTo], field: &str, ctx: &mut RuleContext) -> Vec<(Box<str>, Box<str>)> {
+/// Whether a name pair keeps the header it reads from.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Move {
+    Copy,
+    Rename,
+}
+
+fn name_pairs(
+    pairs: &[FromTo],
+    kind: Move,
+    map: HeaderMap,
+    field: &str,
+    ctx: &mut RuleContext,
+) -> Vec<(Box<str>, Box<str>)> {
     let mut out = Vec::new();
     for (i, pair) in pairs.iter().enumerate() {
-        let from = header_name(&pair.from, true, &format!("{field}[{i}].from"), ctx);
-        let to = header_name(&pair.to, false, &format!("{field}[{i}].to"), ctx);
+        let at = format!("{field}[{i}].from");
+        let from = match kind {
+            Move::Rename => edited_header(&pair.from, map, Edit::Remove, &at, ctx),
+            Move::Copy if pair.from.starts_with(':') => {
+                let message = format!(
+                    "{:?} is a pseudo-header; copy reads plain headers only: give its value with a template, \
+                     e.g. `set: {{x-original-path: \"${{path}}\"}}`",
+                    pair.from
+                );
+                ctx.error(at, message);
+                None
+            }
+            Move::Copy => header_name(&pair.from, &at, ctx),
+        };
+        let to = edited_header(&pair.to, map, Edit::Write, &format!("{field}[{i}].to"), ctx);
         if let (Some(from), Some(to)) = (from, to) {
             if from == to {
                 ctx.error(format!("{field}[{i}]"), "from and to are the same header");
@@ -1230,22 +1271,28 @@ fn status_code(code: Integer, lowest: u64) -> Option<u16> {
     }
 }
 
-/// Lower-cases a header name after checking it is an RFC 9110 token; pseudo-headers (`:path`) only where
-/// `allow_pseudo` (conditions may read them, edits may not write them).
-fn header_name(name: &str, allow_pseudo: bool, field: &str, ctx: &mut RuleContext) -> Option<String> {
-    let (pseudo, token) = match name.strip_prefix(':') {
-        Some(rest) => (true, rest),
-        None => (false, name),
-    };
-    if pseudo && !allow_pseudo {
-        ctx.error(field, format!("{name:?} is a pseudo-header; it cannot be edited here"));
-        return None;
-    }
+/// Lower-cases a header name after checking it is an RFC 9110 token, or a pseudo-header (`:path`) made of one.
+/// Reading any is fine; what edits may touch is [`edited_header`]'s judgement.
+fn header_name(name: &str, field: &str, ctx: &mut RuleContext) -> Option<String> {
+    let token = name.strip_prefix(':').unwrap_or(name);
     if !is_token(token) {
         ctx.error(field, format!("{name:?} is not a valid header name"));
         return None;
     }
     Some(name.to_ascii_lowercase())
+}
+
+/// Lower-cases the name of a header an action writes or removes in `map`, after checking it is a header name
+/// and one rules may edit that way ([`reserved`]).
+fn edited_header(name: &str, map: HeaderMap, edit: Edit, field: &str, ctx: &mut RuleContext) -> Option<String> {
+    let lower = header_name(name, field, ctx)?;
+    match reserved::refusal(&lower, map, edit) {
+        Some(message) => {
+            ctx.error(field, message);
+            None
+        }
+        None => Some(lower),
+    }
 }
 
 /// The `debug_header` name, lower-cased: a plain header a response may carry.
@@ -1254,7 +1301,10 @@ fn debug_header(name: &str) -> Result<String, String> {
         return Err(format!("{name:?} is not a valid header name"));
     }
     let name = name.to_ascii_lowercase();
-    if matches!(name.as_str(), "content-length" | "content-type" | "transfer-encoding" | "connection" | "location") {
+    if let Some(message) = reserved::refusal(&name, HeaderMap::Response, Edit::Write) {
+        return Err(message);
+    }
+    if matches!(name.as_str(), "content-type" | "location") {
         return Err(format!(
             "{name:?} means something to clients; pick a name of your own, such as x-rulefilter-matched"
         ));

@@ -146,7 +146,7 @@ fn header_names_and_values_cannot_smuggle_lines() {
         &[
             r#"request[0] "a": actions[0].request_headers.set.x b: "x b" is not a valid header name"#,
             r#"request[0] "a": actions[0].request_headers.set.x-a: header values cannot contain CR, LF or NUL"#,
-            r#"request[0] "a": actions[0].request_headers.remove[0]: ":path" is a pseudo-header; it cannot be edited here"#,
+            r#"request[0] "a": actions[0].request_headers.remove[0]: ":path" is a pseudo-header Envoy needs unchanged; change the path with `rewrite` and the query with `query`"#,
         ],
     );
     refused(
@@ -187,4 +187,121 @@ fn every_error_is_one_line() {
     assert_eq!(all.len(), 1);
     assert!(!all[0].contains('\n'), "{all:?}");
     assert!(all[0].starts_with(r#"request[0] "a": match.path.regex: invalid regex: "#), "{all:?}");
+}
+
+/// A document with one rule in `phase` doing `action` (flow YAML).
+fn one_rule(phase: &str, action: &str) -> String {
+    format!("{phase}:\n - name: a\n   actions: [{action}]")
+}
+
+#[test]
+fn pseudo_headers_cannot_be_moved_copied_or_removed_in_either_phase() {
+    refused(
+        &one_rule("request", "{request_headers: {rename: [{from: ':method', to: x-m}]}}"),
+        &[
+            r#"request[0] "a": actions[0].request_headers.rename[0].from: ":method" is a pseudo-header Envoy needs unchanged; rules cannot change it; read it with a condition or a template"#,
+        ],
+    );
+    refused(
+        &one_rule("request", "{request_headers: {rename: [{from: ':authority', to: x-a}]}}"),
+        &[
+            r#"request[0] "a": actions[0].request_headers.rename[0].from: ":authority" is a pseudo-header Envoy needs unchanged; change the host with `rewrite: {host: …}`"#,
+        ],
+    );
+    refused(
+        &one_rule("response", "{response_headers: {rename: [{from: ':status', to: x-s}]}}"),
+        &[
+            r#"response[0] "a": actions[0].response_headers.rename[0].from: ":status" is a pseudo-header Envoy needs unchanged; answer with another status through `respond`"#,
+        ],
+    );
+    refused(
+        &one_rule("request", "{request_headers: {copy: [{from: ':path', to: x-p}]}}"),
+        &[
+            r#"request[0] "a": actions[0].request_headers.copy[0].from: ":path" is a pseudo-header; copy reads plain headers only: give its value with a template, e.g. `set: {x-original-path: "${path}"}`"#,
+        ],
+    );
+    // Any name starting with `:`, in every place an action names a header.
+    for action in [
+        "{request_headers: {set: {':protocol': x}}}",
+        "{request_headers: {remove: [':x']}}",
+        "{request_headers: {copy: [{from: x-a, to: ':scheme'}]}}",
+        "{response_headers: {set_if_absent: {':status': '200'}}}",
+        "{response_headers: {add: {':path': /}}}",
+        "{respond: {status: 200, headers: {':status': '201'}}}",
+    ] {
+        let all = errors(&one_rule("request", action));
+        assert_eq!(all.len(), 1, "{action}: {all:?}");
+        assert!(all[0].contains("is a pseudo-header"), "{action}: {all:?}");
+    }
+}
+
+#[test]
+fn headers_envoy_frames_messages_with_can_be_removed_but_not_written() {
+    refused(
+        &one_rule("request", "{request_headers: {set: {Content-Length: '5'}}}"),
+        &[
+            r#"request[0] "a": actions[0].request_headers.set.Content-Length: "content-length" frames the body: Envoy sends the value as written, and one the body does not have hangs or cuts the message; it can only be removed (Envoy then frames the body itself)"#,
+        ],
+    );
+    refused(
+        &one_rule("request", "{request_headers: {add: {connection: close}}}"),
+        &[
+            r#"request[0] "a": actions[0].request_headers.add.connection: "connection" is connection-specific: Envoy sets it for each connection, and HTTP/2 forbids it (an HTTP/2 upstream answers 502); it can only be removed"#,
+        ],
+    );
+    refused(
+        &one_rule("request", "{request_headers: {remove: [host]}}"),
+        &[
+            r#"request[0] "a": actions[0].request_headers.remove[0]: "host" is the request's :authority inside Envoy: removing it sends the request without a host and `add` gives it two; use `rewrite: {host: …}`"#,
+        ],
+    );
+    for name in ["content-length", "transfer-encoding", "connection", "keep-alive", "proxy-connection", "upgrade", "te"]
+    {
+        for action in [
+            format!("{{request_headers: {{set: {{{name}: x}}}}}}"),
+            format!("{{request_headers: {{set_if_absent: {{{name}: x}}}}}}"),
+            format!("{{request_headers: {{copy: [{{from: x-a, to: {name}}}]}}}}"),
+            format!("{{request_headers: {{rename: [{{from: x-a, to: {name}}}]}}}}"),
+            format!("{{response_headers: {{add: {{{name}: x}}}}}}"),
+            format!("{{respond: {{status: 200, headers: {{{name}: x}}}}}}"),
+        ] {
+            let all = errors(&one_rule("request", &action));
+            assert_eq!(all.len(), 1, "{action}: {all:?}");
+            assert!(all[0].contains(&format!("{name:?}")) && all[0].contains("only be removed"), "{all:?}");
+        }
+        // Removing them is fine: Envoy frames the message and manages the connection itself.
+        for action in [
+            format!("{{request_headers: {{remove: [{name}]}}}}"),
+            format!("{{request_headers: {{rename: [{{from: {name}, to: x-was}}]}}}}"),
+            format!("{{response_headers: {{remove: [{name}]}}}}"),
+        ] {
+            rulefilter::parse(&one_rule("request", &action)).unwrap();
+        }
+    }
+    refused(
+        "debug_header: keep-alive",
+        &[
+            r#"debug_header: "keep-alive" is connection-specific: Envoy sets it for each connection, and HTTP/2 forbids it (an HTTP/2 upstream answers 502); it can only be removed"#,
+        ],
+    );
+    // `host` is only special in requests; `expect` reaches the upstream as written.
+    rulefilter::parse(&one_rule("request", "{response_headers: {set: {host: x}}}")).unwrap();
+    rulefilter::parse(&one_rule(
+        "request",
+        "{request_headers: {set: {expect: 100-continue}, copy: [{from: host, to: x-host}]}}",
+    ))
+    .unwrap();
+}
+
+#[test]
+fn a_response_without_a_body_cannot_be_given_one() {
+    for status in [204, 205, 304] {
+        refused(
+            &one_rule("request", &format!("{{respond: {{status: {status}, body: gone}}}}")),
+            &[&format!(
+                r#"request[0] "a": actions[0].respond.body: a {status} response has no body, yet Envoy would send this one and HTTP/1.1 clients would read it as the next response; remove `body` or answer 200"#
+            )],
+        );
+    }
+    rulefilter::parse(&one_rule("request", "{respond: {status: 204}}")).unwrap();
 }
