@@ -313,7 +313,7 @@ impl Compiler<'_> {
         }
         for (name, test) in &spec.headers {
             let at = format!("{field}.headers.{name}");
-            if let Some(name) = header_name(name, &at, ctx) {
+            if let Some(name) = request_header_name(name, &at, ctx) {
                 let slot = self.request_header(&name, ctx);
                 all.extend(self.string_condition(&test.0, slot, View::Whole, Operand::Optional, &at, ctx));
             }
@@ -890,7 +890,7 @@ impl Compiler<'_> {
                 value(self.request_header(":path", ctx), View::QueryParam(name.into()))
             }
             ("header", Some(name)) => {
-                let name = header_name(name, field, ctx)?;
+                let name = request_header_name(name, field, ctx)?;
                 value(self.request_header(&name, ctx), View::Whole)
             }
             ("cookie", Some(name)) if is_token(name) => {
@@ -1221,6 +1221,7 @@ fn name_pairs(
                 ctx.error(at, message);
                 None
             }
+            Move::Copy if map == HeaderMap::Request => request_header_name(&pair.from, &at, ctx),
             Move::Copy => header_name(&pair.from, &at, ctx),
         };
         let to = edited_header(&pair.to, map, Edit::Write, &format!("{field}[{i}].to"), ctx);
@@ -1280,6 +1281,18 @@ fn header_name(name: &str, field: &str, ctx: &mut RuleContext) -> Option<String>
         return None;
     }
     Some(name.to_ascii_lowercase())
+}
+
+/// [`header_name`] for a header read from the request, refusing one Envoy never has there.
+fn request_header_name(name: &str, field: &str, ctx: &mut RuleContext) -> Option<String> {
+    let lower = header_name(name, field, ctx)?;
+    match reserved::unreadable(&lower, HeaderMap::Request) {
+        Some(message) => {
+            ctx.error(field, message);
+            None
+        }
+        None => Some(lower),
+    }
 }
 
 /// Lower-cases the name of a header an action writes or removes in `map`, after checking it is a header name

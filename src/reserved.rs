@@ -50,6 +50,15 @@ pub(crate) fn refusal(name: &str, map: HeaderMap, edit: Edit) -> Option<String> 
     None
 }
 
+/// Why `name` (lower-cased) cannot be read from `map`; `None` if it can. Envoy turns an HTTP/1.1 `host` into
+/// `:authority`, so a request never has a `host` header for a rule to read: a test of it would never match.
+pub(crate) fn unreadable(name: &str, map: HeaderMap) -> Option<&'static str> {
+    (map == HeaderMap::Request && name == "host").then_some(
+        "a request has no \"host\" header inside Envoy (it becomes :authority); read the host with `match.host` \
+         or `${host}`",
+    )
+}
+
 /// What to write instead of editing a pseudo-header.
 fn pseudo_hint(name: &str) -> &'static str {
     match name {
@@ -99,5 +108,7 @@ mod tests {
         assert_eq!(refusal("host", HeaderMap::Response, Edit::Write), None);
         assert_eq!(refusal("x-host", HeaderMap::Request, Edit::Write), None);
         assert_eq!(refusal("expect", HeaderMap::Request, Edit::Write), None);
+        assert!(unreadable("host", HeaderMap::Request).is_some());
+        assert_eq!(unreadable("host", HeaderMap::Response), None);
     }
 }

@@ -286,11 +286,14 @@ fn headers_envoy_frames_messages_with_can_be_removed_but_not_written() {
     );
     // `host` is only special in requests; `expect` reaches the upstream as written.
     rulefilter::parse(&one_rule("request", "{response_headers: {set: {host: x}}}")).unwrap();
-    rulefilter::parse(&one_rule(
-        "request",
-        "{request_headers: {set: {expect: 100-continue}, copy: [{from: host, to: x-host}]}}",
-    ))
-    .unwrap();
+    rulefilter::parse(&one_rule("request", "{request_headers: {set: {expect: 100-continue}}}")).unwrap();
+    refused(
+        "request:\n - name: a\n   match: {headers: {Host: example.com}}\n   actions: [{request_headers: {copy: [{from: host, to: x-host}]}}]",
+        &[
+            r#"request[0] "a": match.headers.Host: a request has no "host" header inside Envoy (it becomes :authority); read the host with `match.host` or `${host}`"#,
+            r#"request[0] "a": actions[0].request_headers.copy[0].from: a request has no "host" header inside Envoy (it becomes :authority); read the host with `match.host` or `${host}`"#,
+        ],
+    );
 }
 
 #[test]
