@@ -13,7 +13,7 @@ use crate::config::{
     ActionSpec, Document, FromTo, HeaderEditsSpec, Integer, LogSpec, MatchFields, MatchSpec, Mode, QueryEditsSpec,
     RedirectSpec, RespondSpec, RewriteSpec, RuleSpec, SourceSpec, StatusSpec, StringMatchSpec,
 };
-use crate::error::{ConfigError, ConfigErrors, Phase, RuleLocation};
+use crate::error::{explain_shape, ConfigError, ConfigErrors, Phase, RuleLocation};
 use crate::matcher::CompiledMatch;
 use crate::reserved::{self, bodiless_status, Edit};
 use crate::ruleset::{
@@ -71,8 +71,9 @@ pub fn compile(document: Value, env: &dyn Environment) -> Result<RuleSet, Config
     if document.is_null() {
         return Ok(RuleSet::default());
     }
-    let document: Document = serde_path_to_error::deserialize(document)
-        .map_err(|e| ConfigErrors(vec![ConfigError::document(field_path(e.path()), e.into_inner().to_string())]))?;
+    let document: Document = serde_path_to_error::deserialize(document).map_err(|e| {
+        ConfigErrors(vec![ConfigError::document(field_path(e.path()), explain_shape(e.into_inner().to_string()))])
+    })?;
     let mut compiler = Compiler {
         slots: Vec::new(),
         carried: Vec::new(),
@@ -210,7 +211,8 @@ impl Compiler<'_> {
             Ok(spec) => spec,
             Err(e) => {
                 let field = field_path(e.path());
-                self.errors.push(ConfigError { rule: Some(location), field, message: e.into_inner().to_string() });
+                let message = explain_shape(e.into_inner().to_string());
+                self.errors.push(ConfigError { rule: Some(location), field, message });
                 return None;
             }
         };

@@ -65,15 +65,20 @@ fn a_debug_header_is_a_header_name_of_its_own() {
 fn wrong_types_name_the_field() {
     refused(
         "request:\n  - name: a\n    actions: [{request_headers: {set: {x: 3}}}]",
-        &[r#"request[0] "a": actions[0].request_headers.set.x: invalid type: integer `3`, expected a string"#],
+        &[
+            r#"request[0] "a": actions[0].request_headers.set.x: invalid type: integer `3`, expected a string (kubectl reads YAML 1.1, where unquoted 1_000, 0777, 1:30 and 1e3 are numbers: quote the value)"#,
+        ],
     );
     refused(
         "request:\n  - name: a\n    actions: [{respond: {status: 200.5}}]",
         &[
-            r#"request[0] "a": actions[0].respond.status: invalid value: floating point `200.5`, expected a non-negative whole number"#,
+            r#"request[0] "a": actions[0].respond.status: invalid value: floating point `200.5`, expected an HTTP status code, 200-599"#,
         ],
     );
-    refused("request: {a: 1}", &["request: invalid type: map, expected a sequence"]);
+    refused(
+        "request: {a: 1}",
+        &["request: a map where a list is expected; this is a list of rules: start each with `- name: …`"],
+    );
 }
 
 #[test]
@@ -307,4 +312,97 @@ fn a_response_without_a_body_cannot_be_given_one() {
         );
     }
     rulefilter::parse(&one_rule("request", "{respond: {status: 204}}")).unwrap();
+}
+
+#[test]
+fn numbers_out_of_place_say_what_is_allowed() {
+    refused(
+        "request:\n - name: a\n   actions: [{respond: {status: abc}}]",
+        &[
+            r#"request[0] "a": actions[0].respond.status: invalid type: string "abc", expected an HTTP status code, 200-599"#,
+        ],
+    );
+    refused(
+        "request:\n - name: a\n   actions: [{redirect: {status: permanent, location: /x}}]",
+        &[
+            r#"request[0] "a": actions[0].redirect.status: invalid type: string "permanent", expected a redirect status: 301, 302, 303, 307 or 308"#,
+        ],
+    );
+    refused(
+        "request:\n - name: a\n   actions: [{redirect: {port: -1, path: /x}}]",
+        &[r#"request[0] "a": actions[0].redirect.port: invalid value: integer `-1`, expected a port, 1-65535"#],
+    );
+    refused(
+        "request:\n - name: a\n   match: {source: {cidrs: [10.0.0.0/8], trusted_hops: many}}\n   actions: [{log: {message: x}}]",
+        &[
+            r#"request[0] "a": match.source.trusted_hops: invalid type: string "many", expected a number of proxies, 0-16"#,
+        ],
+    );
+}
+
+#[test]
+fn a_list_written_as_a_map_is_told_how_to_write_the_list() {
+    refused(
+        "request:\n - name: a\n   actions:\n     respond: {status: 200}",
+        &[
+            r#"request[0] "a": actions: a map where a list is expected; this is a list of actions: write each as an item, `- respond: …` (`[{respond: …}]` in JSON)"#,
+        ],
+    );
+    refused(
+        "request:\n - name: a\n   actions: respond",
+        &[
+            r#"request[0] "a": actions: invalid type: string "respond", expected a list of actions: write each as an item, `- respond: …` (`[{respond: …}]` in JSON)"#,
+        ],
+    );
+}
+
+#[test]
+fn scalars_a_yaml_1_1_reader_changes_get_a_quoting_hint() {
+    // Compact JSON, as Istio hands the module what kubectl stored for `exact: on`.
+    refused(
+        r#"{"request":[{"name":"x","match":{"headers":{"x-canary":{"exact":true}}}}]}"#,
+        &[
+            r#"request[0] "x": match.headers.x-canary.exact: invalid type: boolean `true`, expected a string (kubectl reads YAML 1.1, where unquoted on/off, yes/no, y/n and true/false are booleans: quote the value)"#,
+        ],
+    );
+    // `x-canary: off` as a shorthand exact test, a header value `yes`, a rule name `no`.
+    for (document, field) in [
+        (
+            r#"{"request":[{"name":"x","match":{"headers":{"x-canary":false}},"actions":[{"log":{"message":"m"}}]}]}"#,
+            "match.headers.x-canary",
+        ),
+        (
+            r#"{"request":[{"name":"x","actions":[{"request_headers":{"set":{"x-a":true}}}]}]}"#,
+            "actions[0].request_headers.set.x-a",
+        ),
+        (r#"{"request":[{"name":false,"actions":[{"log":{"message":"m"}}]}]}"#, "name"),
+        (r#"{"log_level":true}"#, "log_level"),
+    ] {
+        let all = errors(document);
+        assert_eq!(all.len(), 1, "{all:?}");
+        assert!(all[0].contains(&format!("{field}: invalid type: boolean")), "{all:?}");
+        assert!(all[0].ends_with("(kubectl reads YAML 1.1, where unquoted on/off, yes/no, y/n and true/false are booleans: quote the value)"), "{all:?}");
+    }
+    // 1_000, 0777 and 1:30 reach the module as 1000, 511 and 5400 (doubles, through the protobuf Struct).
+    for (value, shown) in
+        [("1000.0", "floating point `1000.0`"), ("511", "integer `511`"), ("5400.0", "floating point `5400.0`")]
+    {
+        let document =
+            format!(r#"{{"request":[{{"name":"x","actions":[{{"respond":{{"status":200,"body":{value}}}}}]}}]}}"#);
+        let all = errors(&document);
+        assert_eq!(all.len(), 1, "{all:?}");
+        assert!(
+            all[0].contains(&format!("actions[0].respond.body: invalid type: {shown}, expected a string")),
+            "{all:?}"
+        );
+        assert!(
+            all[0].ends_with(
+                "(kubectl reads YAML 1.1, where unquoted 1_000, 0777, 1:30 and 1e3 are numbers: quote the value)"
+            ),
+            "{all:?}"
+        );
+    }
+    // Where a number is expected, a number is no YAML 1.1 accident: no hint.
+    let all = errors(r#"{"request":[{"name":"x","actions":[{"respond":{"status":99}}]}]}"#);
+    assert!(!all[0].contains("kubectl"), "{all:?}");
 }
