@@ -228,14 +228,21 @@ impl Compiler<'_> {
         };
         check_rule_name(&spec.name, &mut ctx);
         if let Some(first) = self.names.get(&spec.name) {
-            let message = format!("duplicate name; {}[{}] already uses it", first.phase.key(), first.index);
+            let message = format!(
+                "duplicate name; {}[{}] already uses it: give each rule a name of its own",
+                first.phase.key(),
+                first.index
+            );
             ctx.error("name", message);
         } else {
             self.names.insert(spec.name.clone(), location.clone());
         }
         let mut when = self.block(&spec.conditions, "match", 0, &mut ctx);
         if spec.actions.len() > MAX_ACTIONS {
-            ctx.error("actions", format!("{} actions; a rule has at most {MAX_ACTIONS}", spec.actions.len()));
+            ctx.error(
+                "actions",
+                format!("{} actions; a rule has at most {MAX_ACTIONS}: split it into two rules", spec.actions.len()),
+            );
         }
         let actions = self.actions(&spec.actions, &mut ctx);
         if let Some(expr) = &mut when {
@@ -275,7 +282,7 @@ impl Compiler<'_> {
     /// Compiles one match block: its fields are ANDed. `None` for an empty block (matches everything).
     fn block(&mut self, spec: &MatchSpec, field: &str, depth: usize, ctx: &mut RuleContext) -> Option<Expr> {
         if depth > MAX_NESTING {
-            ctx.error(field, format!("blocks nest more than {MAX_NESTING} deep"));
+            ctx.error(field, format!("blocks nest more than {MAX_NESTING} deep; flatten the nested all/any/not"));
             return None;
         }
         let mut all = Vec::new();
@@ -293,14 +300,14 @@ impl Compiler<'_> {
         if let Some(methods) = &spec.method {
             let slot = self.request_header(":method", ctx);
             let at = format!("{field}.method");
-            let values = tokens(&methods.0, &at, "an HTTP method", ctx);
+            let values = tokens(&methods.0, &at, "an HTTP method (a token such as GET)", ctx);
             let wanted = one_of(&values);
             all.push(leaf(at, wanted, slot, View::Whole, Test::OneOf { values, ignore_case: false }));
         }
         if let Some(schemes) = &spec.scheme {
             let slot = self.request_header(":scheme", ctx);
             let at = format!("{field}.scheme");
-            let values = tokens(&schemes.0, &at, "a URL scheme", ctx);
+            let values = tokens(&schemes.0, &at, "a URL scheme (http or https)", ctx);
             let wanted = one_of(&values);
             all.push(leaf(at, wanted, slot, View::Whole, Test::OneOf { values, ignore_case: true }));
         }
@@ -332,7 +339,10 @@ impl Compiler<'_> {
         for (name, test) in &spec.cookies {
             let at = format!("{field}.cookies.{name}");
             if !is_token(name) {
-                ctx.error(at.clone(), format!("{name:?} is not a valid cookie name"));
+                ctx.error(
+                    at.clone(),
+                    format!("{name:?} is not a valid cookie name (a token: letters, digits and {TOKEN_SYMBOLS})"),
+                );
             }
             let slot = self.request_header("cookie", ctx);
             let view = View::Cookie(name.as_str().into());
@@ -483,7 +493,9 @@ impl Compiler<'_> {
         }
         let trusted_hops = spec.trusted_hops.map_or(0, |h| h.0);
         if trusted_hops > 16 {
-            ctx.error(format!("{field}.trusted_hops"), "more than 16 trusted proxies is surely a mistake");
+            let message =
+                format!("{trusted_hops} trusted proxies; trusted_hops is 0-16 (the proxies in front of this one)");
+            ctx.error(format!("{field}.trusted_hops"), message);
         }
         let trusted_hops = usize::try_from(trusted_hops).unwrap_or(usize::MAX);
         let slot = self.slot(Slot::SourceAddress, ctx);
@@ -520,7 +532,7 @@ impl Compiler<'_> {
             }
             let request_only = |ctx: &mut RuleContext, field: &str, what: &str| {
                 if ctx.phase == Phase::Response {
-                    ctx.error(field, format!("{what} in the response phase: the request has already gone upstream"));
+                    ctx.error(field, format!("{what} in the response phase: the request has already gone upstream; move this action to a request rule"));
                 }
             };
             let action = match spec {
@@ -577,7 +589,12 @@ impl Compiler<'_> {
             if let Some(name) = edited_header(name, map, Edit::Remove, &at, ctx) {
                 let written = set.iter().chain(&set_if_absent).chain(&add).any(|(n, _)| **n == *name);
                 if written {
-                    ctx.error(at, format!("{name:?} is also written by this action; removing it undoes that"));
+                    ctx.error(
+                        at,
+                        format!(
+                            "{name:?} is also written by this action; removing it undoes that: keep one of the two"
+                        ),
+                    );
                 }
                 remove.push(name.into());
             }
@@ -586,7 +603,12 @@ impl Compiler<'_> {
         for (i, prefix) in spec.remove_prefix.iter().enumerate() {
             let at = format!("{field}.remove_prefix[{i}]");
             if prefix.is_empty() || prefix.starts_with(':') || !is_token(prefix) {
-                ctx.error(at, format!("{prefix:?} is not the start of a header name"));
+                ctx.error(
+                    at,
+                    format!(
+                        "{prefix:?} is not the start of a header name (letters, digits and {TOKEN_SYMBOLS}; no `:`)"
+                    ),
+                );
             } else {
                 remove_prefix.push(prefix.to_ascii_lowercase().into());
             }
@@ -628,11 +650,11 @@ impl Compiler<'_> {
             let at = format!("{field}.{name}");
             let Some(lower) = edited_header(name, map, Edit::Write, &at, ctx) else { continue };
             if out.iter().any(|(n, _)| **n == *lower) {
-                ctx.error(at, "given twice (header names are case-insensitive)");
+                ctx.error(at, "given twice (header names are case-insensitive); keep one");
                 continue;
             }
             if !is_header_value(value) {
-                ctx.error(at, "header values cannot contain CR, LF or NUL");
+                ctx.error(at, HEADER_VALUE_RULE);
                 continue;
             }
             if let Some(template) = self.template(value, &at, ctx) {
@@ -654,7 +676,7 @@ impl Compiler<'_> {
             if headers.iter().any(|(n, _)| &**n == "content-type") {
                 ctx.error(at, "also given in headers; keep one");
             } else if !is_header_value(content_type) {
-                ctx.error(at, "header values cannot contain CR, LF or NUL");
+                ctx.error(at, HEADER_VALUE_RULE);
             } else if let Some(template) = self.template(content_type, &at, ctx) {
                 headers.push(("content-type".into(), template));
             }
@@ -822,7 +844,7 @@ impl Compiler<'_> {
     /// A template whose result is a header value (checked again at run time).
     fn header_template(&mut self, text: &str, field: &str, ctx: &mut RuleContext) -> Option<Template> {
         if !is_header_value(text) {
-            ctx.error(field, "header values cannot contain CR, LF or NUL");
+            ctx.error(field, HEADER_VALUE_RULE);
             return None;
         }
         self.template(text, field, ctx)
@@ -950,7 +972,7 @@ fn capture(group: &str, reference: &str, field: &str, ctx: &mut RuleContext) -> 
     let id = match candidates.as_slice() {
         [id] => *id,
         [] => {
-            ctx.error(field, format!("`${{{reference}}}`: no regex condition of this rule has that group"));
+            ctx.error(field, format!("`${{{reference}}}`: no regex condition of this rule has that group; capture it with `(…)` in a `regex` test"));
             return None;
         }
         _ => {
@@ -1229,7 +1251,7 @@ fn name_pairs(
         let to = edited_header(&pair.to, map, Edit::Write, &format!("{field}[{i}].to"), ctx);
         if let (Some(from), Some(to)) = (from, to) {
             if from == to {
-                ctx.error(format!("{field}[{i}]"), "from and to are the same header");
+                ctx.error(format!("{field}[{i}]"), "from and to are the same header; give `to` another name");
             } else {
                 out.push((from.into(), to.into()));
             }
@@ -1257,7 +1279,7 @@ fn status_range(status: &StatusSpec) -> Result<(u16, u16), String> {
                 let low = low.trim().parse().ok().and_then(in_range).ok_or_else(|| not_status(text))?;
                 let high = high.trim().parse().ok().and_then(in_range).ok_or_else(|| not_status(text))?;
                 if low > high {
-                    return Err(format!("{text:?} is an empty range"));
+                    return Err(format!("{text:?} is an empty range; write the lower code first, e.g. \"500-504\""));
                 }
                 return Ok((low, high));
             }
@@ -1279,7 +1301,7 @@ fn status_code(code: Integer, lowest: u64) -> Option<u16> {
 fn header_name(name: &str, field: &str, ctx: &mut RuleContext) -> Option<String> {
     let token = name.strip_prefix(':').unwrap_or(name);
     if !is_token(token) {
-        ctx.error(field, format!("{name:?} is not a valid header name"));
+        ctx.error(field, format!("{name:?} is not a valid header name (a token: letters, digits and {TOKEN_SYMBOLS})"));
         return None;
     }
     Some(name.to_ascii_lowercase())
@@ -1313,7 +1335,7 @@ fn edited_header(name: &str, map: HeaderMap, edit: Edit, field: &str, ctx: &mut 
 /// The `debug_header` name, lower-cased: a plain header a response may carry.
 fn debug_header(name: &str) -> Result<String, String> {
     if !is_token(name) {
-        return Err(format!("{name:?} is not a valid header name"));
+        return Err(format!("{name:?} is not a valid header name (a token: letters, digits and {TOKEN_SYMBOLS})"));
     }
     let name = name.to_ascii_lowercase();
     if let Some(message) = reserved::refusal(&name, HeaderMap::Response, Edit::Write) {
@@ -1326,6 +1348,12 @@ fn debug_header(name: &str) -> Result<String, String> {
     }
     Ok(name)
 }
+
+/// The symbols an RFC 9110 token may hold besides letters and digits, as messages list them.
+const TOKEN_SYMBOLS: &str = "!#$%&'*+-.^_`|~";
+
+/// What a header value must be, as messages say it.
+const HEADER_VALUE_RULE: &str = "header values cannot contain CR, LF or NUL; write the value on one line";
 
 /// RFC 9110 `token`: what header names and methods are made of.
 pub(crate) fn is_token(s: &str) -> bool {

@@ -52,7 +52,10 @@ fn a_log_level_is_one_of_five() {
 
 #[test]
 fn a_debug_header_is_a_header_name_of_its_own() {
-    refused("debug_header: x rules", &[r#"debug_header: "x rules" is not a valid header name"#]);
+    refused(
+        "debug_header: x rules",
+        &[r#"debug_header: "x rules" is not a valid header name (a token: letters, digits and !#$%&'*+-.^_`|~)"#],
+    );
     refused(
         "debug_header: Content-Type",
         &[
@@ -95,7 +98,7 @@ fn every_problem_of_every_rule_is_reported() {
         "request:\n  - name: a\n    actions: []\n  - name: a\n    actions: [{respond: {status: 99}}]\n  - name: ok\n    actions: [{respond: {status: 204}}]\n  - name: 'bad name'\n    actions: [{respond: {status: 200}}]",
         &[
             r#"request[0] "a": actions: a rule needs at least one action"#,
-            r#"request[1] "a": name: duplicate name; request[0] already uses it"#,
+            r#"request[1] "a": name: duplicate name; request[0] already uses it: give each rule a name of its own"#,
             r#"request[1] "a": actions[0].respond.status: 99 is not a final HTTP status (200-599)"#,
             r#"request[3] "bad name": name: a name is 1-100 letters, digits, '.', '_' or '-', starting with a letter or digit (it labels logs and metrics)"#,
         ],
@@ -106,7 +109,7 @@ fn every_problem_of_every_rule_is_reported() {
 fn names_are_unique_across_phases_and_required() {
     refused(
         "request:\n  - name: tag\n    actions: [{response_headers: {set: {a: b}}}]\nresponse:\n  - name: tag\n    actions: [{response_headers: {set: {a: b}}}]",
-        &[r#"response[0] "tag": name: duplicate name; request[0] already uses it"#],
+        &[r#"response[0] "tag": name: duplicate name; request[0] already uses it: give each rule a name of its own"#],
     );
     refused("request:\n  - actions: [{respond: {status: 200}}]", &["request[0]: missing field `name`"]);
 }
@@ -127,7 +130,7 @@ fn request_edits_are_refused_in_the_response_phase() {
     refused(
         "response:\n  - name: late\n    actions: [{request_headers: {set: {a: b}}}]",
         &[
-            r#"response[0] "late": actions[0].request_headers: cannot edit request headers in the response phase: the request has already gone upstream"#,
+            r#"response[0] "late": actions[0].request_headers: cannot edit request headers in the response phase: the request has already gone upstream; move this action to a request rule"#,
         ],
     );
 }
@@ -149,14 +152,16 @@ fn header_names_and_values_cannot_smuggle_lines() {
     refused(
         "request:\n - name: a\n   actions: [{request_headers: {set: {x-a: \"a\\r\\nx-b: c\", 'x b': c}, remove: [':path']}}]",
         &[
-            r#"request[0] "a": actions[0].request_headers.set.x b: "x b" is not a valid header name"#,
-            r#"request[0] "a": actions[0].request_headers.set.x-a: header values cannot contain CR, LF or NUL"#,
+            r#"request[0] "a": actions[0].request_headers.set.x b: "x b" is not a valid header name (a token: letters, digits and !#$%&'*+-.^_`|~)"#,
+            r#"request[0] "a": actions[0].request_headers.set.x-a: header values cannot contain CR, LF or NUL; write the value on one line"#,
             r#"request[0] "a": actions[0].request_headers.remove[0]: ":path" is a pseudo-header Envoy needs unchanged; change the path with `rewrite` and the query with `query`"#,
         ],
     );
     refused(
         "request:\n - name: a\n   actions: [{request_headers: {set: {X-A: '1', x-a: '2'}}}]",
-        &[r#"request[0] "a": actions[0].request_headers.set.x-a: given twice (header names are case-insensitive)"#],
+        &[
+            r#"request[0] "a": actions[0].request_headers.set.x-a: given twice (header names are case-insensitive); keep one"#,
+        ],
     );
 }
 
