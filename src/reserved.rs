@@ -41,6 +41,13 @@ pub(crate) fn refusal(name: &str, map: HeaderMap, edit: Edit) -> Option<String> 
                 .to_owned(),
         );
     }
+    if name == "te" {
+        return Some(
+            "\"te\" is connection-specific: Envoy passes on a client's `te: trailers` (gRPC's), and any other value \
+             makes an HTTP/2 upstream refuse the request (Envoy answers 502); it can only be removed"
+                .to_owned(),
+        );
+    }
     if HOP_BY_HOP.contains(&name) {
         return Some(format!(
             "{name:?} is connection-specific: Envoy sets it for each connection, and HTTP/2 forbids it (an HTTP/2 \
