@@ -13,8 +13,9 @@ use crate::config::{
     ActionSpec, Document, FromTo, HeaderEditsSpec, Integer, LogSpec, MatchFields, MatchSpec, Mode, QueryEditsSpec,
     RedirectSpec, RespondSpec, RewriteSpec, RuleSpec, SourceSpec, StatusSpec, StringMatchSpec,
 };
-use crate::error::{ConfigError, ConfigErrors, Phase, RuleLocation};
+use crate::error::{explain_shape, ConfigError, ConfigErrors, Phase, RuleLocation};
 use crate::matcher::CompiledMatch;
+use crate::reserved::{self, bodiless_status, Edit};
 use crate::ruleset::{
     Action, CaptureBinding, Condition, Expr, Group, HeaderEdits, HeaderMap, LocalResponse, PathRewrite, Piece,
     QueryEdits, Redirect, RedirectTarget, Rewrite, Rule, RuleSet, Slot, Template, Test, UrlSlots, View,
@@ -70,8 +71,9 @@ pub fn compile(document: Value, env: &dyn Environment) -> Result<RuleSet, Config
     if document.is_null() {
         return Ok(RuleSet::default());
     }
-    let document: Document = serde_path_to_error::deserialize(document)
-        .map_err(|e| ConfigErrors(vec![ConfigError::document(field_path(e.path()), e.into_inner().to_string())]))?;
+    let document: Document = serde_path_to_error::deserialize(document).map_err(|e| {
+        ConfigErrors(vec![ConfigError::document(field_path(e.path()), explain_shape(e.into_inner().to_string()))])
+    })?;
     let mut compiler = Compiler {
         slots: Vec::new(),
         carried: Vec::new(),
@@ -209,7 +211,8 @@ impl Compiler<'_> {
             Ok(spec) => spec,
             Err(e) => {
                 let field = field_path(e.path());
-                self.errors.push(ConfigError { rule: Some(location), field, message: e.into_inner().to_string() });
+                let message = explain_shape(e.into_inner().to_string());
+                self.errors.push(ConfigError { rule: Some(location), field, message });
                 return None;
             }
         };
@@ -225,14 +228,21 @@ impl Compiler<'_> {
         };
         check_rule_name(&spec.name, &mut ctx);
         if let Some(first) = self.names.get(&spec.name) {
-            let message = format!("duplicate name; {}[{}] already uses it", first.phase.key(), first.index);
+            let message = format!(
+                "duplicate name; {}[{}] already uses it: give each rule a name of its own",
+                first.phase.key(),
+                first.index
+            );
             ctx.error("name", message);
         } else {
             self.names.insert(spec.name.clone(), location.clone());
         }
         let mut when = self.block(&spec.conditions, "match", 0, &mut ctx);
         if spec.actions.len() > MAX_ACTIONS {
-            ctx.error("actions", format!("{} actions; a rule has at most {MAX_ACTIONS}", spec.actions.len()));
+            ctx.error(
+                "actions",
+                format!("{} actions; a rule has at most {MAX_ACTIONS}: split it into two rules", spec.actions.len()),
+            );
         }
         let actions = self.actions(&spec.actions, &mut ctx);
         if let Some(expr) = &mut when {
@@ -272,7 +282,7 @@ impl Compiler<'_> {
     /// Compiles one match block: its fields are ANDed. `None` for an empty block (matches everything).
     fn block(&mut self, spec: &MatchSpec, field: &str, depth: usize, ctx: &mut RuleContext) -> Option<Expr> {
         if depth > MAX_NESTING {
-            ctx.error(field, format!("blocks nest more than {MAX_NESTING} deep"));
+            ctx.error(field, format!("blocks nest more than {MAX_NESTING} deep; flatten the nested all/any/not"));
             return None;
         }
         let mut all = Vec::new();
@@ -290,14 +300,14 @@ impl Compiler<'_> {
         if let Some(methods) = &spec.method {
             let slot = self.request_header(":method", ctx);
             let at = format!("{field}.method");
-            let values = tokens(&methods.0, &at, "an HTTP method", ctx);
+            let values = tokens(&methods.0, &at, "an HTTP method (a token such as GET)", ctx);
             let wanted = one_of(&values);
             all.push(leaf(at, wanted, slot, View::Whole, Test::OneOf { values, ignore_case: false }));
         }
         if let Some(schemes) = &spec.scheme {
             let slot = self.request_header(":scheme", ctx);
             let at = format!("{field}.scheme");
-            let values = tokens(&schemes.0, &at, "a URL scheme", ctx);
+            let values = tokens(&schemes.0, &at, "a URL scheme (http or https)", ctx);
             let wanted = one_of(&values);
             all.push(leaf(at, wanted, slot, View::Whole, Test::OneOf { values, ignore_case: true }));
         }
@@ -312,7 +322,7 @@ impl Compiler<'_> {
         }
         for (name, test) in &spec.headers {
             let at = format!("{field}.headers.{name}");
-            if let Some(name) = header_name(name, true, &at, ctx) {
+            if let Some(name) = request_header_name(name, &at, ctx) {
                 let slot = self.request_header(&name, ctx);
                 all.extend(self.string_condition(&test.0, slot, View::Whole, Operand::Optional, &at, ctx));
             }
@@ -329,7 +339,10 @@ impl Compiler<'_> {
         for (name, test) in &spec.cookies {
             let at = format!("{field}.cookies.{name}");
             if !is_token(name) {
-                ctx.error(at.clone(), format!("{name:?} is not a valid cookie name"));
+                ctx.error(
+                    at.clone(),
+                    format!("{name:?} is not a valid cookie name (a token: letters, digits and {TOKEN_SYMBOLS})"),
+                );
             }
             let slot = self.request_header("cookie", ctx);
             let view = View::Cookie(name.as_str().into());
@@ -361,7 +374,7 @@ impl Compiler<'_> {
                 let message = "response headers are only known in the response phase; put this rule under `response`";
                 ctx.error(at.clone(), message);
             }
-            if let Some(name) = header_name(name, true, &at, ctx) {
+            if let Some(name) = header_name(name, &at, ctx) {
                 let slot = self.slot(Slot::Header(HeaderMap::Response, name.into()), ctx);
                 all.extend(self.string_condition(&test.0, slot, View::Whole, Operand::Optional, &at, ctx));
             }
@@ -480,7 +493,9 @@ impl Compiler<'_> {
         }
         let trusted_hops = spec.trusted_hops.map_or(0, |h| h.0);
         if trusted_hops > 16 {
-            ctx.error(format!("{field}.trusted_hops"), "more than 16 trusted proxies is surely a mistake");
+            let message =
+                format!("{trusted_hops} trusted proxies; trusted_hops is 0-16 (the proxies in front of this one)");
+            ctx.error(format!("{field}.trusted_hops"), message);
         }
         let trusted_hops = usize::try_from(trusted_hops).unwrap_or(usize::MAX);
         let slot = self.slot(Slot::SourceAddress, ctx);
@@ -517,18 +532,18 @@ impl Compiler<'_> {
             }
             let request_only = |ctx: &mut RuleContext, field: &str, what: &str| {
                 if ctx.phase == Phase::Response {
-                    ctx.error(field, format!("{what} in the response phase: the request has already gone upstream"));
+                    ctx.error(field, format!("{what} in the response phase: the request has already gone upstream; move this action to a request rule"));
                 }
             };
             let action = match spec {
                 ActionSpec::RequestHeaders(edits) => {
                     let field = format!("actions[{i}].request_headers");
                     request_only(ctx, &field, "cannot edit request headers");
-                    self.header_edits(edits, &field, ctx).map(Action::RequestHeaders)
+                    self.header_edits(edits, HeaderMap::Request, &field, ctx).map(Action::RequestHeaders)
                 }
                 ActionSpec::ResponseHeaders(edits) => {
                     let field = format!("actions[{i}].response_headers");
-                    self.header_edits(edits, &field, ctx).map(Action::ResponseHeaders)
+                    self.header_edits(edits, HeaderMap::Response, &field, ctx).map(Action::ResponseHeaders)
                 }
                 ActionSpec::Respond(respond) => {
                     ended_at = Some((i, "respond"));
@@ -555,20 +570,31 @@ impl Compiler<'_> {
         actions
     }
 
-    fn header_edits(&mut self, spec: &HeaderEditsSpec, field: &str, ctx: &mut RuleContext) -> Option<HeaderEdits> {
+    fn header_edits(
+        &mut self,
+        spec: &HeaderEditsSpec,
+        map: HeaderMap,
+        field: &str,
+        ctx: &mut RuleContext,
+    ) -> Option<HeaderEdits> {
         let before = ctx.error_count();
-        let copy = name_pairs(&spec.copy, &format!("{field}.copy"), ctx);
-        let rename = name_pairs(&spec.rename, &format!("{field}.rename"), ctx);
-        let set = self.templated_headers(&spec.set, &format!("{field}.set"), ctx);
-        let set_if_absent = self.templated_headers(&spec.set_if_absent, &format!("{field}.set_if_absent"), ctx);
-        let add = self.templated_headers(&spec.add, &format!("{field}.add"), ctx);
+        let copy = name_pairs(&spec.copy, Move::Copy, map, &format!("{field}.copy"), ctx);
+        let rename = name_pairs(&spec.rename, Move::Rename, map, &format!("{field}.rename"), ctx);
+        let set = self.templated_headers(&spec.set, map, &format!("{field}.set"), ctx);
+        let set_if_absent = self.templated_headers(&spec.set_if_absent, map, &format!("{field}.set_if_absent"), ctx);
+        let add = self.templated_headers(&spec.add, map, &format!("{field}.add"), ctx);
         let mut remove: Vec<Box<str>> = Vec::new();
         for (i, name) in spec.remove.iter().enumerate() {
             let at = format!("{field}.remove[{i}]");
-            if let Some(name) = header_name(name, false, &at, ctx) {
+            if let Some(name) = edited_header(name, map, Edit::Remove, &at, ctx) {
                 let written = set.iter().chain(&set_if_absent).chain(&add).any(|(n, _)| **n == *name);
                 if written {
-                    ctx.error(at, format!("{name:?} is also written by this action; removing it undoes that"));
+                    ctx.error(
+                        at,
+                        format!(
+                            "{name:?} is also written by this action; removing it undoes that: keep one of the two"
+                        ),
+                    );
                 }
                 remove.push(name.into());
             }
@@ -577,7 +603,12 @@ impl Compiler<'_> {
         for (i, prefix) in spec.remove_prefix.iter().enumerate() {
             let at = format!("{field}.remove_prefix[{i}]");
             if prefix.is_empty() || prefix.starts_with(':') || !is_token(prefix) {
-                ctx.error(at, format!("{prefix:?} is not the start of a header name"));
+                ctx.error(
+                    at,
+                    format!(
+                        "{prefix:?} is not the start of a header name (letters, digits and {TOKEN_SYMBOLS}; no `:`)"
+                    ),
+                );
             } else {
                 remove_prefix.push(prefix.to_ascii_lowercase().into());
             }
@@ -610,19 +641,20 @@ impl Compiler<'_> {
     fn templated_headers(
         &mut self,
         pairs: &std::collections::BTreeMap<String, String>,
+        map: HeaderMap,
         field: &str,
         ctx: &mut RuleContext,
     ) -> Vec<(Box<str>, Template)> {
         let mut out: Vec<(Box<str>, Template)> = Vec::new();
         for (name, value) in pairs {
             let at = format!("{field}.{name}");
-            let Some(lower) = header_name(name, false, &at, ctx) else { continue };
+            let Some(lower) = edited_header(name, map, Edit::Write, &at, ctx) else { continue };
             if out.iter().any(|(n, _)| **n == *lower) {
-                ctx.error(at, "given twice (header names are case-insensitive)");
+                ctx.error(at, "given twice (header names are case-insensitive); keep one");
                 continue;
             }
             if !is_header_value(value) {
-                ctx.error(at, "header values cannot contain CR, LF or NUL");
+                ctx.error(at, HEADER_VALUE_RULE);
                 continue;
             }
             if let Some(template) = self.template(value, &at, ctx) {
@@ -638,16 +670,23 @@ impl Compiler<'_> {
         if status.is_none() {
             ctx.error(format!("{field}.status"), format!("{} is not a final HTTP status (200-599)", spec.status.0));
         }
-        let mut headers = self.templated_headers(&spec.headers, &format!("{field}.headers"), ctx);
+        let mut headers = self.templated_headers(&spec.headers, HeaderMap::Response, &format!("{field}.headers"), ctx);
         if let Some(content_type) = &spec.content_type {
             let at = format!("{field}.content_type");
             if headers.iter().any(|(n, _)| &**n == "content-type") {
                 ctx.error(at, "also given in headers; keep one");
             } else if !is_header_value(content_type) {
-                ctx.error(at, "header values cannot contain CR, LF or NUL");
+                ctx.error(at, HEADER_VALUE_RULE);
             } else if let Some(template) = self.template(content_type, &at, ctx) {
                 headers.push(("content-type".into(), template));
             }
+        }
+        if let Some(code) = status.filter(|code| bodiless_status(*code) && !spec.body.is_empty()) {
+            let message = format!(
+                "a {code} response has no body, yet Envoy would send this one and HTTP/1.1 clients would read it \
+                 as the next response; remove `body` or answer 200"
+            );
+            ctx.error(format!("{field}.body"), message);
         }
         let body = self.sized_template(&spec.body, MAX_BODY_BYTES, &format!("{field}.body"), ctx);
         let (status, body) = (status?, body?);
@@ -805,7 +844,7 @@ impl Compiler<'_> {
     /// A template whose result is a header value (checked again at run time).
     fn header_template(&mut self, text: &str, field: &str, ctx: &mut RuleContext) -> Option<Template> {
         if !is_header_value(text) {
-            ctx.error(field, "header values cannot contain CR, LF or NUL");
+            ctx.error(field, HEADER_VALUE_RULE);
             return None;
         }
         self.template(text, field, ctx)
@@ -875,7 +914,7 @@ impl Compiler<'_> {
                 value(self.request_header(":path", ctx), View::QueryParam(name.into()))
             }
             ("header", Some(name)) => {
-                let name = header_name(name, true, field, ctx)?;
+                let name = request_header_name(name, field, ctx)?;
                 value(self.request_header(&name, ctx), View::Whole)
             }
             ("cookie", Some(name)) if is_token(name) => {
@@ -888,7 +927,7 @@ impl Compiler<'_> {
             }
             ("response_header", Some(name)) => {
                 response_only(ctx);
-                let name = header_name(name, true, field, ctx)?;
+                let name = header_name(name, field, ctx)?;
                 value(self.slot(Slot::Header(HeaderMap::Response, name.into()), ctx), View::Whole)
             }
             ("env", Some(name)) => match self.env.var(name) {
@@ -933,7 +972,7 @@ fn capture(group: &str, reference: &str, field: &str, ctx: &mut RuleContext) -> 
     let id = match candidates.as_slice() {
         [id] => *id,
         [] => {
-            ctx.error(field, format!("`${{{reference}}}`: no regex condition of this rule has that group"));
+            ctx.error(field, format!("`${{{reference}}}`: no regex condition of this rule has that group; capture it with `(…)` in a `regex` test"));
             return None;
         }
         _ => {
@@ -1178,14 +1217,41 @@ fn tokens(values: &[String], field: &str, what: &str, ctx: &mut RuleContext) -> 
     out
 }
 
-fn name_pairs(pairs: &[FromTo], field: &str, ctx: &mut RuleContext) -> Vec<(Box<str>, Box<str>)> {
+/// Whether a name pair keeps the header it reads from.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Move {
+    Copy,
+    Rename,
+}
+
+fn name_pairs(
+    pairs: &[FromTo],
+    kind: Move,
+    map: HeaderMap,
+    field: &str,
+    ctx: &mut RuleContext,
+) -> Vec<(Box<str>, Box<str>)> {
     let mut out = Vec::new();
     for (i, pair) in pairs.iter().enumerate() {
-        let from = header_name(&pair.from, true, &format!("{field}[{i}].from"), ctx);
-        let to = header_name(&pair.to, false, &format!("{field}[{i}].to"), ctx);
+        let at = format!("{field}[{i}].from");
+        let from = match kind {
+            Move::Rename => edited_header(&pair.from, map, Edit::Remove, &at, ctx),
+            Move::Copy if pair.from.starts_with(':') => {
+                let message = format!(
+                    "{:?} is a pseudo-header; copy reads plain headers only: give its value with a template, \
+                     e.g. `set: {{x-original-path: \"${{path}}\"}}`",
+                    pair.from
+                );
+                ctx.error(at, message);
+                None
+            }
+            Move::Copy if map == HeaderMap::Request => request_header_name(&pair.from, &at, ctx),
+            Move::Copy => header_name(&pair.from, &at, ctx),
+        };
+        let to = edited_header(&pair.to, map, Edit::Write, &format!("{field}[{i}].to"), ctx);
         if let (Some(from), Some(to)) = (from, to) {
             if from == to {
-                ctx.error(format!("{field}[{i}]"), "from and to are the same header");
+                ctx.error(format!("{field}[{i}]"), "from and to are the same header; give `to` another name");
             } else {
                 out.push((from.into(), to.into()));
             }
@@ -1213,7 +1279,7 @@ fn status_range(status: &StatusSpec) -> Result<(u16, u16), String> {
                 let low = low.trim().parse().ok().and_then(in_range).ok_or_else(|| not_status(text))?;
                 let high = high.trim().parse().ok().and_then(in_range).ok_or_else(|| not_status(text))?;
                 if low > high {
-                    return Err(format!("{text:?} is an empty range"));
+                    return Err(format!("{text:?} is an empty range; write the lower code first, e.g. \"500-504\""));
                 }
                 return Ok((low, high));
             }
@@ -1230,37 +1296,64 @@ fn status_code(code: Integer, lowest: u64) -> Option<u16> {
     }
 }
 
-/// Lower-cases a header name after checking it is an RFC 9110 token; pseudo-headers (`:path`) only where
-/// `allow_pseudo` (conditions may read them, edits may not write them).
-fn header_name(name: &str, allow_pseudo: bool, field: &str, ctx: &mut RuleContext) -> Option<String> {
-    let (pseudo, token) = match name.strip_prefix(':') {
-        Some(rest) => (true, rest),
-        None => (false, name),
-    };
-    if pseudo && !allow_pseudo {
-        ctx.error(field, format!("{name:?} is a pseudo-header; it cannot be edited here"));
-        return None;
-    }
+/// Lower-cases a header name after checking it is an RFC 9110 token, or a pseudo-header (`:path`) made of one.
+/// Reading any is fine; what edits may touch is [`edited_header`]'s judgement.
+fn header_name(name: &str, field: &str, ctx: &mut RuleContext) -> Option<String> {
+    let token = name.strip_prefix(':').unwrap_or(name);
     if !is_token(token) {
-        ctx.error(field, format!("{name:?} is not a valid header name"));
+        ctx.error(field, format!("{name:?} is not a valid header name (a token: letters, digits and {TOKEN_SYMBOLS})"));
         return None;
     }
     Some(name.to_ascii_lowercase())
 }
 
+/// [`header_name`] for a header read from the request, refusing one Envoy never has there.
+fn request_header_name(name: &str, field: &str, ctx: &mut RuleContext) -> Option<String> {
+    let lower = header_name(name, field, ctx)?;
+    match reserved::unreadable(&lower, HeaderMap::Request) {
+        Some(message) => {
+            ctx.error(field, message);
+            None
+        }
+        None => Some(lower),
+    }
+}
+
+/// Lower-cases the name of a header an action writes or removes in `map`, after checking it is a header name
+/// and one rules may edit that way ([`reserved`]).
+fn edited_header(name: &str, map: HeaderMap, edit: Edit, field: &str, ctx: &mut RuleContext) -> Option<String> {
+    let lower = header_name(name, field, ctx)?;
+    match reserved::refusal(&lower, map, edit) {
+        Some(message) => {
+            ctx.error(field, message);
+            None
+        }
+        None => Some(lower),
+    }
+}
+
 /// The `debug_header` name, lower-cased: a plain header a response may carry.
 fn debug_header(name: &str) -> Result<String, String> {
     if !is_token(name) {
-        return Err(format!("{name:?} is not a valid header name"));
+        return Err(format!("{name:?} is not a valid header name (a token: letters, digits and {TOKEN_SYMBOLS})"));
     }
     let name = name.to_ascii_lowercase();
-    if matches!(name.as_str(), "content-length" | "content-type" | "transfer-encoding" | "connection" | "location") {
+    if let Some(message) = reserved::refusal(&name, HeaderMap::Response, Edit::Write) {
+        return Err(message);
+    }
+    if matches!(name.as_str(), "content-type" | "location") {
         return Err(format!(
             "{name:?} means something to clients; pick a name of your own, such as x-rulefilter-matched"
         ));
     }
     Ok(name)
 }
+
+/// The symbols an RFC 9110 token may hold besides letters and digits, as messages list them.
+const TOKEN_SYMBOLS: &str = "!#$%&'*+-.^_`|~";
+
+/// What a header value must be, as messages say it.
+const HEADER_VALUE_RULE: &str = "header values cannot contain CR, LF or NUL; write the value on one line";
 
 /// RFC 9110 `token`: what header names and methods are made of.
 pub(crate) fn is_token(s: &str) -> bool {

@@ -27,10 +27,10 @@ pub struct Document {
     /// Opt-in debug aid: a response header, of this name, listing the rules that matched the exchange.
     pub debug_header: Option<String>,
     /// Rules run when the request headers arrive, in the order written.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "rule_list")]
     pub request: Vec<serde_yaml::Value>,
     /// Rules run when the response headers arrive, in the order written.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "rule_list")]
     pub response: Vec<serde_yaml::Value>,
 }
 
@@ -41,7 +41,7 @@ pub struct RuleSpec {
     pub name: String,
     #[serde(default, rename = "match")]
     pub conditions: MatchSpec,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "action_list")]
     pub actions: Vec<ActionSpec>,
     /// Stop evaluating the phase's later rules once this one has matched.
     #[serde(default)]
@@ -136,7 +136,7 @@ pub struct SourceSpec {
     pub cidrs: Vec<String>,
     /// 0 (default): the connection's peer address. N > 0: N proxies in front are trusted to append to
     /// `x-forwarded-for`, so the client is the N-th address from its right end.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "trusted_hops")]
     pub trusted_hops: Option<Integer>,
     #[serde(default)]
     pub invert: bool,
@@ -267,6 +267,7 @@ pub struct FromTo {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RespondSpec {
+    #[serde(deserialize_with = "final_status")]
     pub status: Integer,
     /// Header values are templates.
     #[serde(default)]
@@ -283,6 +284,7 @@ pub struct RespondSpec {
 #[serde(deny_unknown_fields)]
 pub struct RedirectSpec {
     /// 301, 302 (default), 303, 307 or 308.
+    #[serde(default, deserialize_with = "redirect_status")]
     pub status: Option<Integer>,
     /// The whole target URL (a template).
     pub location: Option<String>,
@@ -290,6 +292,7 @@ pub struct RedirectSpec {
     pub scheme: Option<String>,
     /// A template.
     pub host: Option<String>,
+    #[serde(default, deserialize_with = "port")]
     pub port: Option<Integer>,
     /// A template; the new path.
     pub path: Option<String>,
@@ -357,30 +360,92 @@ pub struct Integer(pub u64);
 
 impl<'de> Deserialize<'de> for Integer {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct IntegerVisitor;
-        impl Visitor<'_> for IntegerVisitor {
-            type Value = Integer;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a non-negative whole number")
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Integer, E> {
-                Ok(Integer(v))
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Integer, E> {
-                u64::try_from(v).map(Integer).map_err(|_| E::invalid_value(de::Unexpected::Signed(v), &self))
-            }
-            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Integer, E> {
-                // 2^53: beyond it a double no longer holds every whole number exactly.
-                if v.fract() == 0.0 && (0.0..=9_007_199_254_740_992.0).contains(&v) {
-                    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-                    Ok(Integer(v as u64))
-                } else {
-                    Err(E::invalid_value(de::Unexpected::Float(v), &self))
-                }
-            }
-        }
-        deserializer.deserialize_any(IntegerVisitor)
+        deserializer.deserialize_any(IntegerVisitor { expecting: "a non-negative whole number" })
     }
+}
+
+/// Reads an [`Integer`]; a wrong value is refused saying what `expecting` allows (a status range, a port…).
+struct IntegerVisitor {
+    expecting: &'static str,
+}
+
+impl Visitor<'_> for IntegerVisitor {
+    type Value = Integer;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str(self.expecting)
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Integer, E> {
+        Ok(Integer(v))
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Integer, E> {
+        u64::try_from(v).map(Integer).map_err(|_| E::invalid_value(de::Unexpected::Signed(v), &self))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Integer, E> {
+        // 2^53: beyond it a double no longer holds every whole number exactly.
+        if v.fract() == 0.0 && (0.0..=9_007_199_254_740_992.0).contains(&v) {
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+            Ok(Integer(v as u64))
+        } else {
+            Err(E::invalid_value(de::Unexpected::Float(v), &self))
+        }
+    }
+}
+
+/// What a local response's status may be; compile checks the range and says the same.
+pub const FINAL_STATUS: &str = "an HTTP status code, 200-599";
+/// What a redirect's status may be; compile checks it and says the same.
+pub const REDIRECT_STATUS: &str = "a redirect status: 301, 302, 303, 307 or 308";
+/// What a redirect's port may be.
+pub const PORT: &str = "a port, 1-65535";
+
+fn final_status<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Integer, D::Error> {
+    deserializer.deserialize_any(IntegerVisitor { expecting: FINAL_STATUS })
+}
+
+fn redirect_status<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Integer>, D::Error> {
+    deserializer.deserialize_any(IntegerVisitor { expecting: REDIRECT_STATUS }).map(Some)
+}
+
+fn port<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Integer>, D::Error> {
+    deserializer.deserialize_any(IntegerVisitor { expecting: PORT }).map(Some)
+}
+
+fn trusted_hops<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Integer>, D::Error> {
+    deserializer.deserialize_any(IntegerVisitor { expecting: "a number of proxies, 0-16" }).map(Some)
+}
+
+/// A list written as a map is the commonest shape mistake (`actions: {respond: …}`): say how a list is written.
+struct ListVisitor<T> {
+    expecting: &'static str,
+    marker: std::marker::PhantomData<T>,
+}
+
+impl<'de, T: Deserialize<'de>> Visitor<'de> for ListVisitor<T> {
+    type Value = Vec<T>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str(self.expecting)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+        Vec::deserialize(de::value::SeqAccessDeserializer::new(seq))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, _map: A) -> Result<Self::Value, A::Error> {
+        Err(de::Error::custom(format!("a map where a list is expected; this is {}", self.expecting)))
+    }
+}
+
+fn list<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    deserializer: D,
+    expecting: &'static str,
+) -> Result<Vec<T>, D::Error> {
+    deserializer.deserialize_any(ListVisitor { expecting, marker: std::marker::PhantomData })
+}
+
+fn rule_list<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<serde_yaml::Value>, D::Error> {
+    list(deserializer, "a list of rules: start each with `- name: …`")
+}
+
+fn action_list<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<ActionSpec>, D::Error> {
+    list(deserializer, "a list of actions: write each as an item, `- respond: …` (`[{respond: …}]` in JSON)")
 }
 
 fn optional_integer<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u64>, D::Error> {

@@ -80,6 +80,22 @@ impl ConfigError {
     }
 }
 
+/// A serde message, with what would be right where serde cannot know it: a boolean or a number where text is
+/// expected is, almost always, an unquoted scalar that a YAML 1.1 reader (kubectl, which stores the
+/// `pluginConfig` Istio hands the module) turned into one.
+pub(crate) fn explain_shape(message: String) -> String {
+    let Some(rest) = message.strip_prefix("invalid type: ") else { return message };
+    let expects_number = ["number", "status", "port"].iter().any(|word| rest.contains(word));
+    let hint = if rest.starts_with("boolean") {
+        "kubectl reads YAML 1.1, where unquoted on/off, yes/no, y/n and true/false are booleans: quote the value"
+    } else if (rest.starts_with("integer") || rest.starts_with("floating point")) && !expects_number {
+        "kubectl reads YAML 1.1, where unquoted 1_000, 0777, 1:30 and 1e3 are numbers: quote the value"
+    } else {
+        return message;
+    };
+    format!("{message} ({hint})")
+}
+
 /// The misspelt word and the allowed ones, from the messages that list them: serde's `unknown field `x`,
 /// expected one of `a`, `b``, `unknown reference `${x}`; known: a, b` and `"x" is not one of a, b`.
 fn misspelling(message: &str) -> Option<(String, Vec<String>)> {

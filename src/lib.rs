@@ -23,6 +23,7 @@ pub mod local;
 pub mod locate;
 pub mod matcher;
 pub mod metrics;
+mod reserved;
 pub mod ruleset;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod simulate;

@@ -33,7 +33,7 @@ fn rules_and_actions_are_counted() {
     let actions = vec!["{log: {message: x}}"; MAX_ACTIONS + 1].join(", ");
     assert_eq!(
         errors(&one_rule(&format!("[{actions}]"))),
-        [r#"request[0] "r": actions: 65 actions; a rule has at most 64"#]
+        [r#"request[0] "r": actions: 65 actions; a rule has at most 64: split it into two rules"#]
     );
 }
 

@@ -506,7 +506,9 @@ fn captures_must_name_one_group_that_can_hold_a_value() {
     );
     assert_eq!(
         errors(&doc("{path: {regex: '/(a)'}}", "${capture.2}")),
-        [r#"request[0] "r": actions[0].respond.body: `${capture.2}`: no regex condition of this rule has that group"#]
+        [
+            r#"request[0] "r": actions[0].respond.body: `${capture.2}`: no regex condition of this rule has that group; capture it with `(…)` in a `regex` test"#
+        ]
     );
     assert_eq!(
         errors(&doc("{not: {path: {regex: '/(?P<x>a)'}}}", "${capture.x}")),
@@ -532,7 +534,7 @@ fn new_conditions_and_actions_refuse_mistakes_with_their_field() {
         errors("response:\n  - name: r\n    match: {status: [6xx, '500-400', 99]}\n    actions: [{response_headers: {set: {a: b}}}]"),
         [
             r#"response[0] "r": match.status[0]: "6xx" is not a status (100-599), a class like "5xx" or a range like "500-504""#,
-            r#"response[0] "r": match.status[1]: "500-400" is an empty range"#,
+            r#"response[0] "r": match.status[1]: "500-400" is an empty range; write the lower code first, e.g. "500-504""#,
             r#"response[0] "r": match.status[2]: 99 is not an HTTP status (100-599)"#,
         ]
     );
@@ -566,8 +568,8 @@ fn new_conditions_and_actions_refuse_mistakes_with_their_field() {
     assert_eq!(
         errors("response:\n  - name: r\n    actions: [{rewrite: {host: x}}, {query: {remove: [a]}}, {log: {level: loud, message: m}}]"),
         [
-            r#"response[0] "r": actions[0].rewrite: cannot rewrite in the response phase: the request has already gone upstream"#,
-            r#"response[0] "r": actions[1].query: cannot edit the query in the response phase: the request has already gone upstream"#,
+            r#"response[0] "r": actions[0].rewrite: cannot rewrite in the response phase: the request has already gone upstream; move this action to a request rule"#,
+            r#"response[0] "r": actions[1].query: cannot edit the query in the response phase: the request has already gone upstream; move this action to a request rule"#,
             r#"response[0] "r": actions[2].log.level: "loud" is not one of trace, debug, info, warn, error"#,
         ]
     );
