@@ -290,6 +290,7 @@ impl Server {
         stream.until = Instant::now() + self.timeout;
         let _ = http::respond(stream, status, "text/plain; charset=utf-8", format!("{message}\n").as_bytes(), true);
         stream.close();
+        stream.linger();
     }
 
     fn route(&self, request: &Request, peer: &str) -> (u16, &'static str, Vec<u8>) {
@@ -336,6 +337,25 @@ impl Deadline {
         while self.stream.conn.wants_write() && self.arm().is_ok() {
             if self.stream.conn.write_tls(&mut self.stream.sock).is_err() {
                 break;
+            }
+        }
+    }
+}
+
+impl Deadline {
+    /// After refusing a request whose body was not read: closing a socket with unread bytes makes the kernel
+    /// reset the connection, and a reset can destroy the answer before the client reads it. So end our side,
+    /// then discard what the client still sends until it closes, for a bounded time and amount.
+    fn linger(&mut self) {
+        const MOST: usize = 8 << 20;
+        let _ = self.stream.sock.shutdown(std::net::Shutdown::Write);
+        self.until = Instant::now() + Duration::from_secs(2);
+        let mut discarded = 0;
+        let mut scratch = [0u8; 16 * 1024];
+        while discarded < MOST && self.arm().is_ok() {
+            match self.stream.sock.read(&mut scratch) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => discarded += n,
             }
         }
     }
