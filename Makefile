@@ -4,6 +4,8 @@ WASM_TARGET := wasm32-wasip1
 MODULE := target/$(WASM_TARGET)/release/rulefilter.wasm
 VENV := .venv
 ENVOY := $(VENV)/bin/envoy
+# Cargo builds with the lock files as committed, never rewriting them (a stale one fails instead).
+CARGO_LOCKED := --locked
 RULES ?= rules/hello.yaml
 PORT ?= 10000
 SOAK_SECONDS ?= 60
@@ -12,7 +14,7 @@ BENCH_ROUNDS ?= 3
 COSTS_SECONDS ?= 4
 # The soak and bench programs (examples/perf/); CI's smoke uses the dev build `make test` already made.
 PERF_PROFILE ?= release
-PERF := cargo run --profile $(PERF_PROFILE) --quiet --example perf --
+PERF := cargo run $(CARGO_LOCKED) --profile $(PERF_PROFILE) --quiet --example perf --
 
 FUZZ_TARGETS := document evaluate parts
 FUZZ_SECONDS ?= 300
@@ -23,7 +25,7 @@ all: build
 
 ## build: the size-optimised Wasm module, copied to build/rulefilter.wasm
 build:
-	cargo build --lib --release --target $(WASM_TARGET)
+	cargo build $(CARGO_LOCKED) --lib --release --target $(WASM_TARGET)
 	mkdir -p build
 	cp $(MODULE) build/rulefilter.wasm
 	@ls -l build/rulefilter.wasm
@@ -38,18 +40,18 @@ $(ENVOY): tests/requirements.txt
 
 ## run: Envoy on 127.0.0.1:10000 with $(RULES) in front of an echo upstream; edits apply live (Ctrl-C stops)
 run: build envoy
-	cargo run --quiet --bin rulefilter -- dev --port $(PORT) $(RULES)
+	cargo run $(CARGO_LOCKED) --quiet --bin rulefilter -- dev --port $(PORT) $(RULES)
 
 ## test: lints, native tests, and the e2e suite through the real Envoy
 test: build envoy lint
-	cargo test --all-targets
+	cargo test $(CARGO_LOCKED) --all-targets
 
 ## lint: formatting, and clippy on the module (no unwrap/expect/panic/indexing outside tests)
 lint:
 	cargo fmt --check
 	cargo fmt --check --manifest-path fuzz/Cargo.toml
-	cargo clippy --lib --release --target $(WASM_TARGET) -- -D warnings
-	cargo clippy --all-targets -- -D warnings
+	cargo clippy $(CARGO_LOCKED) --lib --release --target $(WASM_TARGET) -- -D warnings
+	cargo clippy $(CARGO_LOCKED) --all-targets -- -D warnings
 
 ## soak: $(SOAK_SECONDS) s of full-speed load (wrk) through Envoy with rules/edge.yaml; fails on an unexpected
 ## status, a socket error or timeout, module counters that do not add up, or memory growth

@@ -49,16 +49,17 @@ pub fn wasm_module() -> PathBuf {
 /// its path. Its own workspace and lock file; built into target/fixtures.
 pub fn crasher_module() -> PathBuf {
     static MODULE: OnceLock<PathBuf> = OnceLock::new();
-    let args = ["--locked", "--manifest-path", "tests/fixtures/crasher/Cargo.toml", "--target-dir", "target/fixtures"];
+    let args = ["--manifest-path", "tests/fixtures/crasher/Cargo.toml", "--target-dir", "target/fixtures"];
     MODULE.get_or_init(|| build_module(&args, "target/fixtures/wasm32-wasip1/release/crasher.wasm")).clone()
 }
 
-/// `cargo build --release --target wasm32-wasip1 <args>` in the project folder; the module it makes at `module`.
+/// `cargo build --locked --release --target wasm32-wasip1 <args>` in the project folder; the module it makes at
+/// `module`.
 fn build_module(args: &[&str], module: &str) -> PathBuf {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = Command::new(cargo)
         .current_dir(project_dir())
-        .args(["build", "--release", "--target", "wasm32-wasip1"])
+        .args(["build", "--locked", "--release", "--target", "wasm32-wasip1"])
         .args(args)
         .status()
         .expect("run cargo to build a Wasm module");
