@@ -19,12 +19,21 @@ PERF := cargo run $(CARGO_LOCKED) --profile $(PERF_PROFILE) --quiet --example pe
 FUZZ_TARGETS := document evaluate parts
 FUZZ_SECONDS ?= 300
 
-.PHONY: all build envoy run test lint soak bench bench-costs fuzz fuzz-ci clean
+.PHONY: all toolchain build envoy run test lint soak bench bench-costs fuzz fuzz-ci clean
 
 all: build
 
+## toolchain: the Rust toolchain, Wasm target and components pinned in rust-toolchain.toml, installed if
+## missing (rustup may be set not to install them by itself: RUSTUP_AUTO_INSTALL=0)
+toolchain:
+	@if command -v rustup >/dev/null && [ "$$(rustup component list --installed 2>/dev/null \
+		| grep -cE '^(clippy-|rustfmt-|rust-std-$(WASM_TARGET)$$)')" -lt 3 ]; then \
+		echo "Installing the Rust toolchain pinned in rust-toolchain.toml, with its $(WASM_TARGET) target"; \
+		rustup toolchain install; \
+	fi
+
 ## build: the size-optimised Wasm module, copied to build/rulefilter.wasm
-build:
+build: toolchain
 	cargo build $(CARGO_LOCKED) --lib --release --target $(WASM_TARGET)
 	mkdir -p build
 	cp $(MODULE) build/rulefilter.wasm
@@ -47,7 +56,7 @@ test: build envoy lint
 	cargo test $(CARGO_LOCKED) --all-targets
 
 ## lint: formatting, and clippy on the module (no unwrap/expect/panic/indexing outside tests)
-lint:
+lint: toolchain
 	cargo fmt --check
 	cargo fmt --check --manifest-path fuzz/Cargo.toml
 	cargo clippy $(CARGO_LOCKED) --lib --release --target $(WASM_TARGET) -- -D warnings
