@@ -14,7 +14,7 @@ BENCH_ROUNDS ?= 3
 COSTS_SECONDS ?= 4
 # The soak and bench programs (examples/perf/); CI's smoke uses the dev build `make test` already made.
 PERF_PROFILE ?= release
-PERF := cargo run $(CARGO_LOCKED) --profile $(PERF_PROFILE) --quiet --example perf --
+PERF := cargo run $(CARGO_LOCKED) --profile $(PERF_PROFILE) --example perf --
 
 FUZZ_TARGETS := document evaluate parts
 FUZZ_SECONDS ?= 300
@@ -34,6 +34,7 @@ toolchain:
 
 ## build: the size-optimised Wasm module, copied to build/rulefilter.wasm
 build: toolchain
+	@echo "Building the Wasm module (release; the first build takes about a minute)"
 	cargo build $(CARGO_LOCKED) --lib --release --target $(WASM_TARGET)
 	mkdir -p build
 	cp $(MODULE) build/rulefilter.wasm
@@ -49,7 +50,8 @@ $(ENVOY): tests/requirements.txt
 
 ## run: Envoy on 127.0.0.1:10000 with $(RULES) in front of an echo upstream; edits apply live (Ctrl-C stops)
 run: build envoy
-	cargo run $(CARGO_LOCKED) --quiet --bin rulefilter -- dev --port $(PORT) $(RULES)
+	@echo "Building the rulefilter tool (native; the first build takes about a minute)"
+	cargo run $(CARGO_LOCKED) --bin rulefilter -- dev --port $(PORT) $(RULES)
 
 ## test: lints, native tests, and the e2e suite through the real Envoy
 test: build envoy lint

@@ -28,6 +28,7 @@ impl Dev {
     }
 
     fn start_on(rules: &Path, port: u16) -> Dev {
+        support::test_clock();
         let mut child = Command::new(env!("CARGO_BIN_EXE_rulefilter"))
             .arg("dev")
             .arg(rules)
@@ -60,6 +61,7 @@ impl Dev {
                 Ok(line) => {
                     self.seen.push(line.clone());
                     if line.contains(text) {
+                        support::progress(format_args!("rulefilter dev said {line:?}"));
                         return line;
                     }
                 }
