@@ -4,6 +4,8 @@ WASM_TARGET := wasm32-wasip1
 MODULE := target/$(WASM_TARGET)/release/rulefilter.wasm
 VENV := .venv
 ENVOY := $(VENV)/bin/envoy
+# Cargo builds with the lock files as committed, never rewriting them (a stale one fails instead).
+CARGO_LOCKED := --locked
 RULES ?= rules/hello.yaml
 PORT ?= 10000
 SOAK_SECONDS ?= 60
@@ -12,7 +14,7 @@ BENCH_ROUNDS ?= 3
 COSTS_SECONDS ?= 4
 # The soak and bench programs (examples/perf/); CI's smoke uses the dev build `make test` already made.
 PERF_PROFILE ?= release
-PERF := cargo run --profile $(PERF_PROFILE) --quiet --example perf --
+PERF := cargo run $(CARGO_LOCKED) --profile $(PERF_PROFILE) --example perf --
 
 FUZZ_TARGETS := document evaluate parts
 FUZZ_SECONDS ?= 300
@@ -20,15 +22,25 @@ FUZZ_SECONDS ?= 300
 # The image `make image` writes: oci (an OCI image layout) or docker (Docker v2 schema 2).
 # RULEFILTER: how to run the tool; tests/image.rs points it at the binary cargo test built.
 IMAGE_FORMAT ?= oci
-RULEFILTER ?= cargo run --quiet --bin rulefilter --
+RULEFILTER ?= cargo run $(CARGO_LOCKED) --bin rulefilter --
 
-.PHONY: all build image push envoy run test lint soak bench bench-costs fuzz fuzz-ci clean
+.PHONY: all toolchain build image push envoy run test lint soak bench bench-costs fuzz fuzz-ci clean
 
 all: build
 
+## toolchain: the Rust toolchain, Wasm target and components pinned in rust-toolchain.toml, installed if
+## missing (rustup may be set not to install them by itself: RUSTUP_AUTO_INSTALL=0)
+toolchain:
+	@if command -v rustup >/dev/null && [ "$$(rustup component list --installed 2>/dev/null \
+		| grep -cE '^(clippy-|rustfmt-|rust-std-$(WASM_TARGET)$$)')" -lt 3 ]; then \
+		echo "Installing the Rust toolchain pinned in rust-toolchain.toml, with its $(WASM_TARGET) target"; \
+		rustup toolchain install; \
+	fi
+
 ## build: the size-optimised Wasm module, copied to build/rulefilter.wasm
-build:
-	cargo build --lib --release --target $(WASM_TARGET)
+build: toolchain
+	@echo "Building the Wasm module (release; the first build takes about a minute)"
+	cargo build $(CARGO_LOCKED) --lib --release --target $(WASM_TARGET)
 	mkdir -p build
 	cp $(MODULE) build/rulefilter.wasm
 	@ls -l build/rulefilter.wasm
@@ -57,18 +69,19 @@ $(ENVOY): tests/requirements.txt
 
 ## run: Envoy on 127.0.0.1:10000 with $(RULES) in front of an echo upstream; edits apply live (Ctrl-C stops)
 run: build envoy
-	cargo run --quiet --bin rulefilter -- dev --port $(PORT) $(RULES)
+	@echo "Building the rulefilter tool (native; the first build takes about a minute)"
+	cargo run $(CARGO_LOCKED) --bin rulefilter -- dev --port $(PORT) $(RULES)
 
 ## test: lints, native tests, and the e2e suite through the real Envoy
 test: build envoy lint
-	cargo test --all-targets
+	cargo test $(CARGO_LOCKED) --all-targets
 
 ## lint: formatting, and clippy on the module (no unwrap/expect/panic/indexing outside tests)
-lint:
+lint: toolchain
 	cargo fmt --check
 	cargo fmt --check --manifest-path fuzz/Cargo.toml
-	cargo clippy --lib --release --target $(WASM_TARGET) -- -D warnings
-	cargo clippy --all-targets -- -D warnings
+	cargo clippy $(CARGO_LOCKED) --lib --release --target $(WASM_TARGET) -- -D warnings
+	cargo clippy $(CARGO_LOCKED) --all-targets -- -D warnings
 
 ## soak: $(SOAK_SECONDS) s of full-speed load (wrk) through Envoy with rules/edge.yaml; fails on an unexpected
 ## status, a socket error or timeout, module counters that do not add up, or memory growth

@@ -1,18 +1,18 @@
 //! `rulefilter dev` end to end: a real Envoy picks up every saved change without restarting, an invalid edit
-//! is reported with its place and the last good rules keep serving, and Ctrl-C (SIGTERM here) takes Envoy
-//! down with it.
+//! is reported with its place and the last good rules keep serving, Ctrl-C (SIGTERM here) takes Envoy down
+//! with it, and a port in use is refused rather than shared.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 mod support;
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{channel, Receiver};
 use std::time::{Duration, Instant};
 
-use support::{envoy_binary, get, project_dir, wasm_module};
+use support::{echo, envoy_binary, get, options, project_dir, start, wasm_module, Envoy, Plugin};
 
 /// A running `rulefilter dev`, its standard output read line by line.
 struct Dev {
@@ -22,11 +22,17 @@ struct Dev {
 }
 
 impl Dev {
+    /// On a free port.
     fn start(rules: &Path) -> Dev {
+        Dev::start_on(rules, 0)
+    }
+
+    fn start_on(rules: &Path, port: u16) -> Dev {
+        support::test_clock();
         let mut child = Command::new(env!("CARGO_BIN_EXE_rulefilter"))
             .arg("dev")
             .arg(rules)
-            .args(["--port", "0", "--envoy"])
+            .args(["--port", &port.to_string(), "--envoy"])
             .arg(envoy_binary())
             .arg("--module")
             .arg(wasm_module())
@@ -55,11 +61,31 @@ impl Dev {
                 Ok(line) => {
                     self.seen.push(line.clone());
                     if line.contains(text) {
+                        support::progress(format_args!("rulefilter dev said {line:?}"));
                         return line;
                     }
                 }
                 Err(_) => panic!("no line with {text:?} from rulefilter dev; it printed:\n{}", self.seen.join("\n")),
             }
+        }
+    }
+
+    /// Waits (up to 60 s) for it to exit by itself and returns its status and standard error; fails if it
+    /// greets instead, having started an Envoy.
+    fn wait_for_exit(&mut self) -> (std::process::ExitStatus, String) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                let mut stderr = String::new();
+                self.child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+                return (status, stderr);
+            }
+            while let Ok(line) = self.lines.try_recv() {
+                assert!(!line.contains("Envoy on http://"), "rulefilter dev started when it should not have: {line}");
+                self.seen.push(line);
+            }
+            assert!(Instant::now() < deadline, "rulefilter dev neither greeted nor exited in 60 s: {:?}", self.seen);
+            std::thread::sleep(Duration::from_millis(50));
         }
     }
 
@@ -185,4 +211,56 @@ fn envoy_dies_with_dev_even_when_dev_is_killed_outright() {
     // Nobody was left to remove Envoy's files.
     std::fs::remove_dir_all(&files).unwrap();
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_second_dev_on_a_port_in_use_is_refused_and_the_first_keeps_serving_its_rules() {
+    let dir = project_dir().join(format!("target/dev-port-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (first_rules, second_rules) = (dir.join("first.yaml"), dir.join("second.yaml"));
+    std::fs::write(&first_rules, V1).unwrap();
+    std::fs::write(&second_rules, V1.replace("\"v1\"", "\"second\"")).unwrap();
+
+    let mut first = Dev::start(&first_rules);
+    let listener = address_after(&first.wait_for("rulefilter dev: Envoy on http://"), "http://");
+    first.wait_for("Watching");
+
+    let mut second = Dev::start_on(&second_rules, listener.port());
+    let (status, stderr) = second.wait_for_exit();
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    let expected = format!(
+        "rulefilter: port {} on 127.0.0.1 is already in use (another `rulefilter dev` or `make run`?): stop it, or \
+         choose another port with --port (make run PORT=...)\n",
+        listener.port()
+    );
+    assert_eq!(stderr, expected);
+
+    // Every request still reaches the first one's rules (two Envoys sharing the port would split them).
+    for _ in 0..20 {
+        assert_eq!(get(listener, "/hello").body, "v1");
+    }
+    assert!(first.terminate().success());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// What the check before starting cannot cover: the port taken between the check and Envoy's start. The
+/// listener must refuse to share it (Envoy sets `SO_REUSEPORT` unless told not to).
+#[test]
+fn envoy_refuses_a_port_another_envoy_listens_on() {
+    let upstream = echo();
+    let plugin = |body: &str| {
+        let rules =
+            format!(r#"{{"request":[{{"name":"hello","actions":[{{"respond":{{"status":200,"body":"{body}"}}}}]}}]}}"#);
+        Plugin::new("port", Some(rules))
+    };
+    let first = start(options(plugin("first"), &upstream));
+    let port = first.listener.port();
+
+    let second = Envoy::start(options(plugin("second"), &upstream).port(port));
+    let failure = second.err().unwrap_or_else(|| panic!("a second Envoy started on {port}, sharing it"));
+    assert!(failure.exit.is_some(), "Envoy should exit: {failure}");
+    assert!(failure.log.contains(&format!("cannot bind '127.0.0.1:{port}': Address already in use")), "{failure}");
+    for _ in 0..20 {
+        assert_eq!(get(first.listener, "/").body, "first");
+    }
 }

@@ -502,6 +502,9 @@ fn bootstrap(options: &EnvoyOptions, http_filter: Option<Value>) -> Value {
             "listeners": [{
                 "name": "main",
                 "address": {"socket_address": {"address": "127.0.0.1", "port_value": options.port}},
+                // Envoy sets SO_REUSEPORT by default (Linux): a second Envoy on a port in use would start and
+                // take part of the traffic. Without it the bind fails ("Address already in use") and Envoy exits.
+                "enable_reuse_port": false,
                 "filter_chains": [{"filters": [{
                     "name": "envoy.filters.network.http_connection_manager",
                     "typed_config": connection_manager,

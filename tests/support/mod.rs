@@ -8,7 +8,7 @@ use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -49,16 +49,17 @@ pub fn wasm_module() -> PathBuf {
 /// its path. Its own workspace and lock file; built into target/fixtures.
 pub fn crasher_module() -> PathBuf {
     static MODULE: OnceLock<PathBuf> = OnceLock::new();
-    let args = ["--locked", "--manifest-path", "tests/fixtures/crasher/Cargo.toml", "--target-dir", "target/fixtures"];
+    let args = ["--manifest-path", "tests/fixtures/crasher/Cargo.toml", "--target-dir", "target/fixtures"];
     MODULE.get_or_init(|| build_module(&args, "target/fixtures/wasm32-wasip1/release/crasher.wasm")).clone()
 }
 
-/// `cargo build --release --target wasm32-wasip1 <args>` in the project folder; the module it makes at `module`.
+/// `cargo build --locked --release --target wasm32-wasip1 <args>` in the project folder; the module it makes at
+/// `module`.
 fn build_module(args: &[&str], module: &str) -> PathBuf {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = Command::new(cargo)
         .current_dir(project_dir())
-        .args(["build", "--release", "--target", "wasm32-wasip1"])
+        .args(["build", "--locked", "--release", "--target", "wasm32-wasip1"])
         .args(args)
         .status()
         .expect("run cargo to build a Wasm module");
@@ -96,13 +97,42 @@ pub fn options_for(plugin: Plugin, upstream: SocketAddr) -> EnvoyOptions {
 
 /// [`options_for`] loading another module.
 pub fn options_with_module(module: PathBuf, plugin: Plugin, upstream: SocketAddr) -> EnvoyOptions {
+    test_clock();
     let dir = fresh_dir(&plugin.name);
     EnvoyOptions::new(envoy_binary(), module, dir, plugin, upstream)
 }
 
 /// Starts Envoy; panics with its log if it does not come up.
 pub fn start(options: EnvoyOptions) -> Envoy {
-    Envoy::start(options).unwrap_or_else(|failure| panic!("Envoy did not start: {failure}"))
+    let (name, since) = (options.plugin.name.clone(), Instant::now());
+    let envoy = Envoy::start(options).unwrap_or_else(|failure| panic!("Envoy did not start: {failure}"));
+    progress(format_args!("Envoy with {name:?} ready on {} in {:.1} s", envoy.listener, since.elapsed().as_secs_f64()));
+    envoy
+}
+
+/// After this long a test says what it does (see [`progress`]).
+const QUIET_FOR: Duration = Duration::from_secs(10);
+
+/// How long the current test has run, from its first call here. (The test harness runs each test on a
+/// thread of its own.)
+pub fn test_clock() -> Duration {
+    thread_local! { static STARTED: Instant = Instant::now(); }
+    STARTED.with(Instant::elapsed)
+}
+
+/// One line on the terminal about what a long test is doing, so that `make test` never sits silent for a
+/// minute: written to stderr directly, which the harness does not capture (it captures `eprintln!`). Quiet
+/// for a test that has run less than [`QUIET_FOR`]: quick tests add nothing to the output.
+pub fn progress(what: std::fmt::Arguments<'_>) {
+    let elapsed = test_clock();
+    if elapsed < QUIET_FOR {
+        return;
+    }
+    let thread = std::thread::current();
+    let test = thread.name().unwrap_or("a test");
+    let line = format!("    {test} ({} s): {what}\n", elapsed.as_secs());
+    // One write per line, so lines of tests running side by side do not interleave.
+    let _ = std::io::stderr().lock().write_all(line.as_bytes());
 }
 
 /// What the echo upstream said it received.

@@ -37,7 +37,7 @@ ${env.NAME} values come from the manifest's vmConfig.env, then the `env` of the 
 document (<name>.test.yaml), then --env.
 
 Options:
-      --port PORT          The port to listen on (default 10000; 0 picks a free one)
+      --port PORT          The port to listen on (default 10000; 0 picks a free one; one in use is refused)
       --env NAME=VALUE     A value for ${env.NAME}; repeatable
       --upstream HOST:PORT Send requests to this HTTP/1.1 server instead of the echo upstream
       --envoy PATH         The Envoy binary (default: $ENVOY_BIN, ./.venv/bin/envoy, or envoy on PATH)
@@ -49,7 +49,8 @@ Examples:
   rulefilter dev --port 8080 --env REGION=eu rules/maintenance.yaml
   rulefilter dev --upstream 127.0.0.1:3000 manifests/hello-wasmplugin.yaml
 
-Exit status: 0 stopped by Ctrl-C, 1 the document is invalid at start, 2 Envoy could not run.
+Exit status: 0 stopped by Ctrl-C, 1 the document is invalid at start, 2 Envoy could not run (for one, the
+port is in use).
 ";
 
 struct Options {
@@ -113,6 +114,9 @@ pub fn run(args: lexopt::Parser) -> Result<ExitCode, String> {
     };
     let envoy_binary = find_envoy(options.envoy.as_deref())?;
     let module = find_module(options.module.as_deref())?;
+    // Envoy would share a port in use (SO_REUSEPORT) and split the traffic between two rule sets; its listener
+    // refuses to share (`enable_reuse_port: false`), and this says why before Envoy starts.
+    refuse_port_in_use(options.port)?;
 
     // Stopping must take Envoy down too: set before Envoy starts.
     let stop = Arc::new(AtomicBool::new(false));
@@ -136,6 +140,10 @@ pub fn run(args: lexopt::Parser) -> Result<ExitCode, String> {
         Ok(envoy) => envoy,
         Err(failure) => {
             let _ = std::fs::remove_dir_all(&dir);
+            // Taken between the check and Envoy's start: Envoy refused to share it.
+            if failure.log.contains("Address already in use") {
+                return Err(port_in_use(options.port));
+            }
             return Err(format!("Envoy did not start: {failure}"));
         }
     };
@@ -175,6 +183,25 @@ pub fn run(args: lexopt::Parser) -> Result<ExitCode, String> {
     drop(envoy);
     let _ = std::fs::remove_dir_all(&dir);
     outcome
+}
+
+/// `Err` with what to do if something already listens on 127.0.0.1:`port` (0 picks a free port: no check).
+fn refuse_port_in_use(port: u16) -> Result<(), String> {
+    if port == 0 {
+        return Ok(());
+    }
+    match std::net::TcpListener::bind(("127.0.0.1", port)) {
+        Ok(_free) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => Err(port_in_use(port)),
+        Err(e) => Err(format!("cannot listen on 127.0.0.1:{port} (--port): {e}")),
+    }
+}
+
+fn port_in_use(port: u16) -> String {
+    format!(
+        "port {port} on 127.0.0.1 is already in use (another `rulefilter dev` or `make run`?): stop it, or choose \
+         another port with --port (make run PORT=...)"
+    )
 }
 
 /// A checked document, ready to push.
