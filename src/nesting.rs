@@ -32,33 +32,34 @@ pub fn check(text: &str, limit: usize) -> Result<(), TooDeep> {
 /// The lines of `text`, split at every line break YAML 1.1 (libyaml) knows: LF, CR, CR LF, NEL, LS and PS.
 /// Splitting where the parser does matters: a block scalar's end is found by the indentation of the next line.
 fn lines(text: &str) -> impl Iterator<Item = &[u8]> {
-    let bytes = text.as_bytes();
-    let mut start = 0;
-    let mut at = 0;
+    let mut rest = Some(text.as_bytes());
     std::iter::from_fn(move || {
-        while at < bytes.len() {
-            let rest = bytes.get(at..).unwrap_or_default();
-            let break_len = match rest {
+        let bytes = rest?;
+        let mut from = 0;
+        loop {
+            // Every break starts with one of these bytes; NEL is C2 85, LS and PS are E2 80 A8/A9.
+            let Some(found) =
+                bytes.get(from..).and_then(|b| b.iter().position(|&c| matches!(c, b'\n' | b'\r' | 0xC2 | 0xE2)))
+            else {
+                rest = None;
+                return Some(bytes);
+            };
+            let at = from + found;
+            let tail = bytes.get(at..).unwrap_or_default();
+            let length = match tail {
                 [b'\r', b'\n', ..] => 2,
                 [b'\n' | b'\r', ..] => 1,
                 [0xC2, 0x85, ..] => 2,
                 [0xE2, 0x80, 0xA8 | 0xA9, ..] => 3,
                 _ => 0,
             };
-            if break_len > 0 {
-                let line = bytes.get(start..at).unwrap_or_default();
-                at += break_len;
-                start = at;
-                return Some(line);
+            if length == 0 {
+                from = at + 1;
+                continue;
             }
-            at += 1;
+            rest = bytes.get(at + length..);
+            return Some(bytes.get(..at).unwrap_or_default());
         }
-        if start <= bytes.len() {
-            let line = bytes.get(start..).unwrap_or_default();
-            start = bytes.len() + 1;
-            return Some(line);
-        }
-        None
     })
 }
 

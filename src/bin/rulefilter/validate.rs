@@ -147,10 +147,18 @@ fn check_file(path: &Path, env: &HashMap<String, String>) -> (Vec<Checked>, Vec<
 }
 
 fn check_documents(path: &Path, env: &HashMap<String, String>, problems: &mut Vec<Problem>) -> Vec<Checked> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(text) => text,
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
         Err(e) => {
             problems.push(Problem::file(path, None, format!("cannot read it: {e}")));
+            return Vec::new();
+        }
+    };
+    // Refused as the module refuses bytes that are not text.
+    let text = match rulefilter::document::utf8(&bytes) {
+        Ok(text) => text.to_owned(),
+        Err(error) => {
+            problems.push(Problem::file(path, None, error.message));
             return Vec::new();
         }
     };
