@@ -14,7 +14,7 @@ COSTS_SECONDS ?= 4
 PERF_PROFILE ?= release
 PERF := cargo run --profile $(PERF_PROFILE) --quiet --example perf --
 
-FUZZ_TARGETS := document evaluate parts
+FUZZ_TARGETS := document evaluate parts verdict
 FUZZ_SECONDS ?= 300
 
 .PHONY: all build envoy run test lint soak bench bench-costs fuzz fuzz-ci clean

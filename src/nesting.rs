@@ -69,6 +69,14 @@ enum Kind {
     Sequence,
 }
 
+/// One open flow collection.
+#[derive(Debug, Clone, Copy)]
+struct FlowLevel {
+    sequence: bool,
+    /// A `key: value` entry of this sequence is open: YAML makes it a mapping of its own.
+    pair: bool,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Quote {
     Single,
@@ -88,8 +96,10 @@ struct Scan {
     limit: usize,
     /// Open block collections, innermost last: the column each starts at, and its kind.
     block: Vec<(usize, Kind)>,
-    /// Open flow collections (`[`, `{`).
-    flow: usize,
+    /// Open flow collections (`[`, `{`), innermost last.
+    flow: Vec<FlowLevel>,
+    /// Single-pair mappings open inside flow sequences (`[key: value]`), each one level more.
+    pairs: usize,
     quote: Option<Quote>,
     block_scalar: Option<BlockScalar>,
     /// The next token starts a node (after `- `, `: `, `[`, `,` …): only there do quotes and brackets count.
@@ -98,8 +108,13 @@ struct Scan {
     plain: bool,
     /// Where the last scalar began: a mapping starts there if `: ` follows it.
     token_column: usize,
+    /// An anchor or tag opened the node being read: the node starts where they do.
+    properties: Option<usize>,
     line_number: usize,
 }
+
+/// U+FEFF in UTF-8.
+const BOM: &[u8] = b"\xEF\xBB\xBF";
 
 fn is_blank(byte: u8) -> bool {
     matches!(byte, b' ' | b'\t' | b'\r')
@@ -112,6 +127,15 @@ fn is_flow_indicator(byte: u8) -> bool {
 impl Scan {
     fn line(&mut self, line: &[u8], number: usize) -> Result<(), TooDeep> {
         self.line_number = number;
+        // A byte order mark may start any line; libyaml skips it as one column of indentation.
+        let replaced;
+        let line = match line.strip_prefix(BOM) {
+            Some(rest) => {
+                replaced = [b" ", rest].concat();
+                replaced.as_slice()
+            }
+            None => line,
+        };
         let indent = line.iter().take_while(|&&b| b == b' ').count();
         let rest = line.get(indent..).unwrap_or_default();
         let blank = rest.iter().all(|&b| is_blank(b));
@@ -126,7 +150,7 @@ impl Scan {
             self.block_scalar = None;
         }
         let mut at = 0;
-        if self.quote.is_none() && self.flow == 0 {
+        if self.quote.is_none() && self.flow.is_empty() {
             if blank {
                 return Ok(());
             }
@@ -148,6 +172,7 @@ impl Scan {
             } else {
                 self.plain = false;
                 self.node_start = true;
+                self.properties = None;
                 while self.block.last().is_some_and(|&(column, _)| column > indent) {
                     self.block.pop();
                 }
@@ -184,11 +209,11 @@ impl Scan {
                 return Ok(());
             }
             // A byte order mark is no content: a bracket after it still opens a collection.
-            if line.get(at..at + 3) == Some(b"\xEF\xBB\xBF".as_slice()) {
+            if line.get(at..at + 3) == Some(BOM) {
                 at += 3;
                 continue;
             }
-            let step = if self.flow > 0 {
+            let step = if !self.flow.is_empty() {
                 self.flow_token(line, at, byte, next)?
             } else {
                 match self.block_token(line, at, byte, blank_next)? {
@@ -205,23 +230,21 @@ impl Scan {
     fn flow_token(&mut self, line: &[u8], at: usize, byte: u8, next: Option<u8>) -> Result<usize, TooDeep> {
         let blank_or_indicator = next.is_none_or(|b| is_blank(b) || is_flow_indicator(b));
         match byte {
-            b'[' | b'{' => {
-                self.flow += 1;
-                self.node_start = true;
-                self.plain = false;
-                self.check_depth(line, at)?;
-            }
+            b'[' | b'{' => self.open_flow(byte, line, at)?,
             b']' | b'}' => {
-                self.flow = self.flow.saturating_sub(1);
+                self.end_pair();
+                self.flow.pop();
                 self.node_start = false;
                 self.plain = false;
             }
             b',' => {
+                self.end_pair();
                 self.node_start = true;
                 self.plain = false;
             }
             // A value indicator: after a key, or inside a plain scalar only when a blank or an indicator follows.
             b':' if !self.plain || blank_or_indicator => {
+                self.start_pair(line, at)?;
                 self.node_start = true;
                 self.plain = false;
             }
@@ -231,10 +254,38 @@ impl Scan {
                 self.node_start = false;
                 return Ok(token_length(line, at, true));
             }
-            b'?' if self.node_start && next.is_none_or(is_blank) => {}
+            b'?' if self.node_start && next.is_none_or(is_blank) => self.start_pair(line, at)?,
             _ => self.start_plain(at),
         }
         Ok(1)
+    }
+
+    fn open_flow(&mut self, byte: u8, line: &[u8], at: usize) -> Result<(), TooDeep> {
+        self.flow.push(FlowLevel { sequence: byte == b'[', pair: false });
+        self.node_start = true;
+        self.plain = false;
+        self.check_depth(line, at)
+    }
+
+    /// A `key: value` (or `? key`) entry in a flow sequence is a mapping one level deeper.
+    fn start_pair(&mut self, line: &[u8], at: usize) -> Result<(), TooDeep> {
+        if let Some(level) = self.flow.last_mut() {
+            if level.sequence && !level.pair {
+                level.pair = true;
+                self.pairs += 1;
+                return self.check_depth(line, at);
+            }
+        }
+        Ok(())
+    }
+
+    fn end_pair(&mut self) {
+        if let Some(level) = self.flow.last_mut() {
+            if level.pair {
+                level.pair = false;
+                self.pairs = self.pairs.saturating_sub(1);
+            }
+        }
     }
 
     /// One byte in block context; returns how many bytes it took, or `None` when the rest of the line is
@@ -242,6 +293,7 @@ impl Scan {
     fn block_token(&mut self, line: &[u8], at: usize, byte: u8, blank_next: bool) -> Result<Option<usize>, TooDeep> {
         match byte {
             b'-' | b'?' if self.node_start && blank_next => {
+                self.properties = None;
                 let kind = if byte == b'-' { Kind::Sequence } else { Kind::Mapping };
                 self.open_block(kind, at, line)?;
             }
@@ -253,11 +305,8 @@ impl Scan {
                 self.plain = false;
             }
             b'[' | b'{' if self.node_start => {
-                self.token_column = at;
-                self.flow = 1;
-                self.node_start = true;
-                self.plain = false;
-                self.check_depth(line, at)?;
+                self.token_column = self.properties.take().unwrap_or(at);
+                self.open_flow(byte, line, at)?;
             }
             b'"' | b'\'' if self.node_start => self.open_quote(byte, at),
             b'|' | b'>' if self.node_start => {
@@ -266,9 +315,12 @@ impl Scan {
                 self.node_start = false;
                 return Ok(None);
             }
-            b'&' | b'!' if self.node_start => return Ok(Some(token_length(line, at, false))),
+            b'&' | b'!' if self.node_start => {
+                self.properties.get_or_insert(at);
+                return Ok(Some(token_length(line, at, false)));
+            }
             b'*' if self.node_start => {
-                self.token_column = at;
+                self.token_column = self.properties.take().unwrap_or(at);
                 self.node_start = false;
                 return Ok(Some(token_length(line, at, false)));
             }
@@ -279,7 +331,7 @@ impl Scan {
 
     fn open_quote(&mut self, byte: u8, at: usize) {
         self.quote = Some(if byte == b'"' { Quote::Double } else { Quote::Single });
-        self.token_column = at;
+        self.token_column = self.properties.take().unwrap_or(at);
         self.node_start = false;
         self.plain = false;
     }
@@ -288,7 +340,7 @@ impl Scan {
         if self.node_start {
             self.node_start = false;
             self.plain = true;
-            self.token_column = at;
+            self.token_column = self.properties.take().unwrap_or(at);
         }
     }
 
@@ -311,7 +363,7 @@ impl Scan {
     }
 
     fn check_depth(&self, line: &[u8], at: usize) -> Result<(), TooDeep> {
-        if self.block.len() + self.flow <= self.limit {
+        if self.block.len() + self.flow.len() + self.pairs <= self.limit {
             return Ok(());
         }
         let before = line.get(..at).unwrap_or_default();
@@ -340,6 +392,9 @@ mod tests {
         assert_eq!(depth("[]"), 1);
         assert_eq!(depth("{\"a\":[{\"b\":[1,2]},[]]}"), 4);
         assert_eq!(depth("a: [[[x]]]\n"), 4);
+        // A pair in a flow sequence is a mapping of its own.
+        assert_eq!(depth("a: [b: {c: d}, e]\n"), 4);
+        assert_eq!(depth("[? a : b]"), 2);
         assert_eq!(depth(""), 0);
         assert_eq!(depth("plain text"), 0);
     }
@@ -382,8 +437,11 @@ request:
         assert_eq!(depth("a: |\n  text\nb: [[[x]]]\n"), 4);
         // Carriage returns alone break lines, as they do for libyaml.
         assert_eq!(depth("a: |\r  text\rb: [[[x]]]\r"), 4);
-        // A byte order mark hides nothing.
+        // A byte order mark hides nothing, and indents a line by one column.
         assert_eq!(depth("\u{feff}[[[x]]]"), 3);
+        assert_eq!(depth("a:\n b:\n\u{feff} c: [x]\n"), 4);
+        // An anchor starts the node it names: here the root mapping, at column 0.
+        assert_eq!(depth("&a k:\n  - [x]\n"), 3);
         // A plain scalar going on over lines, then a new key.
         assert_eq!(depth("a: one\n  two\nb: [[x]]\n"), 3);
     }
