@@ -16,7 +16,7 @@ COSTS_SECONDS ?= 4
 PERF_PROFILE ?= release
 PERF := cargo run $(CARGO_LOCKED) --profile $(PERF_PROFILE) --example perf --
 
-FUZZ_TARGETS := document evaluate parts
+FUZZ_TARGETS := document evaluate parts verdict
 FUZZ_SECONDS ?= 300
 
 # The image `make image` writes: oci (an OCI image layout) or docker (Docker v2 schema 2).

@@ -26,7 +26,7 @@ use crate::template::{self, Segment};
 pub const DOCUMENT_VERSION: u64 = 1;
 
 pub use crate::limits::MAX_NESTING;
-use crate::limits::{MAX_ACTIONS, MAX_BODY_BYTES, MAX_DOCUMENT_BYTES, MAX_RULES, MAX_TEMPLATE_BYTES};
+use crate::limits::{MAX_ACTIONS, MAX_BODY_BYTES, MAX_RULES, MAX_TEMPLATE_BYTES};
 
 /// The plugin's environment variables (`vmConfig.env`), read by `${env.NAME}` at compile time.
 pub trait Environment {
@@ -55,15 +55,9 @@ pub fn parse(text: &str) -> Result<RuleSet, ConfigErrors> {
     parse_with_env(text, &ProcessEnvironment)
 }
 
-/// [`parse`] with the environment `${env.…}` references are resolved in.
+/// [`parse`] with the environment `${env.…}` references are resolved in: [`crate::document::load`].
 pub fn parse_with_env(text: &str, env: &dyn Environment) -> Result<RuleSet, ConfigErrors> {
-    if text.len() > MAX_DOCUMENT_BYTES {
-        let message = format!("{} bytes; at most {MAX_DOCUMENT_BYTES} are accepted", text.len());
-        return Err(ConfigErrors(vec![ConfigError::document("", message)]));
-    }
-    let value: Value = serde_yaml::from_str(text)
-        .map_err(|e| ConfigErrors(vec![ConfigError::document("", format!("not valid YAML or JSON: {e}"))]))?;
-    compile(value, env)
+    crate::document::load(text, env)
 }
 
 /// Compiles an already parsed document.

@@ -1,22 +1,32 @@
-//! What users hand the tools: rules documents and Istio `WasmPlugin` manifests, YAML or JSON, one or several
-//! YAML documents per file (`---`). A manifest's rules are its `spec.pluginConfig`, and its `vmConfig.env`
-//! is the environment `${env.*}` reads.
+//! What users hand the tools, and what each file is taken for. One rule, stated in `rulefilter validate
+//! --help`:
+//!
+//! - **Kubernetes objects**, when every YAML document in the file has both `apiVersion` and `kind` (a
+//!   deployment file may hold many). Each Istio `WasmPlugin` (`apiVersion: extensions.istio.io/*`, `kind:
+//!   WasmPlugin`) is judged on what istiod hands the module: the compact JSON of its `spec.pluginConfig`, with
+//!   its `vmConfig.env` as the environment. Objects of other kinds are skipped.
+//! - **Test cases**, when the file is one YAML document with `rules` and `cases` (and is no object).
+//! - Otherwise a **rules document**: the whole text, judged exactly as the module judges its configuration
+//!   ([`crate::document`]): so a text of several YAML documents, or one the YAML parser refuses, is refused
+//!   with the module's own message.
 
 use std::collections::{BTreeMap, HashMap};
 
 use serde::Deserialize;
 use serde_yaml::Value;
 
+use crate::document::{self, TextError};
+use crate::limits::MAX_FILE_DEPTH;
 use crate::locate::Position;
 use crate::{ConfigErrors, RuleSet};
 
 /// One YAML document of a file, classified.
 #[derive(Debug)]
 pub enum Item {
-    /// Rules to compile.
+    /// Rules to judge: a rules document, or a WasmPlugin's `pluginConfig`.
     Rules(RulesSource),
     /// A Kubernetes object of another kind (a file may hold a whole deployment): nothing to check.
-    Other { index: usize, kind: String },
+    Other { index: usize, kind: String, name: String },
     /// A file of rule test cases, which `rulefilter test` runs.
     Cases { index: usize },
 }
@@ -30,18 +40,48 @@ pub struct RulesSource {
     pub manifest: Option<String>,
     /// Where the rules document sits in the YAML document: `""` or `spec.pluginConfig`.
     pub prefix: &'static str,
-    /// The rules document (null when a manifest has no `pluginConfig`).
+    /// The exact text the module would receive: the file's text for a rules document, the compact JSON of
+    /// `pluginConfig` (empty when there is none) for a WasmPlugin.
+    pub text: String,
+    /// The rules document as read (null when it is empty or cannot be read).
     pub rules: Value,
     /// The manifest's `vmConfig.env`: INLINE values; HOST ones, known only on the node, as empty text.
     pub env: BTreeMap<String, String>,
 }
 
 impl RulesSource {
-    /// Compiles the rules with the manifest's environment, `extra` (say, from the command line) on top.
-    pub fn compile(&self, extra: &HashMap<String, String>) -> Result<RuleSet, ConfigErrors> {
+    fn document(text: &str) -> RulesSource {
+        RulesSource {
+            index: 0,
+            manifest: None,
+            prefix: "",
+            text: text.to_owned(),
+            rules: document::read(text).unwrap_or(Value::Null),
+            env: BTreeMap::new(),
+        }
+    }
+
+    /// What the file was taken for, as the tools say it.
+    pub fn taken_for(&self) -> &str {
+        self.manifest.as_deref().unwrap_or("rules document")
+    }
+
+    /// The module's environment: the manifest's, with `extra` (say, from the command line) on top.
+    pub fn environment(&self, extra: &HashMap<String, String>) -> HashMap<String, String> {
         let mut environment: HashMap<String, String> = self.env.clone().into_iter().collect();
         environment.extend(extra.iter().map(|(k, v)| (k.clone(), v.clone())));
-        crate::compile::compile(self.rules.clone(), &environment)
+        environment
+    }
+
+    /// The module's verdict ([`document::load`]) on [`Self::text`], with [`Self::environment`].
+    pub fn compile(&self, extra: &HashMap<String, String>) -> Result<RuleSet, ConfigErrors> {
+        document::load(&self.text, &self.environment(extra))
+    }
+
+    /// Steps 1–4 of the verdict ([`document::read`]): [`Self::compile`] is this, then
+    /// [`crate::compile::compile`].
+    pub fn read(&self) -> Result<Value, TextError> {
+        document::read(&self.text)
     }
 
     /// The path of a field of the rules document within the YAML document, for [`crate::locate`].
@@ -54,55 +94,73 @@ impl RulesSource {
     }
 }
 
-/// A file that is not YAML (nor JSON).
+/// A WasmPlugin whose `pluginConfig` istiod could not hand over as JSON.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SyntaxError {
     pub position: Option<Position>,
     pub message: String,
 }
 
-/// Reads every YAML document of `text`.
+/// Reads a file's text and says what it holds (see the module's documentation for the rule).
 pub fn read(text: &str) -> Result<Vec<Item>, SyntaxError> {
-    let mut items = Vec::new();
-    for (index, document) in serde_yaml::Deserializer::from_str(text).enumerate() {
-        let value = Value::deserialize(document).map_err(|e| SyntaxError {
-            position: e.location().map(|l| Position { line: l.line(), column: l.column() }),
-            message: e.to_string(),
-        })?;
-        items.push(classify(index, value));
+    let whole = || Ok(vec![Item::Rules(RulesSource::document(text))]);
+    // Too deep to read as YAML safely: whatever it is, the module would refuse it unread.
+    if crate::nesting::check(text, MAX_FILE_DEPTH).is_err() {
+        return whole();
     }
-    if items.is_empty() {
-        // An empty file is an empty rules document: a pass-through filter.
-        items.push(Item::Rules(RulesSource {
-            index: 0,
-            manifest: None,
-            prefix: "",
-            rules: Value::Null,
-            env: BTreeMap::new(),
-        }));
+    let mut values = Vec::new();
+    for document in serde_yaml::Deserializer::from_str(text) {
+        match Value::deserialize(document) {
+            Ok(value) => values.push(value),
+            // Not YAML: the module's verdict says where.
+            Err(_) => return whole(),
+        }
     }
-    Ok(items)
+    if !values.is_empty() && values.iter().all(is_kubernetes_object) {
+        return values.into_iter().enumerate().map(|(index, value)| object(index, value)).collect();
+    }
+    if let [single] = values.as_slice() {
+        if single.get("cases").is_some() && single.get("rules").is_some() {
+            return Ok(vec![Item::Cases { index: 0 }]);
+        }
+    }
+    whole()
 }
 
-fn classify(index: usize, value: Value) -> Item {
-    let text = |v: &Value, key: &str| v.get(key).and_then(Value::as_str).map(str::to_owned);
-    match text(&value, "kind") {
-        Some(kind) if kind == "WasmPlugin" => {
-            let metadata = value.get("metadata").cloned().unwrap_or(Value::Null);
-            let name = text(&metadata, "name").unwrap_or_else(|| "(unnamed)".into());
-            let manifest = match text(&metadata, "namespace") {
-                Some(namespace) => format!("WasmPlugin {namespace}/{name}"),
-                None => format!("WasmPlugin {name}"),
-            };
-            let spec = value.get("spec");
-            let rules = spec.and_then(|s| s.get("pluginConfig")).cloned().unwrap_or(Value::Null);
-            let env = spec.and_then(|s| s.get("vmConfig")).and_then(|v| v.get("env")).map(vm_env).unwrap_or_default();
-            Item::Rules(RulesSource { index, manifest: Some(manifest), prefix: "spec.pluginConfig", rules, env })
-        }
-        Some(kind) => Item::Other { index, kind },
-        None if value.get("cases").is_some() && value.get("rules").is_some() => Item::Cases { index },
-        None => Item::Rules(RulesSource { index, manifest: None, prefix: "", rules: value, env: BTreeMap::new() }),
+fn text_at(value: &Value, path: &[&str]) -> Option<String> {
+    path.iter().try_fold(value, |value, key| value.get(key)).and_then(Value::as_str).map(str::to_owned)
+}
+
+/// A Kubernetes object says what it is with both `apiVersion` and `kind`; one key alone could be a rules
+/// document's mistake.
+fn is_kubernetes_object(value: &Value) -> bool {
+    let given = |key| text_at(value, &[key]).is_some_and(|text| !text.is_empty());
+    given("apiVersion") && given("kind")
+}
+
+fn object(index: usize, value: Value) -> Result<Item, SyntaxError> {
+    let kind = text_at(&value, &["kind"]).unwrap_or_default();
+    let name = text_at(&value, &["metadata", "name"]).unwrap_or_else(|| "(unnamed)".into());
+    let name = match text_at(&value, &["metadata", "namespace"]) {
+        Some(namespace) => format!("{namespace}/{name}"),
+        None => name,
+    };
+    let istio = text_at(&value, &["apiVersion"]).is_some_and(|v| v.starts_with("extensions.istio.io/"));
+    if !(istio && kind == "WasmPlugin") {
+        return Ok(Item::Other { index, kind, name });
     }
+    let manifest = format!("WasmPlugin {name}");
+    let spec = value.get("spec");
+    let rules = spec.and_then(|s| s.get("pluginConfig")).cloned().unwrap_or(Value::Null);
+    // What istiod hands the module: nothing for an empty pluginConfig, else its compact JSON.
+    let text = if rules.is_null() {
+        String::new()
+    } else {
+        crate::local::istio::document_json(&rules)
+            .map_err(|e| SyntaxError { position: None, message: format!("{manifest}: spec.pluginConfig {e}") })?
+    };
+    let env = spec.and_then(|s| s.get("vmConfig")).and_then(|v| v.get("env")).map(vm_env).unwrap_or_default();
+    Ok(Item::Rules(RulesSource { index, manifest: Some(manifest), prefix: "spec.pluginConfig", text, rules, env }))
 }
 
 /// `vmConfig.env`: `[{name, value, valueFrom: INLINE | HOST}]`.
@@ -121,11 +179,7 @@ fn vm_env(env: &Value) -> BTreeMap<String, String> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn documents_manifests_and_other_objects_are_told_apart() {
-        let text = "\
-request: []
----
+    const DEPLOYMENT: &str = "\
 apiVersion: extensions.istio.io/v1alpha1
 kind: WasmPlugin
 metadata: {name: hello, namespace: shop}
@@ -134,29 +188,49 @@ spec:
     env:
       - {name: REGION, value: eu}
       - {name: NODE, valueFrom: HOST}
-  pluginConfig: {response: []}
+  pluginConfig: {response: [], version: 1}
 ---
 apiVersion: v1
 kind: Service
----
-rules: x.yaml
-cases: []
+metadata: {name: web}
 ";
-        let items = read(text).unwrap();
-        assert!(matches!(&items[0], Item::Rules(RulesSource { index: 0, manifest: None, prefix: "", .. })));
-        let Item::Rules(manifest) = &items[1] else { panic!("{:?}", items[1]) };
-        assert_eq!(manifest.manifest.as_deref(), Some("WasmPlugin shop/hello"));
-        assert_eq!(manifest.path("response[0].name"), "spec.pluginConfig.response[0].name");
-        assert_eq!(manifest.env.get("REGION").map(String::as_str), Some("eu"));
-        assert_eq!(manifest.env.get("NODE").map(String::as_str), Some(""));
-        assert!(matches!(&items[2], Item::Other { index: 2, kind } if kind == "Service"));
-        assert!(matches!(&items[3], Item::Cases { index: 3 }));
+
+    fn rules(items: &[Item]) -> &RulesSource {
+        match items {
+            [Item::Rules(source), ..] => source,
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
-    fn syntax_errors_say_where() {
-        let error = read("request:\n  - name: [x\n").unwrap_err();
-        assert!(error.position.is_some(), "{error:?}");
-        assert!(read("").is_ok_and(|items| matches!(&items[..], [Item::Rules(r)] if r.rules.is_null())));
+    fn a_file_of_kubernetes_objects_hands_each_wasmplugin_its_plugin_config_as_istiod_does() {
+        let items = read(DEPLOYMENT).unwrap();
+        let manifest = rules(&items);
+        assert_eq!(manifest.taken_for(), "WasmPlugin shop/hello");
+        assert_eq!(manifest.text, r#"{"response":[],"version":1}"#);
+        assert_eq!(manifest.path("response[0].name"), "spec.pluginConfig.response[0].name");
+        assert_eq!(manifest.env.get("REGION").map(String::as_str), Some("eu"));
+        assert_eq!(manifest.env.get("NODE").map(String::as_str), Some(""));
+        assert!(matches!(&items[1], Item::Other { index: 1, kind, name } if kind == "Service" && name == "web"));
+    }
+
+    #[test]
+    fn one_key_does_not_make_an_object_and_anything_else_is_a_rules_document_whole() {
+        for text in [
+            "kind: WasmPlugin\nrequest: []\n",
+            "apiVersion: v1\n",
+            "request: []\n---\napiVersion: v1\nkind: Service\n",
+            "request: [\n",
+            "",
+        ] {
+            let items = read(text).unwrap();
+            assert_eq!(items.len(), 1, "{text:?}");
+            assert_eq!(rules(&items).taken_for(), "rules document", "{text:?}");
+            assert_eq!(rules(&items).text, text);
+        }
+        // A WasmPlugin of another group is no Istio WasmPlugin.
+        let other = read("apiVersion: example.com/v1\nkind: WasmPlugin\n").unwrap();
+        assert!(matches!(&other[..], [Item::Other { .. }]), "{other:?}");
+        assert!(matches!(&read("rules: x.yaml\ncases: []\n").unwrap()[..], [Item::Cases { index: 0 }]));
     }
 }

@@ -1,7 +1,7 @@
 //! rulefilter: declarative HTTP rules for Envoy and Istio, as one proxy-wasm module.
 //!
 //! A rules document (the `pluginConfig` of an Istio `WasmPlugin`) is parsed and compiled once by
-//! [`compile::parse`] into a [`RuleSet`]; each request is then run through [`RuleSet::on_request_headers`]
+//! [`document::load`] into a [`RuleSet`] (the module and every tool give that one verdict on the same text); each request is then run through [`RuleSet::on_request_headers`]
 //! and [`RuleSet::on_response_headers`] against a [`Host`], which is Envoy inside the module and a simulated
 //! exchange in tests and tools.
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing))]
@@ -11,6 +11,7 @@ pub mod cases;
 pub mod cidr;
 pub mod compile;
 pub mod config;
+pub mod document;
 pub mod engine;
 pub mod error;
 pub mod header_block;
@@ -23,6 +24,7 @@ pub mod local;
 pub mod locate;
 pub mod matcher;
 pub mod metrics;
+pub mod nesting;
 mod reserved;
 pub mod ruleset;
 #[cfg(not(target_arch = "wasm32"))]

@@ -31,3 +31,19 @@ pub const MAX_HEADER_VALUE_BYTES: usize = 16 * 1024;
 
 /// Longest text any one template renders to; beyond it, rendering stops (a body or log line is cut there).
 pub const MAX_RENDERED_BYTES: usize = MAX_BODY_BYTES;
+
+/// Deepest nesting of collections (mappings and lists) a rules document may have, checked in one linear pass
+/// over the text before any tree is built: YAML parsers take time quadratic in nesting depth (30,000 brackets
+/// took 6 s in Envoy), so depth must be refused before they see it.
+///
+/// The deepest a valid document can need: the root mapping, `request`, a rule, its `match` block (4); each of
+/// the [`MAX_NESTING`] `all`/`any` levels below adds a list and a block (2 each); the innermost block's
+/// `headers` (or `host`, `source`) and one condition's operator map add 2 more: 4 + 2 × 16 + 2 = 38. Actions
+/// never go deeper than 8. The bound leaves 2 levels of slack, so a document at the limit is refused by
+/// the compiler with the rule and field named rather than here.
+pub const MAX_DOCUMENT_DEPTH: usize = 4 + 2 * MAX_NESTING + 2 + 2;
+
+/// Deepest nesting the tools accept in a *file* before reading it as YAML to find out what it holds (a file of
+/// Kubernetes objects wraps a rules document in `spec.pluginConfig`, and other objects, a CRD's schema say,
+/// nest deeper than rules do). serde_yaml's own recursion limit is 128, so nothing deeper could be read anyway.
+pub const MAX_FILE_DEPTH: usize = 128;

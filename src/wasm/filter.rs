@@ -43,27 +43,20 @@ impl RootContext for Root {
     /// Compiles the configuration; `false` makes Envoy refuse it (and keep the previous one, if any).
     fn on_configure(&mut self, _size: usize) -> bool {
         follow_proxy_log_level();
-        let text = match abi::plugin_configuration() {
-            Ok(Some(bytes)) => match String::from_utf8(bytes) {
-                Ok(text) => text,
-                Err(_) => {
-                    error!("configuration rejected: it is not UTF-8 text");
-                    return false;
-                }
-            },
-            Ok(None) => String::new(),
+        let bytes = match abi::plugin_configuration() {
+            Ok(bytes) => bytes.unwrap_or_default(),
             Err(status) => {
                 error!("configuration rejected: the proxy did not hand it over (status {})", status.0);
                 return false;
             }
         };
         let plugin = plugin_label();
-        if text.trim().is_empty() {
-            info!("no rules configured; passing all traffic through");
-            self.install(RuleSet::default(), &plugin);
-            return true;
-        }
-        match crate::compile::parse(&text) {
+        match crate::document::load_bytes(&bytes, &crate::compile::ProcessEnvironment) {
+            Ok(rules) if rules.is_empty() => {
+                info!("no rules configured; passing all traffic through");
+                self.install(rules, &plugin);
+                true
+            }
             Ok(rules) => {
                 if rules.logs(log::Level::Info) {
                     info!(

@@ -1,5 +1,6 @@
 //! Problems found in files, told the way editors and CI read them: `file:line:column: what`, or JSON.
 
+use std::cell::OnceCell;
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -8,8 +9,8 @@ use rulefilter::locate::{Position, SourceMap};
 use rulefilter::{ConfigError, RuleSet};
 use serde_json::{json, Value};
 
-/// The first rules document of a file's `text`, compiled with `env` on top of its own; `None` when the file
-/// holds none. Errors are placed in the file; the text is read for positions only then.
+/// The first rules document of a file's `text` (the file itself, or its first WasmPlugin), judged with `env`
+/// on top of its own; `None` when the file holds none. Errors are placed in the file.
 pub fn compile_first(
     path: &Path,
     text: &str,
@@ -20,12 +21,32 @@ pub fn compile_first(
         Err(error) => return Some(Err(vec![Problem::syntax(path, &error)])),
     };
     let Some(Item::Rules(source)) = items.into_iter().find(|i| matches!(i, Item::Rules(_))) else { return None };
-    Some(match source.compile(env) {
-        Ok(rules) => Ok((source, rules)),
-        Err(errors) => {
-            let map = SourceMap::new(text);
-            Err(errors.0.into_iter().map(|e| Problem::config(path, &map, &source, e)).collect())
-        }
+    let map = OnceCell::new();
+    Some(judge(path, text, &map, &source, env).map(|rules| (source, rules)))
+}
+
+/// The module's verdict on `source` ([`rulefilter::document::load`], as its two steps), each problem placed in
+/// the file's `text` through `map` (made only when there is a problem).
+pub fn judge(
+    path: &Path,
+    text: &str,
+    map: &OnceCell<SourceMap>,
+    source: &RulesSource,
+    env: &HashMap<String, String>,
+) -> Result<RuleSet, Vec<Problem>> {
+    let document = source.read().map_err(|error| {
+        // A rules document's text is the file's own; a manifest's is JSON made from it: point at pluginConfig.
+        let position = match (&source.manifest, error.position) {
+            (None, at) => at.map(|(line, column)| Position { line, column }),
+            (Some(_), _) => map.get_or_init(|| SourceMap::new(text)).find(source.index, source.prefix),
+        };
+        let mut problem = Problem::file(path, position, error.message);
+        problem.manifest = source.manifest.clone();
+        vec![problem]
+    })?;
+    rulefilter::compile::compile(document, &source.environment(env)).map_err(|errors| {
+        let map = map.get_or_init(|| SourceMap::new(text));
+        errors.0.into_iter().map(|e| Problem::config(path, map, source, e)).collect()
     })
 }
 
@@ -46,8 +67,9 @@ impl Problem {
         Problem { file: file.display().to_string(), position, manifest: None, error: None, message: message.into() }
     }
 
+    /// A WasmPlugin whose pluginConfig cannot be handed over as JSON.
     pub fn syntax(file: &Path, error: &SyntaxError) -> Problem {
-        Problem::file(file, error.position, format!("not valid YAML or JSON: {}", error.message))
+        Problem::file(file, error.position, error.message.clone())
     }
 
     /// A compile error of `source`, located in the file through `map`.

@@ -8,23 +8,29 @@ use std::process::ExitCode;
 use lexopt::ValueExt;
 
 use rulefilter::cases::CaseFile;
-use rulefilter::input::{self, Item, RulesSource};
-use rulefilter::locate::SourceMap;
-use rulefilter::Phase;
+use rulefilter::input::{self, Item};
+use rulefilter::{Phase, RuleSet};
 use serde_json::json;
 
 use crate::args::env_pair;
-use crate::report::Problem;
+use crate::report::{judge, Problem};
 
 const HELP: &str = "\
 rulefilter validate: check rules documents and WasmPlugin manifests, as the module would
 
 Usage: rulefilter validate [OPTIONS] <FILE>...
 
-Each FILE is a rules document, a WasmPlugin manifest (its spec.pluginConfig is checked, with its
-vmConfig.env), or a rule test-case file (its format is checked); YAML or JSON, several documents per file
-allowed. Objects of other kinds in the same file are skipped. Every problem is one line,
-file:line:column, naming the rule and the field, with a hint where one helps.
+Each FILE, YAML or JSON, is taken for one of these, and the output says which:
+  - Kubernetes objects: every YAML document in it has apiVersion and kind (several per file, split by
+    ---). Each Istio WasmPlugin (apiVersion extensions.istio.io/*, kind WasmPlugin) is judged on what
+    the module receives: the compact JSON of its spec.pluginConfig, with its vmConfig.env. Other kinds
+    are skipped.
+  - test cases: one YAML document with `rules` and `cases`; its format is checked.
+  - otherwise a rules document: the whole text, judged exactly as the module judges its configuration.
+    A rules document is one YAML document: a file of several that are not all Kubernetes objects is
+    refused, as the module refuses it.
+The verdict is the module's own, on the same bytes (size and nesting limits included). Every problem is
+one line, file:line:column, naming the rule and the field, with a hint where one helps.
 
 Options:
       --env NAME=VALUE  An environment variable for ${env.NAME} (vmConfig.env); repeatable
@@ -85,10 +91,7 @@ pub fn run(args: lexopt::Parser) -> Result<ExitCode, String> {
                 outln!("{}", problem.text());
             }
             for valid in checked.iter().filter(|c| c.valid) {
-                match &valid.manifest {
-                    Some(manifest) => outln!("{}: {manifest}: {}", valid.file, valid.summary),
-                    None => outln!("{}: {}", valid.file, valid.summary),
-                }
+                outln!("{}: {}: {}", valid.file, valid.taken_for, valid.summary);
             }
         }
         report.push((checked, problems));
@@ -97,7 +100,15 @@ pub fn run(args: lexopt::Parser) -> Result<ExitCode, String> {
         let checked: Vec<_> = report
             .iter()
             .flat_map(|(checked, _)| checked)
-            .map(|c| json!({"file": c.file, "manifest": c.manifest, "valid": c.valid, "summary": c.summary}))
+            .map(|c| {
+                json!({
+                    "file": c.file,
+                    "taken_for": c.taken_for,
+                    "manifest": c.manifest,
+                    "valid": c.valid,
+                    "summary": c.summary,
+                })
+            })
             .collect();
         let problems: Vec<_> = report.iter().flat_map(|(_, problems)| problems).map(Problem::json).collect();
         outln!("{:#}", json!({"valid": problem_count == 0, "checked": checked, "problems": problems}));
@@ -119,6 +130,8 @@ pub fn plural(count: usize, noun: &str) -> String {
 /// What was checked in one document, for the summary.
 struct Checked {
     file: String,
+    /// `rules document`, `WasmPlugin ns/name`, `test cases`, or `skipped KIND name` for another object.
+    taken_for: String,
     manifest: Option<String>,
     valid: bool,
     summary: String,
@@ -134,10 +147,18 @@ fn check_file(path: &Path, env: &HashMap<String, String>) -> (Vec<Checked>, Vec<
 }
 
 fn check_documents(path: &Path, env: &HashMap<String, String>, problems: &mut Vec<Problem>) -> Vec<Checked> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(text) => text,
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
         Err(e) => {
             problems.push(Problem::file(path, None, format!("cannot read it: {e}")));
+            return Vec::new();
+        }
+    };
+    // Refused as the module refuses bytes that are not text.
+    let text = match rulefilter::document::utf8(&bytes) {
+        Ok(text) => text.to_owned(),
+        Err(error) => {
+            problems.push(Problem::file(path, None, error.message));
             return Vec::new();
         }
     };
@@ -156,9 +177,16 @@ fn check_documents(path: &Path, env: &HashMap<String, String>, problems: &mut Ve
         match item {
             Item::Rules(source) => {
                 let before = problems.len();
-                let summary = check_rules(path, &text, &map, &source, env, problems);
+                let summary = match judge(path, &text, &map, &source, env) {
+                    Ok(rules) => summary(&rules),
+                    Err(found) => {
+                        problems.extend(found);
+                        String::new()
+                    }
+                };
                 checked.push(Checked {
                     file: file.clone(),
+                    taken_for: source.taken_for().to_owned(),
                     manifest: source.manifest.clone(),
                     valid: problems.len() == before,
                     summary,
@@ -167,42 +195,33 @@ fn check_documents(path: &Path, env: &HashMap<String, String>, problems: &mut Ve
             Item::Cases { .. } => match CaseFile::parse(&text, path) {
                 Ok(cases) => checked.push(Checked {
                     file: file.clone(),
+                    taken_for: "test cases".to_owned(),
                     manifest: None,
                     valid: true,
-                    summary: format!(
-                        "valid test cases ({} for {})",
-                        plural(cases.cases.len(), "case"),
-                        cases.rules.display()
-                    ),
+                    summary: format!("valid ({} for {})", plural(cases.cases.len(), "case"), cases.rules.display()),
                 }),
                 Err(message) => problems.push(Problem::file(path, None, message)),
             },
-            Item::Other { .. } => {}
+            Item::Other { kind, name, .. } => checked.push(Checked {
+                file: file.clone(),
+                taken_for: format!("{kind} {name}"),
+                manifest: None,
+                valid: true,
+                summary: "skipped (not a WasmPlugin)".to_owned(),
+            }),
         }
     }
     checked
 }
 
-/// Compiles one rules document; returns the summary of a valid one.
-fn check_rules(
-    path: &Path,
-    text: &str,
-    map: &OnceCell<SourceMap>,
-    source: &RulesSource,
-    env: &HashMap<String, String>,
-    problems: &mut Vec<Problem>,
-) -> String {
-    match source.compile(env) {
-        Ok(rules) if rules.is_empty() => "valid, no rules (the filter passes all traffic through)".to_owned(),
-        Ok(rules) => format!(
-            "valid ({}, {})",
-            plural(rules.rule_count(Phase::Request), "request rule"),
-            plural(rules.rule_count(Phase::Response), "response rule")
-        ),
-        Err(errors) => {
-            let map = map.get_or_init(|| SourceMap::new(text));
-            problems.extend(errors.0.into_iter().map(|error| Problem::config(path, map, source, error)));
-            String::new()
-        }
+/// What a valid rules document holds.
+fn summary(rules: &RuleSet) -> String {
+    if rules.is_empty() {
+        return "valid, no rules (the filter passes all traffic through)".to_owned();
     }
+    format!(
+        "valid ({}, {})",
+        plural(rules.rule_count(Phase::Request), "request rule"),
+        plural(rules.rule_count(Phase::Response), "response rule")
+    )
 }
