@@ -98,25 +98,34 @@ pub fn failure_policy(fail_strategy: Option<&str>) -> Result<&'static str, Strin
 /// A rules document (parsed YAML) as istiod passes it on: compact JSON, numbers as doubles.
 pub fn document_json(document: &serde_yaml::Value) -> Result<String, String> {
     let value = serde_json::to_value(document).map_err(|e| format!("cannot be written as JSON: {e}"))?;
-    Ok(as_protobuf_struct(value).to_string())
+    Ok(plugin_config_json(&value))
 }
 
-/// Makes every number a double, as a protobuf `Struct` does, printed as Go's protojson prints a double:
-/// whole numbers without a fraction (`200`), others as floats.
-fn as_protobuf_struct(value: Value) -> Value {
+/// The text a proxy receives for a `pluginConfig`: istiod turns it into a protobuf `Struct` (every number a
+/// double) and hands the module its compact JSON. Whole doubles print without a fraction, as Go's protojson
+/// writes them (`5`, not `5.0`); integers beyond 2^53 lose their low digits exactly as they do there.
+pub fn plugin_config_json(config: &Value) -> String {
+    as_protobuf_struct(config).to_string()
+}
+
+fn as_protobuf_struct(value: &Value) -> Value {
     match value {
-        Value::Number(n) => {
-            let double = n.as_f64().unwrap_or(f64::NAN);
-            // (protojson prints whole numbers up to 1e21 without exponent; beyond i64 no rule needs it.)
-            if double.fract() == 0.0 && double.abs() < 9e18 {
-                json!(double as i64)
+        Value::Number(number) => {
+            let double = number.as_f64().unwrap_or_default();
+            // Below 2^63 a whole double is an exact i64; beyond, protojson writes an exponent, which parses as
+            // a double again.
+            if double.fract() == 0.0 && double.abs() < 9.2e18 {
+                #[allow(clippy::cast_possible_truncation)]
+                Value::from(double as i64)
             } else {
-                json!(double)
+                serde_json::Number::from_f64(double).map_or(Value::Null, Value::Number)
             }
         }
-        Value::Array(items) => Value::Array(items.into_iter().map(as_protobuf_struct).collect()),
-        Value::Object(map) => Value::Object(map.into_iter().map(|(k, v)| (k, as_protobuf_struct(v))).collect()),
-        other => other,
+        Value::Array(items) => Value::Array(items.iter().map(as_protobuf_struct).collect()),
+        Value::Object(fields) => {
+            Value::Object(fields.iter().map(|(k, v)| (k.clone(), as_protobuf_struct(v))).collect())
+        }
+        other => other.clone(),
     }
 }
 

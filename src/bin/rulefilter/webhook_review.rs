@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
+use rulefilter::local::istio::plugin_config_json;
 use rulefilter::ConfigErrors;
 use serde_json::{json, Map, Value};
 
@@ -147,7 +148,7 @@ fn check_object(object: &Value, scope: &Scope) -> Verdict {
     let document = match config {
         // istiod sends an empty configuration: the module passes all traffic through.
         Value::Null => return Verdict::allow("allowed (no pluginConfig: pass-through)"),
-        Value::Object(_) => module_document(config),
+        Value::Object(_) => plugin_config_json(config),
         other => {
             let message = format!(
                 "{manifest}: spec.pluginConfig: must be an object (a rules document), not {}",
@@ -190,10 +191,10 @@ fn check_object(object: &Value, scope: &Scope) -> Verdict {
     }
 }
 
-/// The module's own entry point, on exactly the text a proxy would be handed. The single place the webhook
-/// asks the engine, so a change of that entry point is a change of this one line.
+/// The module's own verdict (`on_configure` runs the same function), on exactly the text a proxy would be
+/// handed.
 fn check(document: &str, env: &HashMap<String, String>) -> Result<(), ConfigErrors> {
-    rulefilter::compile::parse_with_env(document, env).map(drop)
+    rulefilter::document::load_bytes(document.as_bytes(), env).map(drop)
 }
 
 /// `WasmPlugin namespace/name`, as `rulefilter validate` names a manifest.
@@ -235,32 +236,6 @@ fn environment(object: &Value) -> (HashMap<String, String>, Vec<String>) {
         env.insert(name.to_owned(), value.to_owned());
     }
     (env, from_host)
-}
-
-/// The text a proxy receives for this `pluginConfig`: istiod turns it into a protobuf `Struct` (every number a
-/// double) and hands the module its compact JSON. Whole doubles print without a fraction, as Go's protojson
-/// writes them (`5`, not `5.0`); integers beyond 2^53 lose their low digits exactly as they do there.
-pub fn module_document(config: &Value) -> String {
-    as_doubles(config).to_string()
-}
-
-fn as_doubles(value: &Value) -> Value {
-    match value {
-        Value::Number(number) => {
-            let double = number.as_f64().unwrap_or_default();
-            // Below 2^63 a whole double is an exact i64; beyond, protojson writes an exponent, which parses as
-            // a double again.
-            if double.fract() == 0.0 && double.abs() < 9.2e18 {
-                #[allow(clippy::cast_possible_truncation)]
-                Value::from(double as i64)
-            } else {
-                serde_json::Number::from_f64(double).map_or(Value::Null, Value::Number)
-            }
-        }
-        Value::Array(items) => Value::Array(items.iter().map(as_doubles).collect()),
-        Value::Object(fields) => Value::Object(fields.iter().map(|(k, v)| (k.clone(), as_doubles(v))).collect()),
-        other => other.clone(),
-    }
 }
 
 #[cfg(test)]
@@ -311,7 +286,7 @@ mod tests {
     #[test]
     fn whole_numbers_reach_the_module_as_protojson_writes_doubles() {
         let config = json!({"a": 200, "b": 1.5, "c": [1e3, -0.0], "d": 18446744073709551615u64});
-        assert_eq!(module_document(&config), r#"{"a":200,"b":1.5,"c":[1000,0],"d":1.8446744073709552e+19}"#);
+        assert_eq!(plugin_config_json(&config), r#"{"a":200,"b":1.5,"c":[1000,0],"d":1.8446744073709552e+19}"#);
     }
 
     #[test]
