@@ -10,7 +10,7 @@
 //!   ([`crate::document`]): so a text of several YAML documents, or one the YAML parser refuses, is refused
 //!   with the module's own message.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::Deserialize;
 use serde_yaml::Value;
@@ -47,6 +47,9 @@ pub struct RulesSource {
     pub rules: Value,
     /// The manifest's `vmConfig.env`: INLINE values; HOST ones, known only on the node, as empty text.
     pub env: BTreeMap<String, String>,
+    /// The names in `env` whose value comes from the node (`valueFrom: HOST`), so a tool that writes the
+    /// manifest again keeps them as they were.
+    pub host_env: BTreeSet<String>,
 }
 
 impl RulesSource {
@@ -58,6 +61,7 @@ impl RulesSource {
             text: text.to_owned(),
             rules: document::read(text).unwrap_or(Value::Null),
             env: BTreeMap::new(),
+            host_env: BTreeSet::new(),
         }
     }
 
@@ -159,20 +163,26 @@ fn object(index: usize, value: Value) -> Result<Item, SyntaxError> {
         crate::local::istio::document_json(&rules)
             .map_err(|e| SyntaxError { position: None, message: format!("{manifest}: spec.pluginConfig {e}") })?
     };
-    let env = spec.and_then(|s| s.get("vmConfig")).and_then(|v| v.get("env")).map(vm_env).unwrap_or_default();
-    Ok(Item::Rules(RulesSource { index, manifest: Some(manifest), prefix: "spec.pluginConfig", text, rules, env }))
+    let (env, host_env) =
+        spec.and_then(|s| s.get("vmConfig")).and_then(|v| v.get("env")).map(vm_env).unwrap_or_default();
+    let prefix = "spec.pluginConfig";
+    Ok(Item::Rules(RulesSource { index, manifest: Some(manifest), prefix, text, rules, env, host_env }))
 }
 
-/// `vmConfig.env`: `[{name, value, valueFrom: INLINE | HOST}]`.
-fn vm_env(env: &Value) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
+/// `vmConfig.env`: `[{name, value, valueFrom: INLINE | HOST}]`, as values and the names that come from the node.
+fn vm_env(env: &Value) -> (BTreeMap<String, String>, BTreeSet<String>) {
+    let mut values = BTreeMap::new();
+    let mut from_host = BTreeSet::new();
     for entry in env.as_sequence().into_iter().flatten() {
         let Some(name) = entry.get("name").and_then(Value::as_str) else { continue };
-        let from_host = entry.get("valueFrom").and_then(Value::as_str) == Some("HOST");
-        let value = if from_host { "" } else { entry.get("value").and_then(Value::as_str).unwrap_or_default() };
-        out.insert(name.to_owned(), value.to_owned());
+        if entry.get("valueFrom").and_then(Value::as_str) == Some("HOST") {
+            from_host.insert(name.to_owned());
+            values.insert(name.to_owned(), String::new());
+        } else {
+            values.insert(name.to_owned(), entry.get("value").and_then(Value::as_str).unwrap_or_default().to_owned());
+        }
     }
-    out
+    (values, from_host)
 }
 
 #[cfg(test)]

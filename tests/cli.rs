@@ -276,3 +276,36 @@ fn trace_help_examples_run() {
         assert!(stdout(&output).contains("client receives:"), "{args:?}");
     }
 }
+
+/// Wrapping a manifest again keeps its `vmConfig.env` (HOST entries stay HOST, `--env` replaces by name), so
+/// the manifest written is one the module accepts.
+#[test]
+fn manifest_of_a_manifest_keeps_its_environment() {
+    let dir = std::env::temp_dir().join(format!("rulefilter-cli-env-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let source = dir.join("source.yaml");
+    let shipped =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests/maintenance-wasmplugin.yaml"))
+            .unwrap()
+            .replace(
+                "      - name: REGION\n        value: eu-west-1\n",
+                "      - name: REGION\n        valueFrom: HOST\n",
+            );
+    assert!(shipped.contains("valueFrom: HOST"), "the shipped manifest changed: adapt this test");
+    std::fs::write(&source, shipped).unwrap();
+    let digest = format!("sha256:{}", "ab".repeat(32));
+    let args = ["manifest", "--name", "again", "--namespace", "shop", "--selector", "app=shop", "--image"];
+    let mut args: Vec<&str> = args.to_vec();
+    args.extend(["oci://registry.example.com/rulefilter:1", "--sha256", &digest]);
+    args.extend(["--env", "MAINTENANCE_RETRY_AFTER=60", source.to_str().unwrap()]);
+    let output = rulefilter(&args);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let written: serde_yaml::Value = serde_yaml::from_str(&stdout(&output)).unwrap();
+    let env = serde_json::to_string(&written["spec"]["vmConfig"]["env"]).unwrap();
+    assert_eq!(env, r#"[{"name":"MAINTENANCE_RETRY_AFTER","value":"60"},{"name":"REGION","valueFrom":"HOST"}]"#);
+    let again = dir.join("again.yaml");
+    std::fs::write(&again, stdout(&output)).unwrap();
+    let output = rulefilter(&["validate", again.to_str().unwrap()]);
+    assert!(output.status.success(), "{}{}", stdout(&output), String::from_utf8_lossy(&output.stderr));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -8,6 +8,8 @@ use lexopt::ValueExt;
 use serde_yaml::{Mapping, Value};
 
 use crate::args::{env_pair, pair};
+use rulefilter::input::RulesSource;
+
 use crate::pin;
 use crate::report::compile_first;
 
@@ -135,7 +137,8 @@ pub fn run(args: lexopt::Parser) -> Result<ExitCode, String> {
         }
         None => return Err(format!("{} holds no rules document", path.display())),
     };
-    let manifest = wasm_plugin(&options, source.rules);
+    let env = vm_env(&source, &options.env);
+    let manifest = wasm_plugin(&options, env, source.rules);
     // kubectl reads YAML 1.1: every scalar is written so that it means the same there as to the module.
     let yaml = rulefilter::yaml11::to_string(&manifest).map_err(|e| format!("{}: {e}", path.display()))?;
     // (A line break in the file name would end the comment.)
@@ -145,6 +148,32 @@ pub fn run(args: lexopt::Parser) -> Result<ExitCode, String> {
         eprintln!("{note}");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `vmConfig.env` of the written manifest: a manifest's own entries as they were (those from the node stay
+/// `valueFrom: HOST`), each `--env` replacing the entry of its name or added after them. Without this, wrapping a
+/// manifest again would drop the values its rules read, and the module would refuse the document.
+fn vm_env(source: &RulesSource, given: &[(String, String)]) -> Vec<Value> {
+    let inline = |name: &str, value: &str| map(vec![("name", Value::from(name)), ("value", Value::from(value))]);
+    let mut entries: Vec<(String, Value)> = source
+        .env
+        .iter()
+        .map(|(name, value)| {
+            let entry = if source.host_env.contains(name) {
+                map(vec![("name", Value::from(name.as_str())), ("valueFrom", Value::from("HOST"))])
+            } else {
+                inline(name, value)
+            };
+            (name.clone(), entry)
+        })
+        .collect();
+    for (name, value) in given {
+        match entries.iter_mut().find(|(existing, _)| existing == name) {
+            Some((_, entry)) => *entry = inline(name, value),
+            None => entries.push((name.clone(), inline(name, value))),
+        }
+    }
+    entries.into_iter().map(|(_, entry)| entry).collect()
 }
 
 fn map(entries: Vec<(&str, Value)>) -> Value {
@@ -159,7 +188,7 @@ fn group_of(kind: &str) -> &'static str {
     }
 }
 
-fn wasm_plugin(o: &Options, rules: Value) -> Value {
+fn wasm_plugin(o: &Options, env: Vec<Value>, rules: Value) -> Value {
     let mut metadata = vec![("name", Value::from(o.name.clone().unwrap_or_default()))];
     if let Some(namespace) = &o.namespace {
         metadata.push(("namespace", Value::from(namespace.clone())));
@@ -193,10 +222,8 @@ fn wasm_plugin(o: &Options, rules: Value) -> Value {
         spec.push(("priority", Value::from(priority)));
     }
     spec.push(("failStrategy", Value::from(o.fail_strategy.clone().unwrap_or_else(|| "FAIL_RELOAD".into()))));
-    if !o.env.is_empty() {
-        let env =
-            o.env.iter().map(|(k, v)| map(vec![("name", Value::from(k.clone())), ("value", Value::from(v.clone()))]));
-        spec.push(("vmConfig", map(vec![("env", Value::Sequence(env.collect()))])));
+    if !env.is_empty() {
+        spec.push(("vmConfig", map(vec![("env", Value::Sequence(env))])));
     }
     if !rules.is_null() {
         spec.push(("pluginConfig", rules));
