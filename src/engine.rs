@@ -77,7 +77,8 @@ pub struct RequestState {
     matched: Vec<(Phase, usize)>,
     /// What happened, when tracing (never in the module).
     trace: Option<Vec<Event>>,
-    /// Counts the engine's header writes, so a phase notices that the values its indexes read may have changed.
+    /// Counts the engine's writes to values the phase's indexes read, so it notices when its candidates may
+    /// have changed.
     writes: u32,
 }
 
@@ -221,7 +222,7 @@ impl<'r, H: Host> Run<'r, '_, H> {
                 }
                 Outcome::Matched | Outcome::NoMatch => {}
             }
-            // A rule changed a header, perhaps one an index reads: look the later rules up again.
+            // A rule changed a value an index reads: look the later rules up again.
             if indexed && self.state.writes != writes {
                 writes = self.state.writes;
                 self.candidates(indexes, &mut candidates);
@@ -396,8 +397,14 @@ impl<'r, H: Host> Run<'r, '_, H> {
 
     /// Records the engine's own write so later rules in this exchange see it.
     fn note_write(&mut self, map: HeaderMap, name: &str, write: Write<'_>) {
-        self.state.writes = self.state.writes.wrapping_add(1);
         let slot = self.header_slot(map, name);
+        let indexes = match self.phase {
+            Phase::Request => &self.rules.request_index,
+            Phase::Response => &self.rules.response_index,
+        };
+        if slot.is_some_and(|slot| indexes.reads(slot)) {
+            self.state.writes = self.state.writes.wrapping_add(1);
+        }
         let Some(cell) = slot.and_then(|slot| self.state.values.get_mut(slot)) else { return };
         match write {
             Write::Set(value) => *cell = Lookup::Present(value.to_owned()),

@@ -69,6 +69,8 @@ pub struct PhaseIndex {
     always: RuleBits,
     strings: Vec<StringIndex>,
     cidrs: Vec<CidrIndex>,
+    /// The slots the lookups read: only a write to one of these can change the candidates.
+    reads: Vec<usize>,
 }
 
 /// Exact values, prefixes and suffixes of one place, compared with or without ASCII case.
@@ -278,7 +280,22 @@ impl PhaseIndex {
                 _ => index.always.insert(number),
             }
         }
+        let places = index.strings.iter().map(|s| &s.place).chain(index.cidrs.iter().map(|c| &c.place));
+        let mut reads: Vec<usize> = places
+            .flat_map(|place| match place.view {
+                View::Client { xff_slot, trusted_hops } if trusted_hops > 0 => vec![place.slot, xff_slot],
+                _ => vec![place.slot],
+            })
+            .collect();
+        reads.sort_unstable();
+        reads.dedup();
+        index.reads = reads;
         index
+    }
+
+    /// Whether a lookup reads `slot`: a rule that writes it makes the later rules be looked up again.
+    pub fn reads(&self, slot: usize) -> bool {
+        self.enabled && self.reads.contains(&slot)
     }
 
     /// Whether requests look candidates up here, or evaluate every rule.
