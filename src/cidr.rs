@@ -36,8 +36,33 @@ impl Cidr {
     }
 
     pub fn contains(&self, ip: IpAddr) -> bool {
-        u128::from(to_v6(ip)) & self.mask == self.network
+        bits(ip) & self.mask == self.network
     }
+
+    /// The block's first address, as [`bits`] gives addresses.
+    pub fn network(&self) -> u128 {
+        self.network
+    }
+
+    /// The block's mask over [`bits`]: an address is in the block when `bits(ip) & mask == network`.
+    pub fn mask(&self) -> u128 {
+        self.mask
+    }
+
+    /// The prefix length in the address's own family (an IPv4 block's is at most 32).
+    pub fn prefix_len(&self) -> u32 {
+        let mapped = self.mask.count_ones();
+        if self.network >> 32 == 0xffff {
+            mapped.saturating_sub(96)
+        } else {
+            mapped
+        }
+    }
+}
+
+/// An address as one number: IPv4 in its IPv4-mapped IPv6 form.
+pub fn bits(ip: IpAddr) -> u128 {
+    u128::from(to_v6(ip))
 }
 
 fn to_v6(ip: IpAddr) -> Ipv6Addr {

@@ -14,6 +14,7 @@ use crate::config::{
     RedirectSpec, RespondSpec, RewriteSpec, RuleSpec, SourceSpec, StatusSpec, StringMatchSpec,
 };
 use crate::error::{explain_shape, ConfigError, ConfigErrors, Phase, RuleLocation};
+use crate::index::PhaseIndex;
 use crate::matcher::CompiledMatch;
 use crate::reserved::{self, bodiless_status, Edit};
 use crate::ruleset::{
@@ -109,6 +110,8 @@ pub fn compile(document: Value, env: &dyn Environment) -> Result<RuleSet, Config
     }
     crate::metrics::assign_counters(&mut request_rules, &mut response_rules);
     Ok(RuleSet {
+        request_index: PhaseIndex::build(&request_rules),
+        response_index: PhaseIndex::build(&response_rules),
         request_rules,
         response_rules,
         slots: compiler.slots,

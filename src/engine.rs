@@ -10,6 +10,7 @@ use std::borrow::Cow;
 use crate::cidr;
 use crate::compile::is_header_value;
 use crate::error::Phase;
+use crate::index::{PhaseIndex, RuleBits};
 use crate::limits::{MAX_HEADER_VALUE_BYTES, MAX_RENDERED_BYTES};
 use crate::metrics::{self, CounterId};
 use crate::ruleset::{
@@ -76,6 +77,9 @@ pub struct RequestState {
     matched: Vec<(Phase, usize)>,
     /// What happened, when tracing (never in the module).
     trace: Option<Vec<Event>>,
+    /// Counts the engine's writes to values the phase's indexes read, so it notices when its candidates may
+    /// have changed.
+    writes: u32,
 }
 
 impl RequestState {
@@ -104,6 +108,7 @@ impl RuleSet {
             responded: false,
             matched: Vec::new(),
             trace: None,
+            writes: 0,
         }
     }
 
@@ -117,7 +122,7 @@ impl RuleSet {
         let mut run = Run { rules: self, state, host, phase: Phase::Request, dry_run: false, rule_name: "" };
         run.record(|| Event::Phase(Phase::Request));
         run.host.count(metrics::REQUESTS);
-        if run.rules(&self.request_rules) == Flow::Responded {
+        if run.rules(&self.request_rules, &self.request_index) == Flow::Responded {
             return Flow::Responded;
         }
         // The proxy does not offer request values in the response phase: keep what response rules read.
@@ -145,7 +150,7 @@ impl RuleSet {
                 run.apply_edits(HeaderMap::Response, header_edits, &edits.values);
             }
         }
-        let flow = run.rules(&self.response_rules);
+        let flow = run.rules(&self.response_rules, &self.response_index);
         if flow == Flow::Continue {
             if let Some(name) = &self.debug_header {
                 let value = run.matched_rules();
@@ -189,9 +194,21 @@ struct Run<'r, 's, H: Host> {
 }
 
 impl<'r, H: Host> Run<'r, '_, H> {
-    /// Runs a phase's rules in order until one answers or a matching rule says `stop`.
-    fn rules(&mut self, rules: &'r [Rule]) -> Flow {
-        for (index, rule) in rules.iter().enumerate() {
+    /// Runs a phase's rules in order until one answers or a matching rule says `stop`. With indexes, only the
+    /// rules the request's values can match are evaluated, still in order; a trace, which reports every rule's
+    /// verdict, evaluates them all.
+    fn rules(&mut self, rules: &'r [Rule], indexes: &PhaseIndex) -> Flow {
+        let indexed = indexes.enabled() && self.state.trace.is_none();
+        let mut candidates = RuleBits::default();
+        let mut writes = self.state.writes;
+        if indexed {
+            self.candidates(indexes, &mut candidates);
+        }
+        let mut next = 0;
+        loop {
+            let index = if indexed { candidates.next_from(next) } else { Some(next) };
+            let Some((index, rule)) = index.and_then(|i| Some((i, rules.get(i)?))) else { break };
+            next = index + 1;
             match self.rule(index, rule) {
                 Outcome::Responded => {
                     self.state.responded = true;
@@ -205,8 +222,32 @@ impl<'r, H: Host> Run<'r, '_, H> {
                 }
                 Outcome::Matched | Outcome::NoMatch => {}
             }
+            // A rule changed a value an index reads: look the later rules up again.
+            if indexed && self.state.writes != writes {
+                writes = self.state.writes;
+                self.candidates(indexes, &mut candidates);
+            }
         }
         Flow::Continue
+    }
+
+    /// The rules the request's current values can match: those no index serves, and those whose key holds.
+    fn candidates(&mut self, indexes: &PhaseIndex, candidates: &mut RuleBits) {
+        *candidates = indexes.always();
+        for strings in indexes.strings() {
+            let place = &strings.place;
+            self.ensure_view(place.slot, &place.view);
+            if let Some(value) = self.view(place.slot, &place.view) {
+                strings.lookup(&value, candidates);
+            }
+        }
+        for cidrs in indexes.cidrs() {
+            let place = &cidrs.place;
+            self.ensure_view(place.slot, &place.view);
+            if let Some(value) = self.view(place.slot, &place.view) {
+                cidrs.lookup(&value, candidates);
+            }
+        }
     }
 
     fn rule(&mut self, index: usize, rule: &'r Rule) -> Outcome {
@@ -357,6 +398,13 @@ impl<'r, H: Host> Run<'r, '_, H> {
     /// Records the engine's own write so later rules in this exchange see it.
     fn note_write(&mut self, map: HeaderMap, name: &str, write: Write<'_>) {
         let slot = self.header_slot(map, name);
+        let indexes = match self.phase {
+            Phase::Request => &self.rules.request_index,
+            Phase::Response => &self.rules.response_index,
+        };
+        if slot.is_some_and(|slot| indexes.reads(slot)) {
+            self.state.writes = self.state.writes.wrapping_add(1);
+        }
         let Some(cell) = slot.and_then(|slot| self.state.values.get_mut(slot)) else { return };
         match write {
             Write::Set(value) => *cell = Lookup::Present(value.to_owned()),

@@ -15,6 +15,7 @@ pub mod document;
 pub mod engine;
 pub mod error;
 pub mod header_block;
+mod index;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod input;
 pub mod limits;

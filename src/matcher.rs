@@ -94,6 +94,16 @@ impl CompiledMatch {
 }
 
 impl CompiledMatch {
+    /// The test itself (what an index files a rule under).
+    pub fn matcher(&self) -> &StringMatcher {
+        &self.matcher
+    }
+
+    /// Whether ASCII case is ignored.
+    pub fn ignore_case(&self) -> bool {
+        self.ignore_case
+    }
+
     /// The compiled regex, for a regex test.
     pub fn as_regex(&self) -> Option<&Regex> {
         match &self.matcher {

@@ -8,6 +8,7 @@ use regex::Regex;
 
 use crate::cidr::Cidr;
 use crate::error::Phase;
+use crate::index::PhaseIndex;
 use crate::matcher::CompiledMatch;
 
 /// Which header map a value comes from.
@@ -60,6 +61,9 @@ pub struct RuleSet {
     pub(crate) log_level: Option<log::Level>,
     /// The document's `debug_header`: every response gets it, listing the rules that matched.
     pub(crate) debug_header: Option<Box<str>>,
+    /// Which rules of each phase a request can match, looked up from its values (see [`crate::index`]).
+    pub(crate) request_index: PhaseIndex,
+    pub(crate) response_index: PhaseIndex,
 }
 
 impl RuleSet {
@@ -79,6 +83,23 @@ impl RuleSet {
     /// Whether the document lets the filter write a line at `level` (the proxy may still drop it).
     pub fn logs(&self, level: log::Level) -> bool {
         self.log_level.is_none_or(|least| level <= least)
+    }
+
+    /// The same rules evaluated one by one, without indexes: what the differential tests and the fuzz targets
+    /// compare the indexed evaluation with.
+    #[must_use]
+    pub fn without_indexes(mut self) -> Self {
+        self.request_index = PhaseIndex::default();
+        self.response_index = PhaseIndex::default();
+        self
+    }
+
+    /// How many rules of `phase` are filed in an index rather than evaluated for every request.
+    pub fn indexed_rules(&self, phase: Phase) -> usize {
+        match phase {
+            Phase::Request => self.request_index.indexed_rules(self.request_rules.len()),
+            Phase::Response => self.response_index.indexed_rules(self.response_rules.len()),
+        }
     }
 
     /// The values rules read, each once, in slot order.

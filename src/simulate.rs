@@ -153,6 +153,18 @@ fn exchange(rules: &RuleSet, mut state: RequestState, request: &Request, upstrea
     }
 }
 
+/// The client address as Envoy's connection manager with its defaults (`use_remote_address: false`, no trusted
+/// hops) decides it, before any filter runs: the rightmost `x-forwarded-for` entry when that is an IP address,
+/// otherwise the connection's peer. A rule that edits `x-forwarded-for` later does not change it.
+fn client_of(headers: &[(String, String)], peer: &str) -> String {
+    let forwarded = headers.iter().filter(|(n, _)| n == "x-forwarded-for").map(|(_, v)| v.as_str());
+    let rightmost = forwarded.flat_map(|v| v.split(',')).last().map(str::trim);
+    match rightmost.and_then(|entry| entry.parse::<std::net::IpAddr>().ok()) {
+        Some(ip) => std::net::SocketAddr::new(ip, 0).to_string(),
+        None => peer.to_owned(),
+    }
+}
+
 fn first<'h>(headers: &'h [(String, String)], name: &str) -> Option<&'h str> {
     headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
 }
@@ -177,6 +189,7 @@ impl SimulatedHost {
             (":scheme".to_owned(), request.scheme.clone()),
         ];
         headers.extend(request.headers.iter().map(|(n, v)| (n.to_ascii_lowercase(), v.clone())));
+        let source = client_of(&headers, &request.source);
         SimulatedHost {
             phase: Some(HeaderMap::Request),
             request: headers,
@@ -184,7 +197,7 @@ impl SimulatedHost {
             local: None,
             counted: Vec::new(),
             errors: Vec::new(),
-            source: request.source.clone(),
+            source,
         }
     }
 
@@ -214,15 +227,8 @@ impl Host for SimulatedHost {
         self.map(map, "header_names").map(|h| h.iter().map(|(n, _)| n.clone()).collect()).unwrap_or_default()
     }
 
-    /// As Envoy's connection manager with its defaults (`use_remote_address: false`, no trusted hops) decides
-    /// it: the rightmost `x-forwarded-for` entry when that is an IP address, otherwise the connection's peer.
     fn source_address(&mut self) -> Option<String> {
-        let forwarded = self.request.iter().filter(|(n, _)| n == "x-forwarded-for").map(|(_, v)| v.as_str());
-        let rightmost = forwarded.flat_map(|v| v.split(',')).last().map(str::trim);
-        match rightmost.and_then(|entry| entry.parse::<std::net::IpAddr>().ok()) {
-            Some(ip) => Some(std::net::SocketAddr::new(ip, 0).to_string()),
-            None => Some(self.source.clone()),
-        }
+        Some(self.source.clone())
     }
 
     fn set_header(&mut self, map: HeaderMap, name: &str, value: &str) {

@@ -9,7 +9,7 @@ use libfuzzer_sys::fuzz_target;
 use rulefilter::input::{self, Item};
 use rulefilter::locate::SourceMap;
 use rulefilter::simulate::{Request, Response};
-use rulefilter_fuzz::{check_exchange, dry_run_variant, env, init_logging, Compiled};
+use rulefilter_fuzz::{check_exchange, env, init_logging, Compiled};
 
 fuzz_target!(|data: &[u8]| {
     init_logging();
@@ -17,7 +17,7 @@ fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };
     if !text.trim().is_empty() {
         match rulefilter::parse_with_env(text, env()) {
-            Ok(rules) => run_requests(&Compiled { rules, dry_run: dry_run_variant(text) }),
+            Ok(rules) => run_requests(&Compiled::new(text, rules)),
             // The module logs one line per problem.
             Err(errors) => errors.0.iter().for_each(|e| drop(e.to_string())),
         }

@@ -9,12 +9,13 @@ use arbitrary::{Arbitrary, Unstructured};
 use libfuzzer_sys::fuzz_target;
 use rulefilter::ruleset::Slot;
 use rulefilter::simulate::{Request, Response};
-use rulefilter_fuzz::{check_exchange, dry_run_variant, env, init_logging, Compiled};
+use rulefilter_fuzz::{check_exchange, env, init_logging, Compiled};
 
 const DOCUMENTS: &[(&str, &str)] = &[
     ("rules/api-versions.yaml", include_str!("../../rules/api-versions.yaml")),
     ("rules/canary.yaml", include_str!("../../rules/canary.yaml")),
     ("rules/cors.yaml", include_str!("../../rules/cors.yaml")),
+    ("rules/edge.yaml", include_str!("../../rules/edge.yaml")),
     ("rules/errors.yaml", include_str!("../../rules/errors.yaml")),
     ("rules/header-hygiene.yaml", include_str!("../../rules/header-hygiene.yaml")),
     ("rules/hello.yaml", include_str!("../../rules/hello.yaml")),
@@ -25,6 +26,7 @@ const DOCUMENTS: &[(&str, &str)] = &[
     ("tests/cases/dry-run.yaml", include_str!("../../tests/cases/dry-run.yaml")),
     ("tests/cases/dry-run-document.yaml", include_str!("../../tests/cases/dry-run-document.yaml")),
     ("fuzz/documents/nasty.yaml", include_str!("../documents/nasty.yaml")),
+    ("fuzz/documents/indexed.yaml", include_str!("../documents/indexed.yaml")),
 ];
 
 /// Headers the rules write, copy or remove without reading them as conditions.
@@ -45,7 +47,8 @@ const VALUES: &[&str] = &[
     "2001:db8::1", "::ffff:10.0.0.1", ",", ", ", ";", "=", "&", "?", "#", "%", "%2F", "%0d%0a", "%00", "+", "$", "${",
     "\r\n", "\0", "\u{e9}", "\u{fffd}", "session=", "canary=", "always", "on", "off", "yes", "dry", "END",
     "application/vnd.example.v2+json", "application/json", "text/html", "OldClient/1.0", "Googlebot", "utm_source=x",
-    "api-version=2", "x@y", "admin", "z", "deep=1", "?q=", "c=",
+    "api-version=2", "x@y", "admin", "z", "deep=1", "?q=", "c=", "/API/V2/users", "/v2/", "/SHOP", "/old/",
+    "shop.example.com:8443", "app.example.org", "Canary", "dbg-", "s-", "session=s-", "/form", "/Admin/x", "z=admin",
 ];
 
 #[derive(Arbitrary, Debug)]
@@ -186,7 +189,7 @@ fn setup() -> &'static Setup {
                     Slot::Header(_, name) if !name.starts_with(':') => Some(name.to_string()),
                     _ => None,
                 }));
-                Compiled { rules, dry_run: dry_run_variant(text) }
+                Compiled::new(text, rules)
             })
             .collect();
         names.sort();

@@ -49,14 +49,25 @@ pub fn dry_run_variant(text: &str) -> Option<RuleSet> {
     rulefilter::compile::compile(document, env()).ok()
 }
 
-/// A document's rules, and the same rules in dry-run mode.
+/// A document's rules, the same rules without indexes, and in dry-run mode.
 pub struct Compiled {
     pub rules: RuleSet,
+    /// Evaluated rule by rule (`RuleSet::without_indexes`): the indexed evaluation must agree with it.
+    pub plain: RuleSet,
     pub dry_run: Option<RuleSet>,
+}
+
+impl Compiled {
+    /// `rules`, compiled from `text`, with their plain and dry-run variants.
+    pub fn new(text: &str, rules: RuleSet) -> Compiled {
+        let plain = rulefilter::parse_with_env(text, env()).map(RuleSet::without_indexes).unwrap_or_default();
+        Compiled { rules, plain, dry_run: dry_run_variant(text) }
+    }
 }
 
 /// Runs one exchange every way there is and checks what must hold whatever the rules and the request:
 /// - the engine never touches a header map outside its phase, nor answers twice (host errors);
+/// - the indexes change nothing: plain evaluation gives the same outcome;
 /// - tracing changes nothing but the trace;
 /// - with no CR, LF or NUL in what the client and the upstream sent (Envoy's codecs refuse them), none is in
 ///   any header the upstream or the client receives: the engine refuses such rendered values;
@@ -66,6 +77,9 @@ pub struct Compiled {
 pub fn check_exchange(compiled: &Compiled, request: &Request, upstream: &Response) {
     let plain = simulate::run(&compiled.rules, request, upstream);
     assert!(plain.host_errors.is_empty(), "host calls out of place: {:?}", plain.host_errors);
+
+    let unindexed = simulate::run(&compiled.plain, request, upstream);
+    assert_eq!(plain, unindexed, "the indexes changed the outcome");
 
     let mut traced = simulate::run_traced(&compiled.rules, request, upstream);
     for event in &traced.trace {

@@ -4,6 +4,7 @@
 use std::rc::Rc;
 
 use log::{error, info, warn};
+use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel, MapType};
 
@@ -51,6 +52,7 @@ impl RootContext for Root {
             }
         };
         let plugin = plugin_label();
+        let started = hostcalls::get_current_time().ok();
         match crate::document::load_bytes(&bytes, &crate::compile::ProcessEnvironment) {
             Ok(rules) if rules.is_empty() => {
                 info!("no rules configured; passing all traffic through");
@@ -58,6 +60,7 @@ impl RootContext for Root {
                 true
             }
             Ok(rules) => {
+                log_compile_time(&rules, started);
                 if rules.logs(log::Level::Info) {
                     info!(
                         "loaded {} request and {} response rules",
@@ -110,6 +113,25 @@ fn plugin_label() -> String {
     match abi::property(&["plugin_name"]) {
         Ok(Some(name)) => metrics::plugin_label(&String::from_utf8_lossy(&name)),
         Ok(None) | Err(_) => metrics::plugin_label(""),
+    }
+}
+
+/// One debug line with the time the document took to compile (parse, validation, regexes, indexes) and its
+/// rule count: `on_configure` runs in every worker, so this is paid per VM (issue 14: at most 50 ms for 1,000
+/// rules). Envoy's clock is wall time in nanoseconds; a clock that steps back gives no number.
+fn log_compile_time(rules: &RuleSet, started: Option<std::time::SystemTime>) {
+    if !rules.logs(log::Level::Debug) || !log::log_enabled!(log::Level::Debug) {
+        return;
+    }
+    let now = hostcalls::get_current_time().ok();
+    let took = started.zip(now).and_then(|(started, now)| now.duration_since(started).ok());
+    let rule_count = rules.rule_count(crate::Phase::Request) + rules.rule_count(crate::Phase::Response);
+    let indexed = rules.indexed_rules(crate::Phase::Request) + rules.indexed_rules(crate::Phase::Response);
+    match took {
+        Some(took) => {
+            log::debug!("compiled {rule_count} rules in {:.3} ms ({indexed} indexed)", took.as_secs_f64() * 1000.0)
+        }
+        None => log::debug!("compiled {rule_count} rules ({indexed} indexed); the clock gave no time"),
     }
 }
 
