@@ -90,7 +90,68 @@ pub fn document(shape: &Shape) -> Result<Document, String> {
     let name = format!("{RULES}-{}", shape.name);
     let document = Document::from_text(&name, &text, Vec::new()).map_err(|e| format!("{name}: {e}"))?;
     // Written out so that a person can read what was measured.
-    let path = crate::scratch_dir().join(format!("{name}.yaml"));
+    let dir = crate::scratch_dir();
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let path = dir.join(format!("{name}.yaml"));
     std::fs::write(&path, &text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     Ok(document)
+}
+
+#[cfg(test)]
+mod tests {
+    use rulefilter::simulate::{self, Outcome, Request, Response};
+    use rulefilter::Phase;
+
+    use super::*;
+
+    fn tagged(outcome: &Outcome) -> bool {
+        outcome.response.header("x-service-name") == Some("my-custom-service")
+    }
+
+    /// A request that rule `i` of `shape` is written to catch.
+    fn caught_by(shape: &Shape, i: usize) -> Request {
+        match shape.name {
+            "exact-paths" => Request::get(&format!("/catalog/item-{i}.html")),
+            "prefix-header" => Request::get(&format!("/tenants/t{i}/orders")).header("x-tenant", &format!("t{i}")),
+            "host-lists" => Request::get("/").authority(&format!("www.customer-{i}.example.org")),
+            "regex-paths" => Request::get(&format!("/archive/{i}/2019/old-post")),
+            "cidr-lists" => Request::get("/").from(&simulate::client_address(&format!("10.{}.{}.7", i / 256, i % 256))),
+            other => panic!("no request for shape {other}"),
+        }
+    }
+
+    /// Each document is as large as the filter takes; the bench's requests run through all its rules (none
+    /// matches them: the passing request reaches the service untouched, hello.yaml still answers /hello); and
+    /// the rules are live: a request written for one of them is caught.
+    #[test]
+    fn the_bench_requests_match_none_of_the_generated_rules() {
+        let service = Response::ok();
+        for shape in SHAPES {
+            let document = document(shape).unwrap();
+            let rules = &document.rules;
+            assert_eq!(
+                rules.rule_count(Phase::Request) + rules.rule_count(Phase::Response),
+                MAX_RULES,
+                "{}",
+                shape.name
+            );
+
+            let passing = Request::get("/api/v3/orders");
+            let outcome = simulate::run(rules, &passing, &service);
+            assert!(!outcome.responded_locally, "{}: answered {:?}", shape.name, outcome.response);
+            let upstream = outcome.upstream_request.as_ref().unwrap();
+            let added: Vec<_> = upstream.iter().filter(|(name, _)| name.starts_with("x-")).collect();
+            assert!(added.is_empty(), "{}: the passing request was changed: {added:?}", shape.name);
+            assert!(tagged(&outcome), "{}", shape.name);
+
+            let hello = simulate::run(rules, &Request::get("/hello"), &service);
+            assert!(hello.responded_locally && hello.response.status == 200, "{}: {:?}", shape.name, hello.response);
+            assert_eq!(hello.response.body, "Hello from Wasm!\n", "{}", shape.name);
+
+            let caught = simulate::run(rules, &caught_by(shape, RULES / 2), &service);
+            let changed = caught.responded_locally
+                || caught.upstream_request.as_ref().unwrap().iter().any(|(name, _)| name.starts_with("x-"));
+            assert!(changed, "{}: rule {} did not catch its request", shape.name, RULES / 2);
+        }
+    }
 }
