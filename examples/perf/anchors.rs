@@ -110,8 +110,7 @@ pub fn run(options: &Options) -> Result<bool, String> {
     }
     std::fs::create_dir_all(scratch_dir()).map_err(|e| format!("cannot create {}: {e}", scratch_dir().display()))?;
     let mut legs = legs(options)?;
-    let host = "example.com";
-    let script = Script::write(&scratch_dir(), "anchors", &format!("GET\t{PASSING_PATH}\tHost: {host}\n"))?;
+    let script = Script::write(&scratch_dir(), "anchors", &format!("GET\t{PASSING_PATH}\tHost: example.com\n"))?;
     let pinned = Pinning::choose();
     println!(
         "the anchors: the seed scenario through {} legs, Envoy 1.40 with one worker{}; {} rounds, each leg in \
