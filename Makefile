@@ -11,6 +11,8 @@ PORT ?= 10000
 SOAK_SECONDS ?= 60
 BENCH_SECONDS ?= 5
 BENCH_ROUNDS ?= 3
+# Envoy starts per leg and round in the anchors (start to first answer).
+BENCH_STARTS ?= 2
 COSTS_SECONDS ?= 4
 # The soak and bench programs (examples/perf/); CI's smoke uses the dev build `make test` already made.
 PERF_PROFILE ?= release
@@ -24,7 +26,7 @@ FUZZ_SECONDS ?= 300
 IMAGE_FORMAT ?= oci
 RULEFILTER ?= cargo run $(CARGO_LOCKED) --bin rulefilter --
 
-.PHONY: all toolchain build image push envoy run test lint soak bench bench-costs fuzz fuzz-ci clean
+.PHONY: all toolchain build image push envoy run test lint soak bench bench-anchors handwritten bench-costs fuzz fuzz-ci clean
 
 all: build
 
@@ -88,9 +90,21 @@ lint: toolchain
 soak: build envoy
 	$(PERF) soak --seconds $(SOAK_SECONDS)
 
-## bench: the filter's cost as ratios against baselines measured in the same run (wrk; valgrind if installed)
-bench: build envoy
+## bench: the filter's cost as ratios against baselines measured in the same run (wrk; valgrind if installed),
+## then the anchors (bench-anchors)
+bench: build envoy handwritten
 	$(PERF) bench --seconds $(BENCH_SECONDS) --rounds $(BENCH_ROUNDS)
+	$(PERF) anchors --seconds $(BENCH_SECONDS) --rounds $(BENCH_ROUNDS) --starts $(BENCH_STARTS)
+
+## bench-anchors: the seed scenario by no filter, Envoy's route features, Lua, a hand-written Wasm filter and
+## rulefilter (hello.yaml, and 1,000-rule documents of each common shape): CPU per request, start, RSS
+bench-anchors: build envoy handwritten
+	$(PERF) anchors --seconds $(BENCH_SECONDS) --rounds $(BENCH_ROUNDS) --starts $(BENCH_STARTS)
+
+## handwritten: the bench's hand-written proxy-wasm filter (tests/fixtures/handwritten), its own lock file
+handwritten:
+	cargo build --release --target $(WASM_TARGET) --locked --manifest-path tests/fixtures/handwritten/Cargo.toml \
+		--target-dir target/fixtures
 
 ## bench-costs: what each part of a rule (a condition, a regex, a header edit, a log line) costs inside Envoy
 bench-costs: build envoy

@@ -214,7 +214,12 @@ pub fn check(label: &str, statuses: &BTreeMap<u16, u64>, socket_errors: u64, fai
 
 /// The CPU time all of Envoy's threads have used (each thread's /proc schedstat, in nanoseconds).
 pub fn cpu_time(envoy: &Envoy) -> Result<Duration, String> {
-    let dir = format!("/proc/{}/task", envoy.pid());
+    cpu_time_of(envoy.pid())
+}
+
+/// The CPU time all threads of process `pid` have used.
+pub fn cpu_time_of(pid: u32) -> Result<Duration, String> {
+    let dir = format!("/proc/{pid}/task");
     let mut total = 0_u64;
     for task in std::fs::read_dir(&dir).map_err(|e| format!("{dir}: {e}"))?.flatten() {
         let stat = std::fs::read_to_string(task.path().join("schedstat")).unwrap_or_default();

@@ -8,19 +8,23 @@
 //! cargo run --release --example perf -- soak [--seconds 60] [--connections 16]
 //! cargo run --release --example perf -- bench [--seconds 5] [--rounds 3]
 //! cargo run --release --example perf -- costs [--seconds 4] [--rounds 3]
+//! cargo run --release --example perf -- anchors [--seconds 5] [--rounds 3] [--starts 2]
 //! ```
 
+mod anchors;
 mod bench;
 mod costs;
 mod h2;
+mod large;
 mod mix;
 mod soak;
 mod wrk;
 
 use std::collections::{BTreeMap, HashMap};
+use std::ffi::OsStr;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
+use std::process::{Command, ExitCode};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -36,6 +40,7 @@ const USAGE: &str = "\
 Usage: perf soak [--seconds N] [--connections N] [--envoy PATH] [--module PATH]
        perf bench [--seconds N] [--rounds N] [--envoy PATH] [--module PATH]
        perf costs [--seconds N] [--rounds N] [--envoy PATH] [--module PATH]
+       perf anchors [--seconds N] [--rounds N] [--starts N] [--envoy PATH] [--module PATH] [--handwritten PATH]
        perf engine-loop DOCUMENT REQUESTS   (for callgrind: runs the soak mix through one rules/ document)";
 
 fn main() -> ExitCode {
@@ -56,6 +61,10 @@ pub struct Options {
     pub seconds: u64,
     pub connections: u32,
     pub rounds: u32,
+    /// anchors: Envoy starts per leg and round.
+    pub starts: u32,
+    /// anchors: the hand-written module of tests/fixtures/handwritten.
+    pub handwritten: PathBuf,
 }
 
 fn run() -> Result<bool, String> {
@@ -79,6 +88,8 @@ fn run() -> Result<bool, String> {
         },
         connections: 16,
         rounds: 3,
+        starts: 2,
+        handwritten: anchors::handwritten_module(),
     };
     let mut parse = |args: &mut lexopt::Parser| -> Result<(), lexopt::Error> {
         while let Some(arg) = args.next()? {
@@ -88,6 +99,8 @@ fn run() -> Result<bool, String> {
                 Long("seconds") => options.seconds = args.value()?.parse()?,
                 Long("connections") => options.connections = args.value()?.parse()?,
                 Long("rounds") => options.rounds = args.value()?.parse()?,
+                Long("starts") => options.starts = args.value()?.parse()?,
+                Long("handwritten") => options.handwritten = args.value()?.into(),
                 other => return Err(other.unexpected()),
             }
         }
@@ -99,14 +112,27 @@ fn run() -> Result<bool, String> {
             return Err(format!("{} not found: run `{hint}`", path.display()));
         }
     }
-    if options.seconds == 0 || options.connections == 0 || options.rounds == 0 {
-        return Err("--seconds, --connections and --rounds must be at least 1".into());
+    if options.seconds == 0 || options.connections == 0 || options.rounds == 0 || options.starts == 0 {
+        return Err("--seconds, --connections, --rounds and --starts must be at least 1".into());
     }
     match command.as_str() {
         "soak" => soak::run(&options),
         "bench" => bench::run(&options),
         "costs" => costs::run(&options),
+        "anchors" => anchors::run(&options),
         _ => Err(USAGE.into()),
+    }
+}
+
+/// A command that runs `program` on CPU `cpu` if given (through taskset), else anywhere.
+pub fn on_cpu(program: impl AsRef<OsStr>, cpu: Option<usize>) -> Command {
+    match cpu {
+        Some(cpu) => {
+            let mut taskset = Command::new("taskset");
+            taskset.arg("-c").arg(cpu.to_string()).arg(program);
+            taskset
+        }
+        None => Command::new(program),
     }
 }
 
@@ -210,13 +236,7 @@ pub struct Memory {
 
 impl Memory {
     pub fn read(envoy: &Envoy) -> Result<Memory, String> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", envoy.pid()))
-            .map_err(|e| format!("cannot read Envoy's /proc status: {e}"))?;
-        let rss_kb: u64 = status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .ok_or("no VmRSS in Envoy's /proc status")?;
+        let rss = rss_of(envoy.pid())?;
         let memory = http::get(envoy.admin, "/memory").map_err(|e| format!("admin /memory: {e}"))?;
         let json: serde_json::Value = serde_json::from_str(&memory.body).map_err(|e| format!("admin /memory: {e}"))?;
         // Envoy prints these 64-bit numbers as strings.
@@ -225,8 +245,20 @@ impl Memory {
                 .and_then(|v| v.as_str().and_then(|s| s.parse().ok()).or_else(|| v.as_u64()))
                 .ok_or_else(|| format!("admin /memory has no {name}: {}", memory.body))
         };
-        Ok(Memory { rss: rss_kb * 1024, allocated: field("allocated")?, heap: field("heap_size")? })
+        Ok(Memory { rss, allocated: field("allocated")?, heap: field("heap_size")? })
     }
+}
+
+/// The resident set size of Envoy's process `pid` (/proc/<pid>/status `VmRSS`), in bytes.
+pub fn rss_of(pid: u32) -> Result<u64, String> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .map_err(|e| format!("cannot read Envoy's /proc status: {e}"))?;
+    let rss_kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .ok_or("no VmRSS in Envoy's /proc status")?;
+    Ok(rss_kb * 1024)
 }
 
 /// Every counter and gauge of Envoy's `/stats`.

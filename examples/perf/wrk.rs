@@ -3,7 +3,6 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 /// How hard to push.
@@ -68,7 +67,12 @@ impl Script {
 
     /// Runs wrk for `load.duration` against `listener`.
     pub fn run(&self, listener: SocketAddr, load: Load) -> Result<Report, String> {
-        let output = Command::new("wrk")
+        self.run_pinned(listener, load, None)
+    }
+
+    /// The same, with wrk on CPU `cpu` if given (taskset), away from the Envoy it measures.
+    pub fn run_pinned(&self, listener: SocketAddr, load: Load, cpu: Option<usize>) -> Result<Report, String> {
+        let output = crate::on_cpu("wrk", cpu)
             .arg(format!("-t{}", load.threads))
             .arg(format!("-c{}", load.connections))
             .arg(format!("-d{}s", load.duration.as_secs().max(1)))
