@@ -11,7 +11,7 @@
 //! allocates: a hash collision only adds a candidate, which its own evaluation then rejects.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::{BuildHasherDefault, DefaultHasher, Hasher};
 
 use regex_syntax::hir::literal::{ExtractKind, Extractor};
 
@@ -88,8 +88,13 @@ pub struct StringIndex {
 pub struct CidrIndex {
     pub place: Place,
     /// For each mask in use: the networks under it.
-    by_mask: Vec<(u128, HashMap<u128, Vec<u16>>)>,
+    by_mask: Vec<(u128, Networks)>,
 }
+
+/// Networks by address. SipHash with fixed keys: spread over all 128 bits (an IPv6 network's low bits are zero),
+/// and the same layout on every compile, so two compilations of one document are alike to the last byte. The
+/// keys come from the document, never from a request, so a fixed seed gives a client nothing to aim at.
+type Networks = HashMap<u128, Vec<u16>, BuildHasherDefault<DefaultHasher>>;
 
 type Buckets = HashMap<u64, Vec<u16>, BuildHasherDefault<Prehashed>>;
 
@@ -350,7 +355,7 @@ impl PhaseIndex {
                 let networks = match index.by_mask.iter().position(|(mask, _)| *mask == cidr.mask()) {
                     Some(m) => index.by_mask.get_mut(m).map(|(_, n)| n),
                     None => {
-                        index.by_mask.push((cidr.mask(), HashMap::new()));
+                        index.by_mask.push((cidr.mask(), Networks::default()));
                         index.by_mask.last_mut().map(|(_, n)| n)
                     }
                 };
