@@ -47,6 +47,7 @@ impl CompiledMatch {
 
     /// Compiles `pattern` as a whole-value match. The error is the regex crate's reason, on one line.
     pub fn regex(pattern: &str, ignore_case: bool) -> Result<Self, String> {
+        crate::regex_subset::check(pattern)?;
         RegexBuilder::new(&format!("^(?:{pattern})$"))
             .case_insensitive(ignore_case)
             .size_limit(REGEX_SIZE_LIMIT)
@@ -57,6 +58,7 @@ impl CompiledMatch {
 
     /// Compiles `pattern` to search anywhere in a value (for rewrites), with the same size limit.
     pub fn search_regex(pattern: &str) -> Result<Regex, String> {
+        crate::regex_subset::check(pattern)?;
         RegexBuilder::new(pattern).size_limit(REGEX_SIZE_LIMIT).build().map_err(|e| regex_reason(&e))
     }
 

@@ -92,6 +92,19 @@ fn bad_regexes_give_the_reason_on_one_line() {
     );
 }
 
+/// The module is built without regex's Unicode property tables; the CLI and the module refuse such classes alike,
+/// by name, whatever regex features a build has (this test's build has them all).
+#[test]
+fn unicode_property_classes_are_refused_with_the_reason() {
+    refused(
+        "request:\n  - name: a\n    match: {path: {regex: '/(\\p{Greek}+)'}}\n    actions: [{respond: {status: 200}}]\n  - name: b\n    actions: [{rewrite: {path_regex: {pattern: '[\\pL-]+', substitution: x}}}]",
+        &[
+            r#"request[0] "a": match.path.regex: invalid regex: \p{Greek}: Unicode property classes (\p{…}, \P{…}) are not supported; list the characters or ranges in a class such as [a-zà-ÿ], or use \w, \d or \s (which are Unicode-aware)"#,
+            r#"request[1] "b": actions[0].rewrite.path_regex.pattern: invalid regex: \pL: Unicode property classes (\p{…}, \P{…}) are not supported; list the characters or ranges in a class such as [a-zà-ÿ], or use \w, \d or \s (which are Unicode-aware)"#,
+        ],
+    );
+}
+
 #[test]
 fn every_problem_of_every_rule_is_reported() {
     refused(
