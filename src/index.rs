@@ -256,12 +256,14 @@ fn regex_prefixes(pattern: &str) -> Option<Vec<Box<[u8]>>> {
     let hir = regex_syntax::ParserBuilder::new().build().parse(pattern).ok()?;
     let seq = Extractor::new().kind(ExtractKind::Prefix).extract(&hir);
     let literals = seq.literals()?;
-    if literals.is_empty() || literals.len() > MAX_REGEX_PREFIXES || literals.iter().any(|l| l.as_bytes().is_empty()) {
+    if literals.is_empty() || literals.iter().any(|l| l.as_bytes().is_empty()) {
         return None;
     }
-    // `/item-[0-9]+` gives `/item-0` … `/item-9`: one shared prefix is as good a key, and one lookup.
+    // `/item-[0-9]+` gives `/item-0` … `/item-9`, and `/archive/7/[0-9]{4}` a hundred literals: one shared prefix
+    // is as good a key, and one lookup, however many literals share it.
     match seq.longest_common_prefix() {
         Some(common) if common.len() >= 4 => Some(vec![common.into()]),
+        _ if literals.len() > MAX_REGEX_PREFIXES => None,
         _ => Some(literals.iter().map(|l| l.as_bytes().into()).collect()),
     }
 }
@@ -541,5 +543,7 @@ mod tests {
         assert_eq!(prefixes("/(healthz|readyz)"), Some(vec![b"/healthz".to_vec(), b"/readyz".to_vec()]));
         assert_eq!(prefixes(".*/admin"), None);
         assert_eq!(prefixes("(?i)/a"), Some(vec![b"/A".to_vec(), b"/a".to_vec()]));
+        // More literals than are worth filing one by one, but all under one prefix.
+        assert_eq!(prefixes("/archive/7/(?P<year>[0-9]{4})/(?P<slug>[a-z0-9-]+)"), Some(vec![b"/archive/7/".to_vec()]));
     }
 }
