@@ -169,8 +169,9 @@ fn object(index: usize, value: Value) -> Result<Item, SyntaxError> {
     Ok(Item::Rules(RulesSource { index, manifest: Some(manifest), prefix, text, rules, env, host_env }))
 }
 
-/// `vmConfig.env`: `[{name, value, valueFrom: INLINE | HOST}]`, as values and the names that come from the node.
-fn vm_env(env: &Value) -> (BTreeMap<String, String>, BTreeSet<String>) {
+/// `vmConfig.env`: `[{name, value, valueFrom: INLINE | HOST}]`, as values (those from the node as empty text:
+/// they are known only there) and the names that come from the node.
+pub fn vm_env(env: &Value) -> (BTreeMap<String, String>, BTreeSet<String>) {
     let mut values = BTreeMap::new();
     let mut from_host = BTreeSet::new();
     for entry in env.as_sequence().into_iter().flatten() {

@@ -1,7 +1,7 @@
 //! One `AdmissionReview` in, its answer out: which WasmPlugins are ours, what document their proxies would
 //! receive, and whether the module accepts it. No I/O here, so every decision is testable without a server.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 
 use rulefilter::local::istio::plugin_config_json;
@@ -221,21 +221,11 @@ fn json_type(value: &Value) -> &'static str {
 /// `spec.vmConfig.env` as the module's environment, and the names whose values come from the node. INLINE
 /// values are known; HOST values only to the node's istio-agent at run time, so they are checked as empty
 /// text (as `rulefilter validate` does) and a warning says so when the document uses them.
-fn environment(object: &Value) -> (HashMap<String, String>, Vec<String>) {
-    let mut env = HashMap::new();
-    let mut from_host = Vec::new();
-    let entries = object.pointer("/spec/vmConfig/env").and_then(Value::as_array);
-    for entry in entries.into_iter().flatten() {
-        let Some(name) = entry.get("name").and_then(Value::as_str) else { continue };
-        let value = if entry.get("valueFrom").and_then(Value::as_str) == Some("HOST") {
-            from_host.push(name.to_owned());
-            ""
-        } else {
-            entry.get("value").and_then(Value::as_str).unwrap_or_default()
-        };
-        env.insert(name.to_owned(), value.to_owned());
-    }
-    (env, from_host)
+/// `spec.vmConfig.env` read as `rulefilter validate` reads a manifest's: the values, and the names from the node.
+fn environment(object: &Value) -> (HashMap<String, String>, BTreeSet<String>) {
+    let entries = object.pointer("/spec/vmConfig/env").and_then(|env| serde_yaml::to_value(env).ok());
+    let (values, from_host) = entries.as_ref().map(rulefilter::input::vm_env).unwrap_or_default();
+    (values.into_iter().collect(), from_host)
 }
 
 #[cfg(test)]
