@@ -15,6 +15,7 @@ pub mod document;
 pub mod engine;
 pub mod error;
 pub mod header_block;
+pub mod host_port;
 mod index;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod input;
@@ -29,6 +30,7 @@ pub mod nesting;
 pub mod regex_subset;
 mod reserved;
 pub mod ruleset;
+pub mod segments;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod simulate;
 pub mod template;
