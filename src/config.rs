@@ -296,13 +296,15 @@ pub struct RedirectSpec {
     pub port: Option<Integer>,
     /// A template; the new path.
     pub path: Option<String>,
+    /// The request's path with a prefix of whole segments replaced (Gateway API `ReplacePrefixMatch`).
+    pub path_segment_prefix: Option<PrefixRewriteSpec>,
     /// A template; the new query string (without `?`). Replaces the request's.
     pub query: Option<String>,
     /// Keep the request's query string when the target has none of its own (default true).
     pub keep_query: Option<bool>,
 }
 
-/// Path and host rewrites. At most one of `path`, `path_prefix`, `path_regex`.
+/// Path and host rewrites. At most one of `path`, `path_prefix`, `path_segment_prefix`, `path_regex`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RewriteSpec {
@@ -310,6 +312,9 @@ pub struct RewriteSpec {
     pub path: Option<String>,
     /// Replace a leading part of the path.
     pub path_prefix: Option<PrefixRewriteSpec>,
+    /// Replace a prefix of whole segments (Gateway API `ReplacePrefixMatch`): `/strip/x` with `/strip` -> `/`
+    /// becomes `/x`.
+    pub path_segment_prefix: Option<PrefixRewriteSpec>,
     /// Regex substitution on the path, `\1` for groups (as in Envoy's `regex_rewrite`).
     pub path_regex: Option<RegexRewriteSpec>,
     /// The new host/authority (a template).

@@ -10,6 +10,7 @@ use crate::cidr::Cidr;
 use crate::error::Phase;
 use crate::index::PhaseIndex;
 use crate::matcher::CompiledMatch;
+use crate::segments::SegmentPrefix;
 
 /// Which header map a value comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -278,7 +279,8 @@ pub(crate) enum RedirectTarget {
         scheme: Option<Box<str>>,
         host: Option<Template>,
         port: Option<u16>,
-        path: Option<Template>,
+        /// `Full` or `SegmentPrefix`; `None` keeps the request's path.
+        path: Option<PathRewrite>,
         query: Option<Template>,
     },
 }
@@ -295,6 +297,11 @@ pub(crate) enum PathRewrite {
     Full(Template),
     Prefix {
         from: Box<str>,
+        to: Template,
+    },
+    /// Gateway API's `ReplacePrefixMatch`: whole segments, no doubled or missing `/` at the seam.
+    SegmentPrefix {
+        from: SegmentPrefix,
         to: Template,
     },
     /// `substitution` is in the regex crate's syntax (`${1}`), translated from Envoy's `\1`.

@@ -56,6 +56,7 @@ fn the_schemas_have_exactly_the_fields_of_the_rust_types() {
         ("redirect", serde_fields::<RedirectSpec>(), def("redirect")),
         ("rewrite", serde_fields::<RewriteSpec>(), def("rewrite")),
         ("prefixRewrite", serde_fields::<PrefixRewriteSpec>(), def("prefixRewrite")),
+        ("segmentPrefixRewrite", serde_fields::<PrefixRewriteSpec>(), def("segmentPrefixRewrite")),
         ("regexRewrite", serde_fields::<RegexRewriteSpec>(), def("regexRewrite")),
         ("queryEdits", serde_fields::<QueryEditsSpec>(), def("queryEdits")),
         ("log", serde_fields::<LogSpec>(), def("log")),

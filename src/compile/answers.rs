@@ -64,19 +64,19 @@ impl Compiler<'_> {
             || spec.host.is_some()
             || spec.port.is_some()
             || spec.path.is_some()
+            || spec.path_segment_prefix.is_some()
             || spec.query.is_some();
         let target = match &spec.location {
             Some(_) if parts_given => {
-                ctx.error(field, "give either `location` or the parts (scheme, host, port, path, query), not both");
+                let message =
+                    "give either `location` or the parts (scheme, host, port, path, path_segment_prefix, query), not both";
+                ctx.error(field, message);
                 None
             }
             Some(location) => {
                 self.header_template(location, &format!("{field}.location"), ctx).map(RedirectTarget::Location)
             }
-            None if !parts_given => {
-                ctx.error(field, "give `location`, or at least one of scheme, host, port, path, query");
-                None
-            }
+            // No parts: the request's own URL (Gateway API's `RequestRedirect{statusCode: 307}`).
             None => {
                 let scheme = spec.scheme.as_deref().map(str::to_ascii_lowercase);
                 if let Some(scheme) = scheme.as_deref().filter(|s| *s != "http" && *s != "https") {
@@ -92,7 +92,7 @@ impl Compiler<'_> {
                     None => None,
                 };
                 let host = spec.host.as_deref().and_then(|h| self.header_template(h, &format!("{field}.host"), ctx));
-                let path = spec.path.as_deref().and_then(|p| self.path_template(p, &format!("{field}.path"), ctx));
+                let path = self.redirect_path(spec, field, ctx);
                 let query = spec.query.as_deref().and_then(|q| self.header_template(q, &format!("{field}.query"), ctx));
                 Some(RedirectTarget::Parts { scheme: scheme.map(Into::into), host, port, path, query })
             }
@@ -110,12 +110,17 @@ impl Compiler<'_> {
 
     pub(super) fn rewrite(&mut self, spec: &RewriteSpec, field: &str, ctx: &mut RuleContext) -> Option<Rewrite> {
         let before = ctx.error_count();
-        let given = [spec.path.is_some(), spec.path_prefix.is_some(), spec.path_regex.is_some()];
+        let given = [
+            spec.path.is_some(),
+            spec.path_prefix.is_some(),
+            spec.path_segment_prefix.is_some(),
+            spec.path_regex.is_some(),
+        ];
         if given.iter().filter(|g| **g).count() > 1 {
-            ctx.error(field, "give only one of path, path_prefix, path_regex");
+            ctx.error(field, "give only one of path, path_prefix, path_segment_prefix, path_regex");
         }
         if !given.contains(&true) && spec.host.is_none() {
-            ctx.error(field, "give one of path, path_prefix, path_regex, and/or host");
+            ctx.error(field, "give one of path, path_prefix, path_segment_prefix, path_regex, and/or host");
         }
         let path = if let Some(path) = &spec.path {
             self.path_template(path, &format!("{field}.path"), ctx).map(PathRewrite::Full)
@@ -125,6 +130,8 @@ impl Compiler<'_> {
             }
             self.header_template(&prefix.to, &format!("{field}.path_prefix.to"), ctx)
                 .map(|to| PathRewrite::Prefix { from: prefix.from.as_str().into(), to })
+        } else if let Some(segments) = &spec.path_segment_prefix {
+            self.segment_prefix(segments, &format!("{field}.path_segment_prefix"), ctx)
         } else if let Some(regex) = &spec.path_regex {
             // Envoy's `regex_rewrite`: every match anywhere in the path is substituted.
             match CompiledMatch::search_regex(&regex.pattern) {

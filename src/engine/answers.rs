@@ -3,7 +3,7 @@
 use super::values::{authority_port, default_port, strip_port};
 use super::writes::unsendable;
 use super::{Host, Run};
-use crate::ruleset::{LocalResponse, PathRewrite, QueryEdits, Redirect, RedirectTarget, Rewrite, Rule, Template};
+use crate::ruleset::{LocalResponse, QueryEdits, Redirect, RedirectTarget, Rewrite, Rule, Template};
 use crate::trace::UrlChange;
 use crate::url;
 use crate::url::QueryPairs;
@@ -45,12 +45,12 @@ impl<'r, H: Host> Run<'r, '_, H> {
                     Some(template) => self.render(template, captures).into_owned(),
                     None => strip_port(&authority).to_owned(),
                 };
-                // A changed scheme gets its default port unless one is given.
-                let scheme_changed = new_scheme != request_scheme;
-                let request_port = authority_port(&authority).filter(|_| !scheme_changed);
+                // As Gateway API: a scheme without a port means that scheme's well-known port, even the
+                // request's own scheme; otherwise the request's port.
+                let request_port = authority_port(&authority).filter(|_| scheme.is_none());
                 let new_port = port.or(request_port).filter(|p| Some(*p) != default_port(&new_scheme));
                 let new_path = match path {
-                    Some(template) => self.render(template, captures).into_owned(),
+                    Some(rewrite) => self.new_path(rewrite, &request_path, captures).into_owned(),
                     None => request_path,
                 };
                 let new_query = match query {
@@ -82,14 +82,7 @@ impl<'r, H: Host> Run<'r, '_, H> {
             self.ensure(rewrite.url.path);
             let current = self.get(rewrite.url.path).unwrap_or("/").to_owned();
             let (path, query) = url::split_path(&current);
-            let new_path: Cow<'_, str> = match path_rewrite {
-                PathRewrite::Full(template) => Cow::Owned(self.render(template, captures).into_owned()),
-                PathRewrite::Prefix { from, to } => match path.strip_prefix(&**from) {
-                    Some(rest) => Cow::Owned(format!("{}{rest}", self.render(to, captures))),
-                    None => Cow::Borrowed(path),
-                },
-                PathRewrite::Regex { regex, substitution } => regex.replace_all(path, &**substitution),
-            };
+            let new_path = self.new_path(path_rewrite, path, captures);
             // A new path that brings its own query replaces the request's.
             let new = match query {
                 Some(query) if !new_path.contains('?') => format!("{new_path}?{query}"),
