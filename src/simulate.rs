@@ -118,8 +118,15 @@ pub fn run_traced(rules: &RuleSet, request: &Request, upstream: &Response) -> Ou
 fn exchange(rules: &RuleSet, mut state: RequestState, request: &Request, upstream: &Response) -> Outcome {
     let mut host = SimulatedHost::new(request);
     if rules.on_request_headers(&mut state, &mut host) == Flow::Responded {
+        // Envoy passes the filter's own answer through the filter's response callback, as any response.
+        let local = host.local.take().unwrap_or_else(Response::ok);
+        host.phase = Some(HeaderMap::Response);
+        host.response = vec![(":status".to_owned(), local.status.to_string())];
+        host.response.extend(local.headers);
+        rules.on_response_headers(&mut state, &mut host);
         host.phase = None;
-        let response = host.local.take().unwrap_or_else(Response::ok);
+        let headers = host.response.iter().filter(|(n, _)| !n.starts_with(':')).cloned().collect();
+        let response = Response { status: local.status, headers, body: local.body };
         return Outcome {
             upstream_request: None,
             response,

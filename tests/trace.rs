@@ -159,6 +159,10 @@ request:
             skipped(2, "after-hello", "hello", SkipReason::Answered),
             skipped(3, "stopper", "hello", SkipReason::Answered),
             skipped(4, "after-stop", "hello", SkipReason::Answered),
+            // The proxy's own answer gets the deferred response headers too.
+            Event::Phase(Phase::Response),
+            Event::ApplyDeferred { rule: "tag".into() },
+            Event::Header { map: HeaderMap::Response, name: "x-b".into(), edit: Edit::Add("2".into()) },
         ]
     );
     let forwarded = trace(&doc, &Request::get("/x"), 200);

@@ -132,12 +132,12 @@ impl RuleSet {
     }
 
     /// Applies deferred response edits, then runs the response rules; call when the response headers arrive.
-    /// Does nothing for a response a rule made itself.
+    /// On a response a request rule made itself, only the deferred edits apply.
     pub fn on_response_headers(&self, state: &mut RequestState, host: &mut impl Host) -> Flow {
-        if state.responded {
+        let deferred = std::mem::take(&mut state.deferred);
+        if state.responded && deferred.is_empty() {
             return Flow::Continue;
         }
-        let deferred = std::mem::take(&mut state.deferred);
         let mut run = Run { rules: self, state, host, phase: Phase::Response, dry_run: false, rule_name: "" };
         run.record(|| Event::Phase(Phase::Response));
         for edits in &deferred {
@@ -148,6 +148,11 @@ impl RuleSet {
                 run.rule_name = &rule.name;
                 run.apply_edits(HeaderMap::Response, header_edits, &edits.values);
             }
+        }
+        // The filter's own answer (Envoy passes it through this callback): it gets the request rules'
+        // response headers, as Gateway API applies a route's to its redirects, and no response rules.
+        if run.state.responded {
+            return Flow::Continue;
         }
         let flow = run.rules(&self.response_rules, &self.response_index);
         if flow == Flow::Continue {

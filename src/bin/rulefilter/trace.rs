@@ -251,6 +251,11 @@ fn report(rules_path: &Path, rules: &RuleSet, request: &Request, upstream: &Resp
         match event {
             Event::Phase(phase) => {
                 seen_response_phase |= *phase == Phase::Response;
+                if *phase == Phase::Response && outcome.upstream_request.is_none() {
+                    let _ =
+                        writeln!(out, "\nresponse phase, on the proxy's own answer (response rules do not run on it)");
+                    continue;
+                }
                 let count = rules.rule_count(*phase);
                 let _ = writeln!(out, "\n{} phase: {count} {}", phase.key(), if count == 1 { "rule" } else { "rules" });
                 if *phase == Phase::Response {
