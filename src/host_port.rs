@@ -7,7 +7,7 @@
 //! through a class of several characters does not make the port count: `[^:]+\.example\.com`,
 //! `.*\.example\.com` and `[^/]+` describe host names, and compare the host without its port.
 
-use regex_syntax::hir::{self, Hir, HirKind};
+use regex_syntax::hir::{Hir, HirKind};
 
 use crate::config::MatchFields;
 
@@ -28,28 +28,18 @@ fn literal_names_port(text: &str) -> bool {
 /// Whether the regex can match a `:` it writes as a character of its own. A pattern that does not parse says
 /// no: compiling it reports the error.
 fn regex_names_port(pattern: &str) -> bool {
-    let Ok(tree) = regex_syntax::ParserBuilder::new().build().parse(pattern) else {
-        return false;
-    };
-    hir::visit(&tree, FindColon).is_err()
+    regex_syntax::ParserBuilder::new().build().parse(pattern).is_ok_and(|tree| has_colon(&tree))
 }
 
-/// Stops at the first literal holding a `:` (a one-character class such as `[:]` is a literal too).
-struct FindColon;
-
-impl hir::Visitor for FindColon {
-    type Output = ();
-    type Err = ();
-
-    fn finish(self) -> Result<(), ()> {
-        Ok(())
-    }
-
-    fn visit_pre(&mut self, hir: &Hir) -> Result<(), ()> {
-        match hir.kind() {
-            HirKind::Literal(literal) if literal.0.contains(&b':') => Err(()),
-            _ => Ok(()),
-        }
+/// Whether a literal holds a `:` (a one-character class such as `[:]` is a literal too). The parser's nesting
+/// limit bounds the recursion.
+fn has_colon(hir: &Hir) -> bool {
+    match hir.kind() {
+        HirKind::Literal(literal) => literal.0.contains(&b':'),
+        HirKind::Empty | HirKind::Class(_) | HirKind::Look(_) => false,
+        HirKind::Repetition(repetition) => has_colon(&repetition.sub),
+        HirKind::Capture(capture) => has_colon(&capture.sub),
+        HirKind::Concat(parts) | HirKind::Alternation(parts) => parts.iter().any(has_colon),
     }
 }
 

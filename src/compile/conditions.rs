@@ -187,8 +187,8 @@ impl Compiler<'_> {
         field: &str,
         ctx: &mut RuleContext,
     ) -> Option<Expr> {
-        // Host names are case-insensitive; `*.example.com` is a wildcard; a pattern with a port compares the
-        // whole authority.
+        // Host names are case-insensitive; `*.example.com` is a wildcard; a pattern that spells out a port
+        // compares the whole authority (see `host_port`).
         let mut fields = host.0.clone();
         fields.ignore_case = true;
         if let Some(wildcard) = fields.exact.as_deref().and_then(|e| e.strip_prefix('*')) {
@@ -199,15 +199,13 @@ impl Compiler<'_> {
             fields.suffix = Some(wildcard.to_owned());
             fields.exact = None;
         }
-        let with_port = [&fields.exact, &fields.prefix, &fields.suffix, &fields.contains, &fields.regex]
-            .into_iter()
-            .flatten()
-            .any(|s| s.contains(':'));
+        let with_port = crate::host_port::compares_port(&fields);
         let view = if with_port { View::Whole } else { View::HostOnly };
         let mut expr = self.string_condition(&fields, slot, view, Operand::Host, field, ctx);
         if let Some(Expr::Leaf(condition)) = &mut expr {
             // Describe the test as written, before the wildcard became a suffix.
-            condition.wanted = describe_test(&host.0).into();
+            let port = if with_port { " (with the port)" } else { "" };
+            condition.wanted = format!("{}{port}", describe_test(&host.0)).into();
         }
         expr
     }
