@@ -17,6 +17,7 @@ const DOCUMENTS: &[(&str, &str)] = &[
     ("rules/cors.yaml", include_str!("../../rules/cors.yaml")),
     ("rules/edge.yaml", include_str!("../../rules/edge.yaml")),
     ("rules/errors.yaml", include_str!("../../rules/errors.yaml")),
+    ("rules/gateway-routes.yaml", include_str!("../../rules/gateway-routes.yaml")),
     ("rules/header-hygiene.yaml", include_str!("../../rules/header-hygiene.yaml")),
     ("rules/hello.yaml", include_str!("../../rules/hello.yaml")),
     ("rules/legacy-redirects.yaml", include_str!("../../rules/legacy-redirects.yaml")),
