@@ -549,13 +549,13 @@ fn new_conditions_and_actions_refuse_mistakes_with_their_field() {
         errors(&doc("    actions: [{redirect: {status: 200, location: /x, host: y}}]")),
         [
             r#"request[0] "r": actions[0].redirect.status: 200 is not a redirect status (301, 302, 303, 307, 308)"#,
-            r#"request[0] "r": actions[0].redirect: give either `location` or the parts (scheme, host, port, path, query), not both"#,
+            r#"request[0] "r": actions[0].redirect: give either `location` or the parts (scheme, host, port, path, path_segment_prefix, query), not both"#,
         ]
     );
     assert_eq!(
         errors(&doc("    actions: [{rewrite: {path: x, path_regex: {pattern: '(a', substitution: '\\2'}}}]")),
         [
-            r#"request[0] "r": actions[0].rewrite: give only one of path, path_prefix, path_regex"#,
+            r#"request[0] "r": actions[0].rewrite: give only one of path, path_prefix, path_segment_prefix, path_regex"#,
             r#"request[0] "r": actions[0].rewrite.path: a path starts with `/`"#,
         ]
     );
