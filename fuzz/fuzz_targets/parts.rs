@@ -1,6 +1,7 @@
 //! The small parsers rules lean on, against properties they must keep: query parameters read back what was
 //! written, encoding round-trips, address blocks contain their own addresses, templates re-read as written,
-//! string tests match what they were built from, and header blocks read as the proxy's map they stand for.
+//! string tests match what they were built from, header blocks read as the proxy's map they stand for, and a
+//! segment prefix replaces exactly the paths its condition matches.
 #![no_main]
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -10,6 +11,7 @@ use libfuzzer_sys::fuzz_target;
 use rulefilter::cidr::{self, Cidr};
 use rulefilter::header_block::{self, HeaderBlock};
 use rulefilter::matcher::CompiledMatch;
+use rulefilter::segments::SegmentPrefix;
 use rulefilter::template::{self, Segment};
 use rulefilter::trace::quote;
 use rulefilter::url::{self, QueryPairs};
@@ -38,6 +40,7 @@ enum Case {
     Test { wanted: String, around: String, ignore_case: bool },
     HeaderBytes(Vec<u8>),
     Headers { pairs: Vec<(String, String)>, edits: Vec<HeaderEdit>, read: String },
+    Segments { path: String, prefix: String, replacement: String },
 }
 
 fuzz_target!(|case: Case| match case {
@@ -69,7 +72,28 @@ fuzz_target!(|case: Case| match case {
         }
     }
     Case::Headers { pairs, edits, read } => header_edits(pairs, edits, &read),
+    Case::Segments { path, prefix, replacement } => segments(&path, &prefix, &replacement),
 });
+
+/// `path_segment_prefix` replaces the paths `segment_prefix` matches, and only those; what follows the prefix is
+/// kept, the seam gets no doubled `/`, and the result is never empty.
+fn segments(path: &str, prefix: &str, replacement: &str) {
+    let matches = CompiledMatch::segment_prefix(prefix, false).is_match(path);
+    let segments = SegmentPrefix::new(prefix);
+    let rest = segments.rest(path);
+    assert_eq!(rest.is_some(), matches, "{path:?} and prefix {prefix:?}");
+    let replaced = segments.replace(path, replacement);
+    let (Some(rest), Some(replaced)) = (rest, replaced.as_deref()) else {
+        assert!(replaced.is_none(), "{path:?} replaced without a match");
+        return;
+    };
+    let head = replacement.trim_end_matches('/');
+    assert!(!replaced.is_empty());
+    assert!(replaced.ends_with(rest) && replaced.starts_with(head), "{replaced:?} from {path:?}");
+    if !rest.contains("//") && !head.contains("//") {
+        assert!(!replaced.contains("//"), "{replaced:?} from {path:?} with {prefix:?} -> {replacement:?}");
+    }
+}
 
 /// A block, encoded and decoded, then edited, reads as a plain list of pairs edited the same way.
 fn header_edits(mut model: Vec<(String, String)>, edits: Vec<HeaderEdit>, read: &str) {
