@@ -226,6 +226,18 @@ pub(crate) enum Action {
     Rewrite(Rewrite),
     Query(QueryEdits),
     Log { level: log::Level, message: Template },
+    RateLimit(RateLimit),
+}
+
+/// A `rate_limit` action: which bucket a request counts against, and the rule's table of buckets.
+#[derive(Debug)]
+pub(crate) struct RateLimit {
+    pub key: Template,
+    /// The key as written, for traces: the rendered key may be a credential and is never shown.
+    pub key_written: Box<str>,
+    pub buckets: crate::ratelimit::Buckets,
+    /// `fail: closed`: answer 503 when the shared buckets cannot decide, rather than let the request go on.
+    pub fail_closed: bool,
 }
 
 /// Header changes; names are lower-case. Applied in field order.

@@ -55,6 +55,7 @@ impl Compiler<'_> {
                     self.query_edits(edits, &field, ctx).map(Action::Query)
                 }
                 ActionSpec::Log(log) => self.log(log, &format!("actions[{i}].log"), ctx),
+                ActionSpec::RateLimit(limit) => self.rate_limit(limit, &format!("actions[{i}].rate_limit"), ctx),
             };
             actions.extend(action);
         }
