@@ -82,6 +82,10 @@ pub struct Limit {
 }
 
 const NANOS_PER_SECOND: u64 = 1_000_000_000;
+/// How far apart two workers' readings of the clock may be for one bucket: a request reads the clock, then
+/// the bucket, and another worker that read the clock later may have written in between. Only a TAT further
+/// ahead than the tolerance plus this is taken for a clock that stepped back.
+const CLOCK_SKEW_NS: u64 = NANOS_PER_SECOND;
 
 impl Limit {
     /// The time one request uses up: `period / requests`, in nanoseconds (at least 1).
@@ -115,8 +119,11 @@ impl Limit {
     pub fn decide(&self, tat: Option<u64>, now: u64) -> Gcra {
         let (emission, tolerance) = (self.emission_ns(), self.tolerance_ns());
         // A TAT further ahead than any request could have put it (a clock that stepped back, a value written
-        // by something else) would block the key for that long: treat the bucket as fresh instead.
-        let tat = tat.filter(|&tat| tat.saturating_sub(now) <= tolerance).unwrap_or(now).max(now);
+        // by something else) would block the key for that long: treat the bucket as fresh instead. Up to
+        // CLOCK_SKEW_NS past the tolerance is normal: another worker read the clock after this request did
+        // and wrote before it.
+        let plausible = tolerance.saturating_add(CLOCK_SKEW_NS);
+        let tat = tat.filter(|&tat| tat.saturating_sub(now) <= plausible).unwrap_or(now).max(now);
         let new_tat = tat.saturating_add(emission);
         let ahead = new_tat - now;
         if ahead > tolerance {
@@ -412,6 +419,15 @@ mod tests {
             minute.decide(Some(START + 10 * SECOND), START),
             Gcra::Limited { retry_after_ns: 10 * SECOND, reset_ns: 10 * SECOND }
         );
+    }
+
+    #[test]
+    fn a_tat_written_by_a_worker_whose_clock_read_later_still_counts() {
+        // Worker B read the clock 3 ms after worker A, took the last request of the burst and wrote first.
+        let limit = per_second(200, 50);
+        let emission = SECOND / 200;
+        let written_by_b = START + 3_000_000 + 50 * emission;
+        assert!(matches!(limit.decide(Some(written_by_b), START), Gcra::Limited { .. }));
     }
 
     #[test]
