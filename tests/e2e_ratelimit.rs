@@ -10,12 +10,13 @@
 
 mod support;
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use support::{document_json, echo, fresh_dir, get, options, progress, request, start, Envoy, Plugin, Reload};
+use support::{
+    document_json, echo, fresh_dir, get, options, progress, prometheus, request, start, Envoy, Plugin, Reload,
+};
 
 const WORKERS: u32 = 4;
 const TOLERANCE: f64 = 0.15;
@@ -114,18 +115,6 @@ fn within_tolerance(what: &str, load: &Load, burst: f64, rate: f64) {
         TOLERANCE * 100.0,
         expected * f64::from(WORKERS)
     );
-}
-
-/// The `rulefilter_*` series of `/stats/prometheus`, `name{labels}` → value.
-fn prometheus(envoy: &Envoy) -> BTreeMap<String, u64> {
-    let body = rulefilter::local::http::get(envoy.admin, "/stats/prometheus").unwrap().body;
-    body.lines()
-        .filter(|line| line.starts_with("rulefilter_"))
-        .filter_map(|line| {
-            let (series, value) = line.rsplit_once(' ')?;
-            Some((series.to_owned(), value.parse().ok()?))
-        })
-        .collect()
 }
 
 /// Waits (up to 10 s: every worker flushes its counts once a second) until `series` is at least `at_least`, and
