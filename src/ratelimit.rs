@@ -185,7 +185,8 @@ pub struct Buckets {
     pub limit: Limit,
     /// Slots in the table (`max_keys`).
     pub slots: u64,
-    /// `<rule>/<fingerprint>/`: what every key of this table starts with (after the host's plugin prefix).
+    /// `<rule>/<fingerprint>/`, after the plugin's namespace in the module: what every key of this table starts
+    /// with.
     prefix: Box<str>,
 }
 
@@ -204,6 +205,12 @@ impl Buckets {
     pub fn new(rule: &str, limit: Limit, slots: u64) -> Buckets {
         let prefix = format!("{rule}/{:08x}/", limit.fingerprint()).into_boxed_str();
         Buckets { limit, slots: slots.max(1), prefix }
+    }
+
+    /// Puts `namespace` (the plugin's, in the module) in front of every key: every plugin on a proxy shares
+    /// one shared-data map.
+    pub fn set_namespace(&mut self, namespace: &str) {
+        self.prefix = format!("{namespace}{}", self.prefix).into_boxed_str();
     }
 
     /// The shared-data key of slot `slot` (or of the overflow bucket, `None`).

@@ -102,6 +102,18 @@ impl RuleSet {
         }
     }
 
+    /// Puts `namespace` in front of every rate-limit bucket's key in shared data. The module calls it with the
+    /// plugin's name before serving the rules, so that plugins on one proxy never share buckets.
+    pub fn set_shared_data_namespace(&mut self, namespace: &str) {
+        for rule in &mut self.request_rules {
+            for action in &mut rule.actions {
+                if let Action::RateLimit(limit) = action {
+                    limit.buckets.set_namespace(namespace);
+                }
+            }
+        }
+    }
+
     /// The values rules read, each once, in slot order.
     pub fn slots(&self) -> &[Slot] {
         &self.slots

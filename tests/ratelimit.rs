@@ -251,6 +251,10 @@ fn every_mistake_names_the_rule_and_the_field() {
         [r#"request[0] "lim": actions[0].rate_limit.key: unterminated `${` in "${header.x-key""#]
     );
     assert!(refused("{per: second}")[0].contains("missing field `requests`"));
+    assert_eq!(
+        errors("request:\n  - name: two\n    actions: [{rate_limit: {requests: 1, per: second}}, {rate_limit: {requests: 9, per: hour}}]\n"),
+        [r#"request[0] "two": actions[1].rate_limit: a second rate limit in this rule (the first is actions[0]): a rule's buckets are named after it; write another rule for another limit"#]
+    );
     // Istio hands numbers over as doubles.
     rules(r#"{"request":[{"name":"x","actions":[{"rate_limit":{"requests":5.0,"per":"second","burst":2.0}}]}]}"#);
     let response_phase = errors("response:\n  - name: late\n    actions: [{rate_limit: {requests: 1, per: second}}]\n");
@@ -260,4 +264,17 @@ fn every_mistake_names_the_rule_and_the_field() {
             r#"response[0] "late": actions[0].rate_limit: a rate limit in the response phase: the request has already gone upstream; move it to a request rule"#
         ]
     );
+}
+
+#[test]
+fn the_module_puts_the_plugin_first_in_every_bucket_key() {
+    let mut rules = rules(PER_KEY);
+    rules.set_shared_data_namespace("rulefilter/default.edge/");
+    let mut proxy = Proxy::default();
+    send(&mut proxy, &rules, &Request::get("/").header("x-api-key", "k"));
+    let keys: Vec<&str> = proxy.shared.keys().collect();
+    assert_eq!(keys.len(), 1);
+    assert!(keys[0].starts_with("rulefilter/default.edge/per-key/"), "{keys:?}");
+    // Then the limit's fingerprint and the slot number: the key itself is never stored.
+    assert!(keys[0].rsplit('/').next().unwrap().parse::<u64>().is_ok(), "{keys:?}");
 }

@@ -30,8 +30,6 @@ mod entry {
 struct Root {
     rules: Rc<RuleSet>,
     counters: Rc<Counters>,
-    /// This plugin's prefix in the proxy's shared data, which every plugin on the proxy shares.
-    shared_prefix: Rc<str>,
 }
 
 impl Context for Root {
@@ -86,12 +84,7 @@ impl RootContext for Root {
 
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
         let state = self.rules.new_request();
-        Some(Box::new(Exchange {
-            rules: Rc::clone(&self.rules),
-            counters: Rc::clone(&self.counters),
-            shared_prefix: Rc::clone(&self.shared_prefix),
-            state,
-        }))
+        Some(Box::new(Exchange { rules: Rc::clone(&self.rules), counters: Rc::clone(&self.counters), state }))
     }
 
     fn get_type(&self) -> Option<ContextType> {
@@ -105,9 +98,9 @@ impl RootContext for Root {
 
 impl Root {
     /// Serves `rules` from now on, with their counters; what the previous rules counted is flushed first.
-    fn install(&mut self, rules: RuleSet, plugin: &str) {
+    fn install(&mut self, mut rules: RuleSet, plugin: &str) {
         self.counters.flush();
-        self.shared_prefix = shared_prefix(plugin).into();
+        rules.set_shared_data_namespace(&shared_data_namespace(plugin));
         self.counters = Rc::new(Counters::define(plugin, &rules));
         self.rules = Rc::new(rules);
         if let Err(status) = abi::set_tick_period(counters::FLUSH_PERIOD_MS) {
@@ -126,7 +119,7 @@ fn plugin_label() -> String {
 
 /// `rulefilter/<plugin>/`: rate-limit buckets of this plugin, apart from other plugins' shared data (Istio
 /// sets no `vm_id`, so every WasmPlugin on a proxy shares one namespace).
-fn shared_prefix(plugin: &str) -> String {
+fn shared_data_namespace(plugin: &str) -> String {
     format!("rulefilter/{plugin}/")
 }
 
@@ -167,7 +160,6 @@ fn follow_proxy_log_level() {
 struct Exchange {
     rules: Rc<RuleSet>,
     counters: Rc<Counters>,
-    shared_prefix: Rc<str>,
     state: RequestState,
 }
 
@@ -175,13 +167,12 @@ impl Context for Exchange {}
 
 impl HttpContext for Exchange {
     fn on_http_request_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
-        let flow = self.rules.on_request_headers(&mut self.state, &mut Envoy::new(&self.counters, &self.shared_prefix));
+        let flow = self.rules.on_request_headers(&mut self.state, &mut Envoy::new(&self.counters));
         action(flow)
     }
 
     fn on_http_response_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
-        let flow =
-            self.rules.on_response_headers(&mut self.state, &mut Envoy::new(&self.counters, &self.shared_prefix));
+        let flow = self.rules.on_response_headers(&mut self.state, &mut Envoy::new(&self.counters));
         action(flow)
     }
 
@@ -204,7 +195,6 @@ fn action(flow: Flow) -> Action {
 /// The engine's view of Envoy during one callback, through host calls that report errors instead of panicking.
 struct Envoy<'c> {
     counters: &'c Counters,
-    shared_prefix: &'c str,
     /// Headers fetched in one host call at the first read, kept in step with the filter's own edits (see
     /// [`HeaderBlock`]); an empty block if the proxy refused them. The engine reads only its phase's map, but
     /// asking for the other one simply fetches that instead.
@@ -212,8 +202,8 @@ struct Envoy<'c> {
 }
 
 impl<'c> Envoy<'c> {
-    fn new(counters: &'c Counters, shared_prefix: &'c str) -> Self {
-        Envoy { counters, shared_prefix, headers: None }
+    fn new(counters: &'c Counters) -> Self {
+        Envoy { counters, headers: None }
     }
 
     fn headers(&mut self, map: HeaderMap) -> &mut HeaderBlock {
@@ -318,13 +308,11 @@ impl Host for Envoy<'_> {
     }
 
     fn shared_data(&mut self, key: &str) -> Result<Option<(Vec<u8>, u32)>, String> {
-        abi::shared_data(&format!("{}{key}", self.shared_prefix))
-            .map_err(|s| format!("shared data refused (status {})", s.0))
+        abi::shared_data(key).map_err(|s| format!("shared data refused (status {})", s.0))
     }
 
     fn set_shared_data(&mut self, key: &str, value: &[u8], cas: u32) -> Result<bool, String> {
-        abi::set_shared_data(&format!("{}{key}", self.shared_prefix), value, cas)
-            .map_err(|s| format!("shared data refused (status {})", s.0))
+        abi::set_shared_data(key, value, cas).map_err(|s| format!("shared data refused (status {})", s.0))
     }
 
     fn now_nanos(&mut self) -> Option<u64> {
