@@ -256,16 +256,21 @@ pub struct Session {
 impl Session {
     /// Runs a case (its request `repeat` times, at its `at`); the last exchange is what it observed.
     pub fn simulate(&mut self, rules: &RuleSet, case: &Case) -> Observed {
+        let proxy = self.prepare(rules, case);
+        observed(simulate::run_in(proxy, rules, &case.request.to_request(), &case.upstream_response()))
+    }
+
+    /// Brings the proxy to where `case`'s last request runs: the clock at its `at`, its earlier repeats sent.
+    /// `rulefilter trace --case` traces that last request after running the file's earlier cases.
+    pub fn prepare(&mut self, rules: &RuleSet, case: &Case) -> &mut simulate::Proxy {
         if let Some(at) = case.at {
             self.proxy.set_clock_seconds(at);
         }
-        let request = case.request.to_request();
-        let upstream = case.upstream_response();
-        let mut outcome = simulate::run_in(&mut self.proxy, rules, &request, &upstream);
+        let (request, upstream) = (case.request.to_request(), case.upstream_response());
         for _ in 1..case.repeat() {
-            outcome = simulate::run_in(&mut self.proxy, rules, &request, &upstream);
+            simulate::run_in(&mut self.proxy, rules, &request, &upstream);
         }
-        observed(outcome)
+        &mut self.proxy
     }
 }
 
