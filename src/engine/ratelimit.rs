@@ -46,9 +46,9 @@ impl<'r, H: Host> Run<'r, '_, H> {
                     key: key.to_owned(),
                     verdict: format!("limited: 0 left, retry after {retry_after} s{}", overflow_note(bucket)),
                 });
-                let l = &limit.buckets.limit;
+                let policy_limit = &limit.buckets.limit;
                 let retry_after = retry_after.to_string();
-                let policy = format!("\"{}\";q={};w={}", rule.name, l.requests, l.per.seconds());
+                let policy = format!("\"{}\";q={};w={}", rule.name, policy_limit.requests, policy_limit.per.seconds());
                 let state = format!("\"{}\";r=0;t={}", rule.name, ceil_seconds(reset_ns).max(1));
                 let headers = [
                     ("retry-after", retry_after.as_str()),
@@ -56,9 +56,11 @@ impl<'r, H: Host> Run<'r, '_, H> {
                     ("ratelimit", state.as_str()),
                     ("content-type", "text/plain"),
                 ];
-                match self.send_response(429, &headers, "too many requests\n") {
-                    true => Outcome::Responded,
-                    false => Outcome::Matched,
+                // In dry run (or if the proxy refuses the answer) the request goes on.
+                if self.send_response(429, &headers, "too many requests\n") {
+                    Outcome::Responded
+                } else {
+                    Outcome::Matched
                 }
             }
             Verdict::Failed(reason) => {
