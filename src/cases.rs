@@ -41,7 +41,25 @@ pub struct Case {
     /// The upstream's response, when the request reaches it.
     #[serde(default)]
     pub upstream: Option<CaseUpstream>,
+    /// Send the request this many times (default 1); `expect` judges the last answer. For rate limits.
+    pub repeat: Option<Integer>,
+    /// When the case runs, in seconds after the file's first case (default: right after the previous case).
+    /// The simulated proxy's clock is set to it; through Envoy the replay waits until then. Cases run in file
+    /// order, so `at` never goes back. Rate limits count in a proxy's shared data, which lives as long as the
+    /// proxy: the cases of one file share it, as they share one Envoy.
+    pub at: Option<f64>,
     pub expect: Expect,
+}
+
+/// The most a case may repeat its request, and the latest `at`: the e2e suite sends and waits for real.
+pub const MAX_REPEAT: u64 = 1000;
+pub const MAX_AT_SECONDS: f64 = 30.0;
+
+impl Case {
+    /// How many times the request is sent.
+    pub fn repeat(&self) -> u64 {
+        self.repeat.map_or(1, |r| r.0)
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -139,7 +157,26 @@ impl CaseFile {
     /// Reads the text of a case file; `path` names it in errors.
     pub fn parse(text: &str, path: &Path) -> Result<CaseFile, String> {
         let file: CaseFile = serde_yaml::from_str(text).map_err(|e| format!("{}: {e}", path.display()))?;
+        let mut previous_at = 0.0;
         for case in &file.cases {
+            if let Some(at) = case.at {
+                if !(previous_at..=MAX_AT_SECONDS).contains(&at) {
+                    return Err(format!(
+                        "{}: case {:?}: at: {at} must be from {previous_at} (the previous case's) to {MAX_AT_SECONDS} seconds: cases run in order, and the e2e replay waits for real",
+                        path.display(),
+                        case.name
+                    ));
+                }
+                previous_at = at;
+            }
+            if !(1..=MAX_REPEAT).contains(&case.repeat()) {
+                return Err(format!(
+                    "{}: case {:?}: repeat: {} must be 1 to {MAX_REPEAT}",
+                    path.display(),
+                    case.name,
+                    case.repeat()
+                ));
+            }
             let loopback = case.request.source.parse::<std::net::Ipv4Addr>().is_ok_and(|ip| ip.is_loopback());
             if !loopback {
                 return Err(format!(
@@ -204,9 +241,40 @@ impl CaseUpstream {
     }
 }
 
-/// Runs a case on the simulated proxy.
+/// Runs a case on a simulated proxy of its own.
 pub fn simulate(rules: &RuleSet, case: &Case) -> Observed {
-    let outcome = simulate::run(rules, &case.request.to_request(), &case.upstream_response());
+    Session::default().simulate(rules, case)
+}
+
+/// The cases of one file on one simulated proxy: its shared data (rate-limit buckets) and its clock carry from
+/// case to case, as they do in the one Envoy the e2e suite replays the file through.
+#[derive(Debug, Default)]
+pub struct Session {
+    proxy: simulate::Proxy,
+}
+
+impl Session {
+    /// Runs a case (its request `repeat` times, at its `at`); the last exchange is what it observed.
+    pub fn simulate(&mut self, rules: &RuleSet, case: &Case) -> Observed {
+        let proxy = self.prepare(rules, case);
+        observed(simulate::run_in(proxy, rules, &case.request.to_request(), &case.upstream_response()))
+    }
+
+    /// Brings the proxy to where `case`'s last request runs: the clock at its `at`, its earlier repeats sent.
+    /// `rulefilter trace --case` traces that last request after running the file's earlier cases.
+    pub fn prepare(&mut self, rules: &RuleSet, case: &Case) -> &mut simulate::Proxy {
+        if let Some(at) = case.at {
+            self.proxy.set_clock_seconds(at);
+        }
+        let (request, upstream) = (case.request.to_request(), case.upstream_response());
+        for _ in 1..case.repeat() {
+            simulate::run_in(&mut self.proxy, rules, &request, &upstream);
+        }
+        &mut self.proxy
+    }
+}
+
+fn observed(outcome: simulate::Outcome) -> Observed {
     let upstream = outcome.upstream_request.map(|headers| {
         let pseudo = |name: &str| headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone()).unwrap_or_default();
         UpstreamRequest {

@@ -175,11 +175,13 @@ pub enum ActionSpec {
     Query(QueryEditsSpec),
     /// Write a line to the proxy's log.
     Log(LogSpec),
+    /// Limit requests per key, in buckets every worker of the proxy shares (request phase only).
+    RateLimit(RateLimitSpec),
 }
 
 /// Every action name, in the order the reference lists them.
-pub const ACTION_NAMES: [&str; 7] =
-    ["request_headers", "response_headers", "respond", "redirect", "rewrite", "query", "log"];
+pub const ACTION_NAMES: [&str; 8] =
+    ["request_headers", "response_headers", "respond", "redirect", "rewrite", "query", "log", "rate_limit"];
 
 /// The keys an action item may hold; exactly one is given. (serde_yaml reads enums only from YAML tags, so
 /// the single-key map form is decoded through this struct.)
@@ -193,6 +195,7 @@ struct ActionItem {
     rewrite: Option<RewriteSpec>,
     query: Option<QueryEditsSpec>,
     log: Option<LogSpec>,
+    rate_limit: Option<RateLimitSpec>,
 }
 
 impl<'de> Deserialize<'de> for ActionSpec {
@@ -206,6 +209,7 @@ impl<'de> Deserialize<'de> for ActionSpec {
             item.rewrite.map(|a| ("rewrite", ActionSpec::Rewrite(a))),
             item.query.map(|a| ("query", ActionSpec::Query(a))),
             item.log.map(|a| ("log", ActionSpec::Log(a))),
+            item.rate_limit.map(|a| ("rate_limit", ActionSpec::RateLimit(a))),
         ]
         .into_iter()
         .flatten()
@@ -222,6 +226,24 @@ impl<'de> Deserialize<'de> for ActionSpec {
             ))),
         }
     }
+}
+
+/// A local rate limit: `requests` per `per` for each value of `key`, at most `burst` at once, counted in
+/// buckets every worker of the proxy shares (see [`crate::ratelimit`]).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitSpec {
+    /// A template: each distinct value has its own bucket. Default `${source.ip}`.
+    pub key: Option<String>,
+    pub requests: Integer,
+    /// `second`, `minute` or `hour`.
+    pub per: String,
+    /// Requests allowed at once after a quiet spell; default `requests`.
+    pub burst: Option<Integer>,
+    /// Buckets the rule keeps (distinct active keys); past it, keys share one overflow bucket.
+    pub max_keys: Option<Integer>,
+    /// When the shared buckets cannot decide: `open` (default) lets the request go on, `closed` answers 503.
+    pub fail: Option<String>,
 }
 
 /// Header changes, applied in the order copy, rename, set, set_if_absent, add, remove, remove_prefix,

@@ -27,6 +27,7 @@ pub mod locate;
 pub mod matcher;
 pub mod metrics;
 pub mod nesting;
+pub mod ratelimit;
 pub mod regex_subset;
 mod reserved;
 pub mod ruleset;

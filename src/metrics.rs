@@ -44,6 +44,16 @@ pub enum Counter<'r> {
         action: &'static str,
         dry_run: bool,
     },
+    /// A rule's `rate_limit` found the request over the limit (in dry run: would have answered 429).
+    RateLimited {
+        rule: &'r str,
+        dry_run: bool,
+    },
+    /// A rule's `rate_limit` could not decide (the proxy refused, or CAS attempts ran out); `fail` decided.
+    RateLimitFailures {
+        rule: &'r str,
+        dry_run: bool,
+    },
 }
 
 impl Counter<'_> {
@@ -59,6 +69,13 @@ impl Counter<'_> {
             }
             Counter::RuleAction { rule, action, dry_run } => format!(
                 "plugin=.={plugin};.;rule=.={rule};.;action=.={action};.;mode=.={};.;rulefilter_rule_actions_total",
+                mode(*dry_run)
+            ),
+            Counter::RateLimited { rule, dry_run } => {
+                format!("plugin=.={plugin};.;rule=.={rule};.;mode=.={};.;rulefilter_rate_limited_total", mode(*dry_run))
+            }
+            Counter::RateLimitFailures { rule, dry_run } => format!(
+                "plugin=.={plugin};.;rule=.={rule};.;mode=.={};.;rulefilter_rate_limit_failures_total",
                 mode(*dry_run)
             ),
         }
@@ -102,6 +119,7 @@ impl Action {
             Action::Rewrite(_) => "rewrite",
             Action::Query(_) => "query",
             Action::Log { .. } => "log",
+            Action::RateLimit(_) => "rate_limit",
         }
     }
 }
@@ -118,9 +136,25 @@ impl Rule {
         CounterId(self.counter_base.saturating_add(offset))
     }
 
-    /// How many counters the rule has: `matched` and one per action.
+    /// How many counters the rule has: `matched`, one per action, and with a rate limit its two.
     pub(crate) fn counter_count(&self) -> u32 {
-        u32::try_from(self.actions.len()).unwrap_or(u32::MAX).saturating_add(1)
+        let rate_limit = if self.has_rate_limit() { 2 } else { 0 };
+        u32::try_from(self.actions.len()).unwrap_or(u32::MAX).saturating_add(1 + rate_limit)
+    }
+
+    fn has_rate_limit(&self) -> bool {
+        self.actions.iter().any(|a| matches!(a, Action::RateLimit(_)))
+    }
+
+    /// The counter of requests a rate limit of this rule found over the limit (after the action counters).
+    pub(crate) fn rate_limited_counter(&self) -> CounterId {
+        let after_actions = u32::try_from(self.actions.len()).unwrap_or(u32::MAX - 2).saturating_add(1);
+        CounterId(self.counter_base.saturating_add(after_actions))
+    }
+
+    /// The counter of requests a rate limit of this rule could not decide on.
+    pub(crate) fn rate_limit_failed_counter(&self) -> CounterId {
+        CounterId(self.rate_limited_counter().0.saturating_add(1))
     }
 }
 
@@ -132,6 +166,10 @@ impl RuleSet {
             counters.push(Counter::RuleMatched { rule: &rule.name, dry_run: rule.dry_run });
             for action in &rule.actions {
                 counters.push(Counter::RuleAction { rule: &rule.name, action: action.key(), dry_run: rule.dry_run });
+            }
+            if rule.has_rate_limit() {
+                counters.push(Counter::RateLimited { rule: &rule.name, dry_run: rule.dry_run });
+                counters.push(Counter::RateLimitFailures { rule: &rule.name, dry_run: rule.dry_run });
             }
         }
         counters

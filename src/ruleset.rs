@@ -103,6 +103,18 @@ impl RuleSet {
         }
     }
 
+    /// Puts `namespace` in front of every rate-limit bucket's key in shared data. The module calls it with the
+    /// plugin's name before serving the rules, so that plugins on one proxy never share buckets.
+    pub fn set_shared_data_namespace(&mut self, namespace: &str) {
+        for rule in &mut self.request_rules {
+            for action in &mut rule.actions {
+                if let Action::RateLimit(limit) = action {
+                    limit.buckets.set_namespace(namespace);
+                }
+            }
+        }
+    }
+
     /// The values rules read, each once, in slot order.
     pub fn slots(&self) -> &[Slot] {
         &self.slots
@@ -227,6 +239,18 @@ pub(crate) enum Action {
     Rewrite(Rewrite),
     Query(QueryEdits),
     Log { level: log::Level, message: Template },
+    RateLimit(RateLimit),
+}
+
+/// A `rate_limit` action: which bucket a request counts against, and the rule's table of buckets.
+#[derive(Debug)]
+pub(crate) struct RateLimit {
+    pub key: Template,
+    /// The key as written, for traces: the rendered key may be a credential and is never shown.
+    pub key_written: Box<str>,
+    pub buckets: crate::ratelimit::Buckets,
+    /// `fail: closed`: answer 503 when the shared buckets cannot decide, rather than let the request go on.
+    pub fail_closed: bool,
 }
 
 /// Header changes; names are lower-case. Applied in field order.

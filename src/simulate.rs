@@ -7,6 +7,7 @@
 
 use crate::engine::{Flow, Host, RequestState};
 use crate::metrics::CounterId;
+use crate::ratelimit::{MemoryData, SharedData};
 use crate::ruleset::{HeaderMap, RuleSet};
 use crate::trace::Event;
 
@@ -104,19 +105,61 @@ pub struct Outcome {
     pub counted: Vec<CounterId>,
 }
 
+/// What outlives one exchange in a proxy: its shared data (rate-limit buckets) and its clock. The clock only
+/// moves when told ([`Proxy::set_clock_seconds`]), so runs are deterministic.
+#[derive(Debug, Default, Clone)]
+pub struct Proxy {
+    pub shared: MemoryData,
+    /// Seconds after [`CLOCK_START`], in nanoseconds.
+    elapsed_ns: u64,
+}
+
+/// The simulated wall clock's start, nanoseconds since the Unix epoch (2026-01-01): far from 0, as Envoy's is.
+pub const CLOCK_START: u64 = 1_767_225_600 * 1_000_000_000;
+
+impl Proxy {
+    /// Sets the clock to `seconds` after its start (it never goes back).
+    pub fn set_clock_seconds(&mut self, seconds: f64) {
+        // Whole nanoseconds; a negative or NaN time reads as the start.
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        let elapsed = (seconds.max(0.0) * 1e9) as u64;
+        self.elapsed_ns = self.elapsed_ns.max(elapsed);
+    }
+
+    pub fn now_ns(&self) -> u64 {
+        CLOCK_START.saturating_add(self.elapsed_ns)
+    }
+}
+
 /// Runs one exchange through `rules`: request phase, then (unless a rule answered) the upstream's `upstream`
-/// response through the response phase.
+/// response through the response phase. On a proxy of its own: nothing is shared with other runs.
 pub fn run(rules: &RuleSet, request: &Request, upstream: &Response) -> Outcome {
-    exchange(rules, rules.new_request(), request, upstream)
+    run_in(&mut Proxy::default(), rules, request, upstream)
+}
+
+/// As [`run`], on `proxy`: rate limits count in its shared data, at its clock.
+pub fn run_in(proxy: &mut Proxy, rules: &RuleSet, request: &Request, upstream: &Response) -> Outcome {
+    exchange(proxy, rules, rules.new_request(), request, upstream)
 }
 
 /// As [`run`], recording in [`Outcome::trace`] each rule's verdict, why unmatched rules failed, and every change.
 pub fn run_traced(rules: &RuleSet, request: &Request, upstream: &Response) -> Outcome {
-    exchange(rules, rules.new_traced_request(), request, upstream)
+    run_traced_in(&mut Proxy::default(), rules, request, upstream)
 }
 
-fn exchange(rules: &RuleSet, mut state: RequestState, request: &Request, upstream: &Response) -> Outcome {
-    let mut host = SimulatedHost::new(request);
+/// As [`run_traced`], on `proxy` (see [`run_in`]).
+pub fn run_traced_in(proxy: &mut Proxy, rules: &RuleSet, request: &Request, upstream: &Response) -> Outcome {
+    exchange(proxy, rules, rules.new_traced_request(), request, upstream)
+}
+
+fn exchange(
+    proxy: &mut Proxy,
+    rules: &RuleSet,
+    mut state: RequestState,
+    request: &Request,
+    upstream: &Response,
+) -> Outcome {
+    let mut host = SimulatedHost::new(request, proxy);
     if rules.on_request_headers(&mut state, &mut host) == Flow::Responded {
         // Envoy passes the filter's own answer through the filter's response callback, as any response.
         let local = host.local.take().unwrap_or_else(Response::ok);
@@ -176,7 +219,8 @@ fn first<'h>(headers: &'h [(String, String)], name: &str) -> Option<&'h str> {
     headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
 }
 
-struct SimulatedHost {
+struct SimulatedHost<'p> {
+    proxy: &'p mut Proxy,
     /// The phase whose maps are accessible; `None` once the exchange is over.
     phase: Option<HeaderMap>,
     request: Headers,
@@ -187,8 +231,8 @@ struct SimulatedHost {
     counted: Vec<CounterId>,
 }
 
-impl SimulatedHost {
-    fn new(request: &Request) -> Self {
+impl<'p> SimulatedHost<'p> {
+    fn new(request: &Request, proxy: &'p mut Proxy) -> Self {
         let mut headers = vec![
             (":method".to_owned(), request.method.clone()),
             (":path".to_owned(), request.path.clone()),
@@ -198,6 +242,7 @@ impl SimulatedHost {
         headers.extend(request.headers.iter().map(|(n, v)| (n.to_ascii_lowercase(), v.clone())));
         let source = client_of(&headers, &request.source);
         SimulatedHost {
+            proxy,
             phase: Some(HeaderMap::Request),
             request: headers,
             response: Vec::new(),
@@ -222,7 +267,7 @@ impl SimulatedHost {
     }
 }
 
-impl Host for SimulatedHost {
+impl Host for SimulatedHost<'_> {
     fn header(&mut self, map: HeaderMap, name: &str) -> Option<String> {
         let headers = self.map(map, "header")?;
         let mut values = headers.iter().filter(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str());
@@ -274,5 +319,17 @@ impl Host for SimulatedHost {
 
     fn count(&mut self, counter: CounterId) {
         self.counted.push(counter);
+    }
+
+    fn shared_data(&mut self, key: &str) -> Result<Option<(Vec<u8>, u32)>, String> {
+        self.proxy.shared.get(key)
+    }
+
+    fn set_shared_data(&mut self, key: &str, value: &[u8], cas: u32) -> Result<bool, String> {
+        self.proxy.shared.set(key, value, cas)
+    }
+
+    fn now_nanos(&mut self) -> Option<u64> {
+        Some(self.proxy.now_ns())
     }
 }

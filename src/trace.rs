@@ -33,6 +33,9 @@ pub enum Event {
     Logged { level: log::Level, message: String },
     /// A dry-run rule would have done this (a header edit, a response, stopping the phase); nothing changed.
     WouldDo(String),
+    /// A `rate_limit` action decided: `key` is the key as written (the rendered key may be a credential),
+    /// `verdict` what the bucket said (`allowed: 4 more now …`, `limited: …`, `undecided: …`).
+    RateLimit { key: String, verdict: String },
     /// A value was refused (it could split a header line, or was no valid path or host) and nothing was written.
     Refused(String),
 }

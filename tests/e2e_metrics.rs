@@ -7,7 +7,7 @@ mod support;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use support::{document_json, echo, get, options, request, start, Envoy, Plugin, Reload};
+use support::{document_json, echo, get, options, prometheus, request, start, Envoy, Plugin, Reload};
 
 const DOCUMENT: &str = r#"
 request:
@@ -35,18 +35,6 @@ fn start_with(document: &str) -> (support::EchoUpstream, Envoy) {
     let document: serde_yaml::Value = serde_yaml::from_str(document).unwrap();
     let envoy = start(options(Plugin::new("metrics", Some(document_json(&document))), &upstream));
     (upstream, envoy)
-}
-
-/// The `rulefilter_*` series of `/stats/prometheus`, `name{labels}` → value.
-fn prometheus(envoy: &Envoy) -> BTreeMap<String, u64> {
-    let body = rulefilter::local::http::get(envoy.admin, "/stats/prometheus").unwrap().body;
-    body.lines()
-        .filter(|line| line.starts_with("rulefilter_"))
-        .filter_map(|line| {
-            let (series, value) = line.rsplit_once(' ')?;
-            Some((series.to_owned(), value.parse().ok()?))
-        })
-        .collect()
 }
 
 /// Waits until the module's once-a-second flush has delivered `requests` requests, then one more period so

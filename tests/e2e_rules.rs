@@ -37,7 +37,16 @@ fn replay(file: &Path) -> (usize, Vec<String>) {
     let upstream = echo();
     let envoy = start(options(plugin, &upstream));
     let mut failures = Vec::new();
+    // `at` is seconds after the file's first case: wait for real until then (the simulated clock jumps).
+    let started = std::time::Instant::now();
     for case in &cases.cases {
+        if let Some(at) = case.at {
+            let due = started + std::time::Duration::from_secs_f64(at);
+            std::thread::sleep(due.saturating_duration_since(std::time::Instant::now()));
+        }
+        for _ in 1..case.repeat() {
+            run(&envoy, &upstream, case);
+        }
         let observed = run(&envoy, &upstream, case);
         for difference in check(&case.expect, &observed) {
             failures.push(format!("{} / {}: {difference}", file.display(), case.name));

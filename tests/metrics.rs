@@ -20,6 +20,8 @@ fn tally(rules: &RuleSet, outcome: &Outcome, tally: &mut BTreeMap<String, u64>) 
             Counter::RefusedValues => "refused_values".to_owned(),
             Counter::RuleMatched { rule, dry_run } => format!("matches{{{rule},{}}}", mode(dry_run)),
             Counter::RuleAction { rule, action, dry_run } => format!("actions{{{rule},{action},{}}}", mode(dry_run)),
+            Counter::RateLimited { rule, dry_run } => format!("rate_limited{{{rule},{}}}", mode(dry_run)),
+            Counter::RateLimitFailures { rule, dry_run } => format!("rate_limit_failures{{{rule},{}}}", mode(dry_run)),
         };
         *tally.entry(key).or_default() += 1;
     }

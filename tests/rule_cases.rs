@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use rulefilter::cases::{case_files, check, simulate, CaseFile};
+use rulefilter::cases::{case_files, check, CaseFile, Session};
 
 #[test]
 fn every_rules_document_has_cases_and_they_pass_offline() {
@@ -31,9 +31,10 @@ fn every_rules_document_has_cases_and_they_pass_offline() {
         let rules = rulefilter::parse_with_env(&text, &env)
             .unwrap_or_else(|e| panic!("{} does not compile:\n{e}", rules_path.display()));
         assert!(!cases.cases.is_empty(), "{} has no cases", file.display());
+        let mut session = Session::default();
         for case in &cases.cases {
             count += 1;
-            for difference in check(&case.expect, &simulate(&rules, case)) {
+            for difference in check(&case.expect, &session.simulate(&rules, case)) {
                 failures.push(format!("{} / {}: {difference}", file.display(), case.name));
             }
         }

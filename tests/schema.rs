@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use rulefilter::cases::{Case, CaseFile, CaseRequest, CaseUpstream, Expect};
 use rulefilter::config::{
     ActionSpec, Document, FromTo, HeaderEditsSpec, LogSpec, MatchFields, MatchSpec, PrefixRewriteSpec, QueryEditsSpec,
-    RedirectSpec, RegexRewriteSpec, RespondSpec, RewriteSpec, RuleSpec, SourceSpec,
+    RateLimitSpec, RedirectSpec, RegexRewriteSpec, RespondSpec, RewriteSpec, RuleSpec, SourceSpec,
 };
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -59,6 +59,7 @@ fn the_schemas_have_exactly_the_fields_of_the_rust_types() {
         ("segmentPrefixRewrite", serde_fields::<PrefixRewriteSpec>(), def("segmentPrefixRewrite")),
         ("regexRewrite", serde_fields::<RegexRewriteSpec>(), def("regexRewrite")),
         ("queryEdits", serde_fields::<QueryEditsSpec>(), def("queryEdits")),
+        ("rateLimit", serde_fields::<RateLimitSpec>(), def("rateLimit")),
         ("log", serde_fields::<LogSpec>(), def("log")),
     ];
     let cases = schema("rulefilter-cases.schema.json");

@@ -88,6 +88,12 @@ fn parts() -> Vec<Part> {
         part("write a log line at info (Envoy's log)", {
             one_rule("request", &uses(|i| format!("log: {{level: info, message: line {i}}}")))
         }),
+        part("a rate limit that allows (key ${header.user-agent}, buckets in shared data)", {
+            // A limit no load reaches: every request reads its bucket and writes it back by compare-and-swap.
+            rules("request", |_| {
+                "actions: [rate_limit: {key: \"${header.user-agent}\", requests: 1000000000, per: second}]".into()
+            })
+        }),
     ]
 }
 

@@ -22,6 +22,7 @@ const DOCUMENTS: &[(&str, &str)] = &[
     ("rules/hello.yaml", include_str!("../../rules/hello.yaml")),
     ("rules/legacy-redirects.yaml", include_str!("../../rules/legacy-redirects.yaml")),
     ("rules/maintenance.yaml", include_str!("../../rules/maintenance.yaml")),
+    ("rules/rate-limits.yaml", include_str!("../../rules/rate-limits.yaml")),
     ("rules/security-headers.yaml", include_str!("../../rules/security-headers.yaml")),
     ("tests/cases/vocabulary.yaml", include_str!("../../tests/cases/vocabulary.yaml")),
     ("tests/cases/dry-run.yaml", include_str!("../../tests/cases/dry-run.yaml")),

@@ -12,6 +12,7 @@ use rulefilter::cidr::{self, Cidr};
 use rulefilter::header_block::{self, HeaderBlock};
 use rulefilter::matcher::CompiledMatch;
 use rulefilter::segments::SegmentPrefix;
+use rulefilter::ratelimit::{key_hash, Bucket, Buckets, Limit, MemoryData, Per, Verdict};
 use rulefilter::template::{self, Segment};
 use rulefilter::trace::quote;
 use rulefilter::url::{self, QueryPairs};
@@ -41,6 +42,17 @@ enum Case {
     HeaderBytes(Vec<u8>),
     Headers { pairs: Vec<(String, String)>, edits: Vec<HeaderEdit>, read: String },
     Segments { path: String, prefix: String, replacement: String },
+    RateLimit(Arrivals),
+}
+
+/// Requests against one rate limit: (milliseconds since the previous request, client key).
+#[derive(Arbitrary, Debug)]
+struct Arrivals {
+    requests: u32,
+    burst: u16,
+    per: u8,
+    slots: u16,
+    arrivals: Vec<(u16, u8)>,
 }
 
 fuzz_target!(|case: Case| match case {
@@ -73,6 +85,7 @@ fuzz_target!(|case: Case| match case {
     }
     Case::Headers { pairs, edits, read } => header_edits(pairs, edits, &read),
     Case::Segments { path, prefix, replacement } => segments(&path, &prefix, &replacement),
+    Case::RateLimit(arrivals) => rate_limit(arrivals),
 });
 
 /// `path_segment_prefix` replaces the paths `segment_prefix` matches, and only those; what follows the prefix is
@@ -92,6 +105,45 @@ fn segments(path: &str, prefix: &str, replacement: &str) {
     assert!(replaced.ends_with(rest) && replaced.starts_with(head), "{replaced:?} from {path:?}");
     if !rest.contains("//") && !head.contains("//") {
         assert!(!replaced.contains("//"), "{replaced:?} from {path:?} with {prefix:?} -> {replacement:?}");
+    }
+}
+
+/// Whatever the arrivals: a key never gets more than `burst + rate × elapsed` (one extra for rounding), the
+/// shared data never holds more than the slots and the overflow bucket, and a limited request says when to
+/// come back.
+fn rate_limit(Arrivals { requests, burst, per, slots, arrivals }: Arrivals) {
+    let per = [Per::Second, Per::Minute, Per::Hour][usize::from(per % 3)];
+    let limit = Limit { requests: u64::from(requests.max(1)), per, burst: u64::from(burst.max(1)) };
+    let buckets = Buckets::new("fuzz", limit, u64::from(slots.max(1)));
+    let mut store = MemoryData::default();
+    let start = 1_700_000_000_000_000_000u64;
+    let mut now = start;
+    let mut allowed: std::collections::HashMap<u8, u64> = std::collections::HashMap::new();
+    let mut overflowed = false;
+    for (gap_ms, client) in arrivals {
+        now += u64::from(gap_ms) * 1_000_000;
+        match buckets.take(&mut store, key_hash(&client.to_string()), now) {
+            Verdict::Allowed { bucket, .. } => {
+                overflowed |= bucket == Bucket::Overflow;
+                *allowed.entry(client).or_default() += 1;
+            }
+            Verdict::Limited { retry_after_ns, bucket, .. } => {
+                overflowed |= bucket == Bucket::Overflow;
+                assert!(retry_after_ns > 0);
+            }
+            Verdict::Failed(reason) => panic!("an in-memory store cannot fail: {reason}"),
+        }
+    }
+    assert!(store.len() as u64 <= u64::from(slots.max(1)) + 1, "{} keys for {slots} slots", store.len());
+    // A key that never shared the overflow bucket may lose its slot only when its bucket was full again, so it
+    // is held to its own limit.
+    if !overflowed {
+        let elapsed = (now - start) as f64 / 1e9;
+        let rate = limit.requests as f64 / per.seconds() as f64;
+        for (client, count) in allowed {
+            let most = limit.burst as f64 + rate * elapsed + 1.0;
+            assert!(count as f64 <= most, "client {client}: {count} allowed, at most {most}");
+        }
     }
 }
 

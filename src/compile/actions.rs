@@ -55,6 +55,15 @@ impl Compiler<'_> {
                     self.query_edits(edits, &field, ctx).map(Action::Query)
                 }
                 ActionSpec::Log(log) => self.log(log, &format!("actions[{i}].log"), ctx),
+                ActionSpec::RateLimit(limit) => {
+                    let field = format!("actions[{i}].rate_limit");
+                    if let Some(first) =
+                        specs.iter().position(|s| matches!(s, ActionSpec::RateLimit(_))).filter(|f| *f < i)
+                    {
+                        ctx.error(&field, format!("a second rate limit in this rule (the first is actions[{first}]): a rule's buckets are named after it; write another rule for another limit"));
+                    }
+                    self.rate_limit(limit, &field, ctx)
+                }
             };
             actions.extend(action);
         }

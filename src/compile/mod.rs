@@ -7,6 +7,7 @@ mod actions;
 mod answers;
 mod conditions;
 mod paths;
+mod ratelimit;
 mod templates;
 
 pub use templates::KNOWN_REFERENCES;

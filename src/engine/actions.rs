@@ -42,6 +42,7 @@ impl<'r, H: Host> Run<'r, '_, H> {
                     return Outcome::Responded;
                 }
             }
+            Action::RateLimit(limit) => return self.rate_limit(rule, limit, captures),
             Action::Rewrite(rewrite) => self.rewrite(rule, rewrite, captures),
             Action::Query(edits) => self.edit_query(rule, edits, captures),
             Action::Log { level, message } => {

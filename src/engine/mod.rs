@@ -9,6 +9,7 @@ mod actions;
 mod answers;
 mod conditions;
 mod paths;
+mod ratelimit;
 mod templates;
 mod values;
 mod writes;
@@ -38,6 +39,19 @@ pub trait Host {
     fn send_response(&mut self, status: u16, headers: &[(&str, &str)], body: &str) -> bool;
     /// Adds one to a counter of the rule set (see [`crate::metrics`]). Hosts that keep no metrics ignore it.
     fn count(&mut self, _counter: CounterId) {}
+    /// Rate limits: a value of the proxy's shared data (one map for every worker) and its compare-and-swap
+    /// token, `Ok(None)` when never written; `Err` says why the proxy refused. Hosts without one refuse.
+    fn shared_data(&mut self, _key: &str) -> Result<Option<(Vec<u8>, u32)>, String> {
+        Err("this host has no shared data".to_owned())
+    }
+    /// Writes a shared-data value if `cas` is still its token (0: unconditionally); `Ok(false)` if not.
+    fn set_shared_data(&mut self, _key: &str, _value: &[u8], _cas: u32) -> Result<bool, String> {
+        Err("this host has no shared data".to_owned())
+    }
+    /// The proxy's wall clock in nanoseconds since the Unix epoch, the same for every worker.
+    fn now_nanos(&mut self) -> Option<u64> {
+        None
+    }
 }
 
 /// How a phase ended.

@@ -52,6 +52,9 @@ pub struct EnvoyOptions {
     /// `false`: no Wasm filter at all, only the router (the plugin and module are ignored): the baseline the
     /// benchmark compares the filter's cost with.
     pub wasm_filter: bool,
+    /// Worker threads (`--concurrency`); 1 by default, which keeps per-worker behaviour deterministic. Rate
+    /// limits shared by all workers are tested with more.
+    pub concurrency: u32,
 }
 
 impl EnvoyOptions {
@@ -70,7 +73,13 @@ impl EnvoyOptions {
             use_client_protocol: false,
             require_filter: true,
             wasm_filter: true,
+            concurrency: 1,
         }
+    }
+
+    pub fn concurrency(mut self, workers: u32) -> Self {
+        self.concurrency = workers.max(1);
+        self
     }
 
     pub fn second_upstream(mut self, upstream: SocketAddr) -> Self {
@@ -202,7 +211,8 @@ impl Envoy {
         let child = command
             .arg("-c")
             .arg(&bootstrap_path)
-            .args(["--concurrency", "1", "--disable-hot-restart", "--log-level", "info"])
+            .args(["--concurrency", &options.concurrency.to_string()])
+            .args(["--disable-hot-restart", "--log-level", "info"])
             // Access log lines reach the terminal promptly (the default is every 10 s).
             .args(["--file-flush-interval-msec", "200"])
             .arg("--admin-address-path")

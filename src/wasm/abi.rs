@@ -16,6 +16,7 @@ pub struct HostStatus(pub u32);
 
 const OK: u32 = 0;
 const NOT_FOUND: u32 = 1;
+const CAS_MISMATCH: u32 = 8;
 
 #[link(wasm_import_module = "env")]
 extern "C" {
@@ -56,6 +57,21 @@ extern "C" {
     fn proxy_define_metric(metric_type: u32, name_data: *const u8, name_size: usize, return_id: *mut u32) -> u32;
     fn proxy_increment_metric(metric_id: u32, offset: i64) -> u32;
     fn proxy_set_tick_period_milliseconds(period: u32) -> u32;
+    fn proxy_get_shared_data(
+        key_data: *const u8,
+        key_size: usize,
+        return_value_data: *mut *mut u8,
+        return_value_size: *mut usize,
+        return_cas: *mut u32,
+    ) -> u32;
+    fn proxy_set_shared_data(
+        key_data: *const u8,
+        key_size: usize,
+        value_data: *const u8,
+        value_size: usize,
+        cas: u32,
+    ) -> u32;
+    fn proxy_get_current_time_nanoseconds(return_time: *mut u64) -> u32;
     fn proxy_get_buffer_bytes(
         buffer_type: BufferType,
         start: usize,
@@ -187,6 +203,40 @@ pub fn plugin_configuration() -> Result<Option<Vec<u8>>, HostStatus> {
         OK if data.is_null() => Ok(None),
         OK => Ok(Some(unsafe { take_host_bytes(data, size) })),
         NOT_FOUND => Ok(None),
+        status => Err(HostStatus(status)),
+    }
+}
+
+/// A shared-data value (shared by every VM of the proxy under one lock) and its compare-and-swap token;
+/// `None` when the key was never written.
+pub fn shared_data(key: &str) -> Result<Option<(Vec<u8>, u32)>, HostStatus> {
+    let mut data: *mut u8 = null_mut();
+    let mut size: usize = 0;
+    let mut cas: u32 = 0;
+    // SAFETY: as in `header_pairs`; the token pointer is valid for the call.
+    match unsafe { proxy_get_shared_data(key.as_ptr(), key.len(), &mut data, &mut size, &mut cas) } {
+        OK => Ok(Some((unsafe { take_host_bytes(data, size) }, cas))),
+        NOT_FOUND => Ok(None),
+        status => Err(HostStatus(status)),
+    }
+}
+
+/// Writes a shared-data value if `cas` is still its token (0: unconditionally); `Ok(false)` on a mismatch.
+pub fn set_shared_data(key: &str, value: &[u8], cas: u32) -> Result<bool, HostStatus> {
+    // SAFETY: the pointers and lengths describe live buffers for the duration of the call.
+    match unsafe { proxy_set_shared_data(key.as_ptr(), key.len(), value.as_ptr(), value.len(), cas) } {
+        OK => Ok(true),
+        CAS_MISMATCH => Ok(false),
+        status => Err(HostStatus(status)),
+    }
+}
+
+/// The proxy's wall clock, in nanoseconds since the Unix epoch (the same clock for every worker).
+pub fn current_time_nanos() -> Result<u64, HostStatus> {
+    let mut nanos: u64 = 0;
+    // SAFETY: the pointer is valid for the call.
+    match unsafe { proxy_get_current_time_nanoseconds(&mut nanos) } {
+        OK => Ok(nanos),
         status => Err(HostStatus(status)),
     }
 }

@@ -98,8 +98,9 @@ impl RootContext for Root {
 
 impl Root {
     /// Serves `rules` from now on, with their counters; what the previous rules counted is flushed first.
-    fn install(&mut self, rules: RuleSet, plugin: &str) {
+    fn install(&mut self, mut rules: RuleSet, plugin: &str) {
         self.counters.flush();
+        rules.set_shared_data_namespace(&shared_data_namespace(plugin));
         self.counters = Rc::new(Counters::define(plugin, &rules));
         self.rules = Rc::new(rules);
         if let Err(status) = abi::set_tick_period(counters::FLUSH_PERIOD_MS) {
@@ -114,6 +115,12 @@ fn plugin_label() -> String {
         Ok(Some(name)) => metrics::plugin_label(&String::from_utf8_lossy(&name)),
         Ok(None) | Err(_) => metrics::plugin_label(""),
     }
+}
+
+/// `rulefilter/<plugin>/`: rate-limit buckets of this plugin, apart from other plugins' shared data (Istio
+/// sets no `vm_id`, so every WasmPlugin on a proxy shares one namespace).
+fn shared_data_namespace(plugin: &str) -> String {
+    format!("rulefilter/{plugin}/")
 }
 
 /// One debug line with the time the document took to compile (parse, validation, regexes, indexes) and its
@@ -298,5 +305,17 @@ impl Host for Envoy<'_> {
 
     fn count(&mut self, counter: CounterId) {
         self.counters.add(counter);
+    }
+
+    fn shared_data(&mut self, key: &str) -> Result<Option<(Vec<u8>, u32)>, String> {
+        abi::shared_data(key).map_err(|s| format!("shared data refused (status {})", s.0))
+    }
+
+    fn set_shared_data(&mut self, key: &str, value: &[u8], cas: u32) -> Result<bool, String> {
+        abi::set_shared_data(key, value, cas).map_err(|s| format!("shared data refused (status {})", s.0))
+    }
+
+    fn now_nanos(&mut self) -> Option<u64> {
+        abi::current_time_nanos().ok()
     }
 }

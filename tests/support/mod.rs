@@ -135,6 +135,18 @@ pub fn progress(what: std::fmt::Arguments<'_>) {
     let _ = std::io::stderr().lock().write_all(line.as_bytes());
 }
 
+/// The `rulefilter_*` series of `/stats/prometheus`, `name{labels}` → value.
+pub fn prometheus(envoy: &Envoy) -> std::collections::BTreeMap<String, u64> {
+    let body = rulefilter::local::http::get(envoy.admin, "/stats/prometheus").unwrap().body;
+    body.lines()
+        .filter(|line| line.starts_with("rulefilter_"))
+        .filter_map(|line| {
+            let (series, value) = line.rsplit_once(' ')?;
+            Some((series.to_owned(), value.parse().ok()?))
+        })
+        .collect()
+}
+
 /// What the echo upstream said it received.
 pub trait Echoed {
     /// For a response from the echo upstream: the request it received.

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use crate::report::{compile_first, Problem};
-use rulefilter::cases::{case_file_beside, case_files, check, simulate, CaseFile};
+use rulefilter::cases::{case_file_beside, case_files, check, CaseFile, Session};
 
 const HELP: &str = "\
 rulefilter test: run rule test cases on the simulated proxy
@@ -104,8 +104,10 @@ fn run_file(file: &Path, quiet: bool) -> (usize, usize) {
         }
     };
     let (mut passed, mut failed) = (0, 0);
+    // One simulated proxy per file: rate-limit buckets carry from case to case, as in Envoy.
+    let mut session = Session::default();
     for case in &cases.cases {
-        let differences = check(&case.expect, &simulate(&rules, case));
+        let differences = check(&case.expect, &session.simulate(&rules, case));
         if differences.is_empty() {
             passed += 1;
             if !quiet {

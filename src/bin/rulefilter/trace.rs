@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use lexopt::ValueExt;
 use serde::Deserialize;
 
-use rulefilter::cases::{CaseFile, CaseRequest, CaseUpstream};
+use rulefilter::cases::{CaseFile, CaseRequest, CaseUpstream, Session};
 use rulefilter::simulate::{self, Outcome, Request, Response};
 use rulefilter::trace::{Edit, Event, SkipReason};
 use rulefilter::{Phase, RuleSet};
@@ -25,7 +25,8 @@ Usage: rulefilter trace [OPTIONS] <RULES>
 
 RULES is a rules document or a WasmPlugin manifest. The request is built from the options below, or read
 with --request from a YAML file holding `request:` and optionally `upstream:`, written as in a test case.
-With a test-case file (CASES) and --case, the case's request runs through the document the file names.
+With a test-case file (CASES) and --case, the case's request runs through the document the file names, after
+the file's earlier cases (and the case's own earlier repeats), so rate limits stand where the case finds them.
 For each phase, every rule is listed: matched (with the changes it made), not matched (with the first
 condition that failed, its value and what it wanted), or not evaluated (an earlier rule answered or
 stopped). Then what the upstream and the client receive.
@@ -171,7 +172,7 @@ pub fn run(args: lexopt::Parser) -> Result<ExitCode, String> {
                 Some(path) => from_request_file(path)?,
                 None => from_options(&options),
             };
-            (file, options.env.clone(), request, upstream)
+            (file.clone(), options.env.clone(), request, upstream)
         }
     };
     let text =
@@ -187,7 +188,27 @@ pub fn run(args: lexopt::Parser) -> Result<ExitCode, String> {
         }
         None => return Err(format!("{} holds no rules document", rules_path.display())),
     };
-    let outcome = simulate::run_traced(&rules, &request, &upstream);
+    let outcome = match &options.case {
+        // The file's earlier cases run first, untraced, on the same simulated proxy: rate-limit buckets and
+        // the clock are then as the case finds them in `rulefilter test` and in Envoy.
+        Some(name) => {
+            let cases = CaseFile::load(&file)?;
+            let mut session = Session::default();
+            let mut proxy = None;
+            for case in &cases.cases {
+                if case.name == *name {
+                    proxy = Some(session.prepare(&rules, case));
+                    break;
+                }
+                session.simulate(&rules, case);
+            }
+            match proxy {
+                Some(proxy) => simulate::run_traced_in(proxy, &rules, &request, &upstream),
+                None => simulate::run_traced(&rules, &request, &upstream),
+            }
+        }
+        None => simulate::run_traced(&rules, &request, &upstream),
+    };
     out!("{}", report(&rules_path, &rules, &request, &upstream, &outcome));
     Ok(ExitCode::SUCCESS)
 }
@@ -308,6 +329,9 @@ fn report(rules_path: &Path, rules: &RuleSet, request: &Request, upstream: &Resp
             }
             Event::Refused(message) => {
                 let _ = writeln!(out, "        REFUSED: {message}");
+            }
+            Event::RateLimit { key, verdict } => {
+                let _ = writeln!(out, "        rate limit (key {key}): {verdict}");
             }
         }
     }
