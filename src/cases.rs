@@ -182,6 +182,8 @@ impl CaseRequest {
             scheme: "http".into(),
             headers: self.header_list(),
             source: simulate::client_address(&self.source),
+            attributes: Vec::new(),
+            jwt_issuer: None,
         }
     }
 

@@ -31,7 +31,7 @@ pub fn from_metadata(bytes: &[u8]) -> Option<String> {
 }
 
 /// The values at `path`, in order (one per list element).
-pub fn values<'f>(flat: &'f str, path: &'f str) -> impl Iterator<Item = &'f str> + 'f {
+pub fn values<'f, 'p>(flat: &'f str, path: &'p str) -> impl Iterator<Item = &'f str> + use<'f, 'p> {
     let mut parts = flat.split('\0');
     std::iter::from_fn(move || loop {
         let key = parts.next()?;
@@ -43,7 +43,7 @@ pub fn values<'f>(flat: &'f str, path: &'f str) -> impl Iterator<Item = &'f str>
 }
 
 /// The value at `path` as templates render it: list elements joined with `,`; `None` when absent.
-pub fn joined<'f>(flat: &'f str, path: &'f str) -> Option<Cow<'f, str>> {
+pub fn joined<'f>(flat: &'f str, path: &str) -> Option<Cow<'f, str>> {
     let mut found = values(flat, path);
     let first = found.next()?;
     match found.next() {
@@ -177,7 +177,7 @@ fn push(flat: &mut String, path: &str, value: &str) {
 }
 
 /// A JSON number as JSON writes it: whole numbers without a fraction (`exp` reads `4102444800`).
-fn number_text(n: f64) -> String {
+pub(crate) fn number_text(n: f64) -> String {
     // 2^53: beyond it a double no longer holds every whole number exactly.
     if n.fract() == 0.0 && n.abs() <= 9_007_199_254_740_992.0 {
         #[allow(clippy::cast_possible_truncation)]

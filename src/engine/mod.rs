@@ -37,6 +37,11 @@ pub trait Host {
     fn send_response(&mut self, status: u16, headers: &[(&str, &str)], body: &str) -> bool;
     /// Adds one to a counter of the rule set (see [`crate::metrics`]). Hosts that keep no metrics ignore it.
     fn count(&mut self, _counter: CounterId) {}
+    /// An Envoy attribute's raw bytes by property path (`["xds", "route_name"]`), `None` when the proxy has
+    /// none; only called for paths a rule reads, in the phase [`crate::attributes`] says the value exists.
+    fn property(&mut self, _path: &[&str]) -> Option<Vec<u8>> {
+        None
+    }
 }
 
 /// How a phase ended.

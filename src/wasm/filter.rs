@@ -299,4 +299,14 @@ impl Host for Envoy<'_> {
     fn count(&mut self, counter: CounterId) {
         self.counters.add(counter);
     }
+
+    fn property(&mut self, path: &[&str]) -> Option<Vec<u8>> {
+        match abi::property(path) {
+            Ok(value) => value,
+            Err(status) => {
+                warn!("cannot read {} (status {}); treating it as absent", path.join("."), status.0);
+                None
+            }
+        }
+    }
 }
