@@ -1,7 +1,7 @@
 //! Envoy attributes rules may read by name (`xds.route_name`, `connection.mtls`, `source.principal`, …):
 //! the documented list, how each name maps to Envoy's property path, and how Envoy encodes its value.
 //!
-//! [`ATTRIBUTES`] is the table docs/attributes.md shows (a test keeps the two equal). A name is resolved once,
+//! [`ATTRIBUTES`] is the table docs/attributes.md shows (tests/identity.rs keeps the two equal). A name is resolved once,
 //! at compile time, into a [`Property`]: the path handed to `get_property`, how to turn the bytes into text, and
 //! the phase in which to fetch it. Each property a document reads becomes one slot, so a request fetches it at
 //! most once, and only when a rule reaches it. Encodings were read from Envoy 1.40 (tests/e2e_identity.rs pins
@@ -59,7 +59,7 @@ const fn attribute(
 use Available::{Request as REQ, Response as RESP};
 use Encoding::{Bool, Int, Text};
 
-/// Every attribute by name; docs/attributes.md has the same table (tests/attributes.rs compares them).
+/// Every attribute by name; docs/attributes.md has the same table (tests/identity.rs compares them).
 pub const ATTRIBUTES: &[Attribute] = &[
     attribute("xds.route_name", &["xds", "route_name"], Text, REQ, "the name of the route Envoy chose"),
     attribute("xds.virtual_host_name", &["xds", "virtual_host_name"], Text, REQ, "the name of the chosen route's virtual host"),

@@ -237,3 +237,30 @@ fn response_rules_see_request_attributes_kept_from_the_request() {
     assert_eq!(exchange(&rules, &alice()).response.header("x-matched"), Some("yes"));
     let _ = Response::ok();
 }
+
+// ----- documentation -----
+
+#[test]
+fn the_documented_table_is_the_table_in_the_code() {
+    use rulefilter::attributes::{Available, Encoding, ATTRIBUTES};
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/attributes.md")).unwrap();
+    let section = doc.split("## The attributes").nth(1).unwrap().split("\n## ").next().unwrap();
+    let documented: Vec<&str> = section.lines().filter(|line| line.starts_with("| `")).collect();
+    let expected: Vec<String> = ATTRIBUTES
+        .iter()
+        .map(|a| {
+            let value = match a.encoding {
+                Encoding::Text => "string",
+                Encoding::Bool => "boolean",
+                Encoding::Int => "integer",
+                Encoding::JwtClaims => "claims",
+            };
+            let from = match a.available {
+                Available::Request => "request",
+                Available::Response => "response",
+            };
+            format!("| `{}` | `{}` | {value} | {from} | {} |", a.name, a.envoy.join("."), a.meaning)
+        })
+        .collect();
+    assert_eq!(documented, expected, "docs/attributes.md's table and rulefilter::attributes::ATTRIBUTES differ");
+}
