@@ -264,3 +264,47 @@ fn the_documented_table_is_the_table_in_the_code() {
         .collect();
     assert_eq!(documented, expected, "docs/attributes.md's table and rulefilter::attributes::ATTRIBUTES differ");
 }
+
+// ----- traces -----
+
+#[test]
+fn traces_say_what_each_new_condition_read() {
+    use rulefilter::trace::Event;
+    let doc = rules(
+        r#"
+request:
+  - name: by-route
+    match: {attributes: {xds.route_name: api}}
+    actions: [{log: {message: x}}]
+  - name: by-claim
+    match: {claims: {groups: ops}}
+    actions: [{log: {message: x}}]
+  - name: by-namespace
+    match: {attributes: {source.namespace: prod}}
+    actions: [{log: {message: x}}]
+  - name: by-server-name
+    match: {misdirected: true}
+    actions: [{log: {message: x}}]
+"#,
+    );
+    let mut request = alice().attribute("connection.requested_server_name", "example.com");
+    request.path = "/home".into();
+    let outcome = rulefilter::simulate::run_traced(&doc, &request, &Response::ok());
+    let misses: Vec<String> = outcome
+        .trace
+        .iter()
+        .filter_map(|event| match event {
+            Event::Rule { miss: Some(miss), .. } => Some(format!("{}: {}", miss.field, miss.reason)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        misses,
+        [
+            r#"match.attributes.xds.route_name: got "default", wanted exact "api""#,
+            r#"match.claims.groups: got "admin,dev", wanted exact "ops""#,
+            r#"match.attributes.source.namespace: got nothing, wanted exact "prod""#,
+            r#"match.misdirected: got "false", wanted "true" (the host is not the TLS server name)"#,
+        ]
+    );
+}

@@ -29,8 +29,12 @@ impl Compiler<'_> {
             let at = format!("{field}.misdirected");
             let Some((slot, _)) = self.attribute_slot("connection.requested_server_name", &at, "", ctx) else { return };
             let authority_slot = self.request_header(":authority", ctx);
-            let wanted =
-                if misdirected { "a TLS server name other than the host" } else { "the host as TLS server name" };
+            // Traces then read `got "false", wanted "true" (the host is not the TLS server name)`.
+            let wanted = if misdirected {
+                r#""true" (the host is not the TLS server name)"#
+            } else {
+                r#""false" (the host is the TLS server name)"#
+            };
             let test = Test::Matches(CompiledMatch::exact(if misdirected { "true" } else { "false" }, false));
             all.push(leaf(at, wanted.to_owned(), slot, View::Misdirected { authority_slot }, test));
         }
