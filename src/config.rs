@@ -571,6 +571,14 @@ impl<'de> Deserialize<'de> for ValueTestSpec {
                 Ok(exact(crate::claims::number_text(v)))
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<ValueTestSpec, E> {
+                // Bare, these are booleans to kubectl (YAML 1.1) and text to us: the document would test one
+                // thing in `rulefilter test` and another once applied.
+                const YAML11_BOOLEANS: [&str; 8] = ["yes", "no", "on", "off", "y", "n", "true", "false"];
+                if YAML11_BOOLEANS.iter().any(|word| word.eq_ignore_ascii_case(v)) && v != "true" && v != "false" {
+                    return Err(E::custom(format!(
+                        "{v:?} is a boolean to kubectl (YAML 1.1) but text here: write true or false for a boolean, or {{exact: {v:?}}} for the text"
+                    )));
+                }
                 Ok(exact(v.to_owned()))
             }
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<ValueTestSpec, A::Error> {

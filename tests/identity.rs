@@ -155,6 +155,12 @@ fn attribute_names_are_checked_with_a_hint() {
         ]
     );
     assert_eq!(
+        errors(&doc("{claims: {email_verified: yes}}")),
+        [
+            r#"request[0] "r": match.claims.email_verified: "yes" is a boolean to kubectl (YAML 1.1) but text here: write true or false for a boolean, or {exact: "yes"} for the text"#
+        ]
+    );
+    assert_eq!(
         errors(&doc("{claims: {'org..team': x}}")),
         [
             r#"request[0] "r": match.claims.org..team: name a claim by its path, e.g. `sub` or `org.team` (nested objects joined with `.`)"#
