@@ -314,3 +314,22 @@ request:
         ]
     );
 }
+
+#[test]
+fn rulefilter_trace_takes_attribute_values_for_the_connection() {
+    let run = |args: &[&str]| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_rulefilter")).args(args).output().unwrap();
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr),
+        )
+    };
+    let rules = concat!(env!("CARGO_MANIFEST_DIR"), "/rules/per-route.yaml");
+    let (status, text) = run(&["trace", rules, "--path", "/x", "--attribute", "xds.route_name=api"]);
+    assert_eq!(status, Some(0), "{text}");
+    assert!(text.contains("  (attribute) xds.route_name = api\n"), "{text}");
+    assert!(text.contains("[1] api-is-not-cached: matched"), "the given value replaces the route's: {text}");
+    let (status, text) = run(&["trace", rules, "--attribute", "connection.sni=a.example.com"]);
+    assert_eq!(status, Some(2), "{text}");
+    assert!(text.contains("did you mean `connection.requested_server_name`?"), "{text}");
+}
