@@ -30,7 +30,19 @@ pub struct CaseFile {
     /// Environment variables for `${env.*}`.
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+    /// A `jwt_authn` filter in front of the rules, as Istio's `RequestAuthentication` puts it there.
+    pub jwt_authn: Option<JwtAuthnSpec>,
     pub cases: Vec<Case>,
+}
+
+/// The `jwt_authn` filter of a case file: tokens of `issuer` are verified against the JWKS in `jwks`
+/// (relative to the case file), and their claims reach the rules. The simulated proxy checks the issuer and
+/// expiry but not the signature; the e2e replay runs Envoy's real filter.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JwtAuthnSpec {
+    pub issuer: String,
+    pub jwks: PathBuf,
 }
 
 #[derive(Debug, Deserialize)]
@@ -79,6 +91,9 @@ pub struct CaseRequest {
     /// report them.
     #[serde(default = "default_source")]
     pub source: String,
+    /// The issuer of the file's `jwt_authn`, copied here when the file is read.
+    #[serde(skip)]
+    pub jwt_issuer: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -156,7 +171,12 @@ impl CaseFile {
 
     /// Reads the text of a case file; `path` names it in errors.
     pub fn parse(text: &str, path: &Path) -> Result<CaseFile, String> {
-        let file: CaseFile = serde_yaml::from_str(text).map_err(|e| format!("{}: {e}", path.display()))?;
+        let mut file: CaseFile = serde_yaml::from_str(text).map_err(|e| format!("{}: {e}", path.display()))?;
+        if let Some(jwt_authn) = &file.jwt_authn {
+            for case in &mut file.cases {
+                case.request.jwt_issuer = Some(jwt_authn.issuer.clone());
+            }
+        }
         let mut previous_at = 0.0;
         for case in &file.cases {
             if let Some(at) = case.at {
@@ -194,6 +214,14 @@ impl CaseFile {
     pub fn rules_path(&self, case_file: &Path) -> PathBuf {
         case_file.parent().unwrap_or_else(|| Path::new(".")).join(&self.rules)
     }
+
+    /// The issuer and the JWKS text of the file's `jwt_authn`, if it has one.
+    pub fn jwt_authn(&self, case_file: &Path) -> Result<Option<(String, String)>, String> {
+        let Some(spec) = &self.jwt_authn else { return Ok(None) };
+        let path = case_file.parent().unwrap_or_else(|| Path::new(".")).join(&spec.jwks);
+        let jwks = std::fs::read_to_string(&path).map_err(|e| format!("jwt_authn.jwks {}: {e}", path.display()))?;
+        Ok(Some((spec.issuer.clone(), jwks)))
+    }
 }
 
 impl Case {
@@ -219,6 +247,8 @@ impl CaseRequest {
             scheme: "http".into(),
             headers: self.header_list(),
             source: simulate::client_address(&self.source),
+            attributes: Vec::new(),
+            jwt_issuer: self.jwt_issuer.clone(),
         }
     }
 

@@ -92,6 +92,17 @@ pub struct MatchSpec {
     /// Response headers by name (response phase only).
     #[serde(default)]
     pub response_headers: BTreeMap<String, StringMatchSpec>,
+    /// Envoy attributes by name (`xds.route_name`, `connection.mtls`, `source.namespace`, `node.metadata.KEY`
+    /// …; docs/attributes.md lists them).
+    #[serde(default)]
+    pub attributes: BTreeMap<String, ValueTestSpec>,
+    /// Claims of the token Envoy's `jwt_authn` verified, by dotted path (`sub`, `aud`, `org.team`); a list
+    /// claim holds when any element passes.
+    #[serde(default)]
+    pub claims: BTreeMap<String, ValueTestSpec>,
+    /// `true`: the connection asked for a TLS server name (SNI) and the request's host is another one, the
+    /// request a gateway answers 421; `false`: the host is the server name.
+    pub misdirected: Option<bool>,
     /// Every block must match.
     pub all: Option<Vec<MatchSpec>>,
     /// At least one block must match.
@@ -127,6 +138,12 @@ pub struct MatchFields {
 /// A value condition: `"/hello"` is shorthand for `{exact: /hello}`; otherwise a map of [`MatchFields`].
 #[derive(Debug, Clone)]
 pub struct StringMatchSpec(pub MatchFields);
+
+/// A test of a value that may be a boolean or a number where it comes from (`connection.mtls: true`,
+/// `email_verified: true`, `level: 3`): written bare, those mean an exact match of their text; otherwise a
+/// [`StringMatchSpec`].
+#[derive(Debug, Clone)]
+pub struct ValueTestSpec(pub StringMatchSpec);
 
 /// Which client addresses match.
 #[derive(Debug, Deserialize)]
@@ -556,5 +573,49 @@ impl<'de> Deserialize<'de> for StatusSpec {
             }
         }
         deserializer.deserialize_any(StatusVisitor)
+    }
+}
+
+impl<'de> Deserialize<'de> for ValueTestSpec {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ValueVisitor;
+        impl<'de> Visitor<'de> for ValueVisitor {
+            type Value = ValueTestSpec;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string, boolean or number (exact match) or a map of match operators")
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<ValueTestSpec, E> {
+                Ok(exact(v.to_string()))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<ValueTestSpec, E> {
+                Ok(exact(v.to_string()))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<ValueTestSpec, E> {
+                Ok(exact(v.to_string()))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<ValueTestSpec, E> {
+                // Istio hands `3` over as `3.0`: compare it as the whole number Envoy's claims read as.
+                Ok(exact(crate::claims::number_text(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<ValueTestSpec, E> {
+                // Bare, these are booleans to kubectl (YAML 1.1) and text to us: the document would test one
+                // thing in `rulefilter test` and another once applied.
+                const YAML11_BOOLEANS: [&str; 8] = ["yes", "no", "on", "off", "y", "n", "true", "false"];
+                if YAML11_BOOLEANS.iter().any(|word| word.eq_ignore_ascii_case(v)) && v != "true" && v != "false" {
+                    return Err(E::custom(format!(
+                        "{v:?} is a boolean to kubectl (YAML 1.1) but text here: write true or false for a boolean, or {{exact: {v:?}}} for the text"
+                    )));
+                }
+                Ok(exact(v.to_owned()))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<ValueTestSpec, A::Error> {
+                MatchFields::deserialize(de::value::MapAccessDeserializer::new(map))
+                    .map(|fields| ValueTestSpec(StringMatchSpec(fields)))
+            }
+        }
+        fn exact(text: String) -> ValueTestSpec {
+            ValueTestSpec(StringMatchSpec(MatchFields { exact: Some(text), ..MatchFields::default() }))
+        }
+        deserializer.deserialize_any(ValueVisitor)
     }
 }

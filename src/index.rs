@@ -214,7 +214,8 @@ fn keys(expr: &Expr) -> Option<Choice> {
 }
 
 fn leaf_keys(condition: &Condition) -> Option<Choice> {
-    if condition.invert {
+    // A list claim holds when any element matches: no single key can file it.
+    if condition.invert || matches!(condition.view, View::Claim(_) | View::Misdirected { .. }) {
         return None;
     }
     let place = Place { slot: condition.slot, view: condition.view.clone() };

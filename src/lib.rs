@@ -6,9 +6,11 @@
 //! exchange in tests and tools.
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing))]
 
+pub mod attributes;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod cases;
 pub mod cidr;
+pub mod claims;
 pub mod compile;
 pub mod config;
 pub mod document;

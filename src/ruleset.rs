@@ -6,6 +6,7 @@
 
 use regex::Regex;
 
+use crate::attributes::{Property, SpiffePart};
 use crate::cidr::Cidr;
 use crate::error::Phase;
 use crate::index::PhaseIndex;
@@ -37,6 +38,8 @@ pub enum Slot {
     Header(HeaderMap, Box<str>),
     /// The downstream connection's peer address (`ip:port`).
     SourceAddress,
+    /// An Envoy attribute, or the verified token's claims (see [`crate::attributes`]).
+    Property(Property),
 }
 
 impl Slot {
@@ -45,6 +48,7 @@ impl Slot {
         match self {
             Slot::Header(HeaderMap::Response, _) => Phase::Response,
             Slot::Header(HeaderMap::Request, _) | Slot::SourceAddress => Phase::Request,
+            Slot::Property(property) => property.phase(),
         }
     }
 }
@@ -196,6 +200,14 @@ pub(crate) enum View {
     /// The client address: the source address, or with `trusted_hops` > 0 the address that many entries from
     /// the right of `x-forwarded-for` (in slot `xff_slot`).
     Client { xff_slot: usize, trusted_hops: usize },
+    /// A part of a SPIFFE id (`source.namespace`).
+    Spiffe(SpiffePart),
+    /// Of the TLS server name in the slot: `true` when the request's host (in `authority_slot`, without its
+    /// port) is another name, `false` when it is the same; absent without SNI.
+    Misdirected { authority_slot: usize },
+    /// One claim of the verified token, by dotted path, from the flattened claims (see [`crate::claims`]).
+    /// Conditions test each element of a list claim; templates render them joined with `,`.
+    Claim(Box<str>),
 }
 
 #[derive(Debug)]

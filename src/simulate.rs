@@ -11,6 +11,9 @@ use crate::ratelimit::{MemoryData, SharedData};
 use crate::ruleset::{HeaderMap, RuleSet};
 use crate::trace::Event;
 
+mod jwt_authn;
+mod proxy;
+
 /// Headers in order, names lower-case, repeats allowed.
 pub type Headers = Vec<(String, String)>;
 
@@ -25,6 +28,12 @@ pub struct Request {
     pub headers: Headers,
     /// The downstream peer, `ip:port`.
     pub source: String,
+    /// Attribute values the simulated connection has beyond plain HTTP, by name (`source.principal`,
+    /// `connection.requested_server_name`, `connection.mtls`…); see [`SimulatedHost::property`].
+    pub attributes: Vec<(String, String)>,
+    /// The issuer a `jwt_authn` filter in front verifies tokens of (Istio's `RequestAuthentication`); see
+    /// [`crate::simulate::jwt_authn`].
+    pub jwt_issuer: Option<String>,
 }
 
 impl Request {
@@ -36,7 +45,21 @@ impl Request {
             scheme: "http".into(),
             headers: Vec::new(),
             source: "127.0.0.1:50000".into(),
+            attributes: Vec::new(),
+            jwt_issuer: None,
         }
+    }
+
+    /// Gives the simulated connection an attribute's value (`source.principal`, `connection.mtls` …).
+    pub fn attribute(mut self, name: &str, value: &str) -> Self {
+        self.attributes.push((name.into(), value.into()));
+        self
+    }
+
+    /// Puts a `jwt_authn` filter verifying tokens of `issuer` in front of the rules.
+    pub fn jwt_issuer(mut self, issuer: &str) -> Self {
+        self.jwt_issuer = Some(issuer.into());
+        self
     }
 
     pub fn method(mut self, method: &str) -> Self {
@@ -160,6 +183,21 @@ fn exchange(
     upstream: &Response,
 ) -> Outcome {
     let mut host = SimulatedHost::new(request, proxy);
+    if let Some(issuer) = &request.jwt_issuer {
+        match jwt_authn::verify(&mut host.request, issuer) {
+            Ok(claims) => host.claims = claims.map(|claims| crate::claims::metadata_for(issuer, &claims)),
+            Err(refusal) => {
+                return Outcome {
+                    upstream_request: None,
+                    response: refusal,
+                    responded_locally: false,
+                    host_errors: Vec::new(),
+                    trace: state.into_trace(),
+                    counted: Vec::new(),
+                }
+            }
+        }
+    }
     if rules.on_request_headers(&mut state, &mut host) == Flow::Responded {
         // Envoy passes the filter's own answer through the filter's response callback, as any response.
         let local = host.local.take().unwrap_or_else(Response::ok);
@@ -229,6 +267,10 @@ struct SimulatedHost<'p> {
     errors: Vec<String>,
     source: String,
     counted: Vec<CounterId>,
+    /// The connection, route and node, as Envoy's attributes describe them.
+    attributes: Vec<(String, Vec<u8>)>,
+    /// The dynamic metadata `jwt_authn` left for a verified token.
+    claims: Option<Vec<u8>>,
 }
 
 impl<'p> SimulatedHost<'p> {
@@ -241,6 +283,7 @@ impl<'p> SimulatedHost<'p> {
         ];
         headers.extend(request.headers.iter().map(|(n, v)| (n.to_ascii_lowercase(), v.clone())));
         let source = client_of(&headers, &request.source);
+        let attributes = proxy::attributes(request, &headers, &source);
         SimulatedHost {
             proxy,
             phase: Some(HeaderMap::Request),
@@ -249,6 +292,8 @@ impl<'p> SimulatedHost<'p> {
             local: None,
             counted: Vec::new(),
             errors: Vec::new(),
+            attributes,
+            claims: None,
             source,
         }
     }
@@ -331,5 +376,18 @@ impl Host for SimulatedHost<'_> {
 
     fn now_nanos(&mut self) -> Option<u64> {
         Some(self.proxy.now_ns())
+    }
+
+    /// What the simulated Envoy knows: see [`proxy::attributes`]; `metadata` holds a verified token's claims.
+    /// Response values are only there in the response phase, as in Envoy.
+    fn property(&mut self, path: &[&str]) -> Option<Vec<u8>> {
+        let dotted = path.join(".");
+        if dotted == "metadata" {
+            return self.claims.clone();
+        }
+        if dotted == "response.code_details" {
+            return (self.phase == Some(HeaderMap::Response)).then(|| b"via_upstream".to_vec());
+        }
+        self.attributes.iter().find(|(name, _)| *name == dotted).map(|(_, value)| value.clone())
     }
 }

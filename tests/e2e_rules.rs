@@ -35,7 +35,11 @@ fn replay(file: &Path) -> (usize, Vec<String>) {
     let mut plugin = Plugin::new(&name, Some(document_json(&document)));
     plugin.env = cases.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     let upstream = echo();
-    let envoy = start(options(plugin, &upstream));
+    let mut options = options(plugin, &upstream);
+    if let Some((issuer, jwks)) = cases.jwt_authn(file).unwrap_or_else(|e| panic!("{}: {e}", file.display())) {
+        options = options.filter_before(rulefilter::local::istio::jwt_authn(&issuer, &jwks));
+    }
+    let envoy = start(options);
     let mut failures = Vec::new();
     // `at` is seconds after the file's first case: wait for real until then (the simulated clock jumps).
     let started = std::time::Instant::now();

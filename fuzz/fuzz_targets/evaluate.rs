@@ -20,8 +20,10 @@ const DOCUMENTS: &[(&str, &str)] = &[
     ("rules/gateway-routes.yaml", include_str!("../../rules/gateway-routes.yaml")),
     ("rules/header-hygiene.yaml", include_str!("../../rules/header-hygiene.yaml")),
     ("rules/hello.yaml", include_str!("../../rules/hello.yaml")),
+    ("rules/jwt-claims.yaml", include_str!("../../rules/jwt-claims.yaml")),
     ("rules/legacy-redirects.yaml", include_str!("../../rules/legacy-redirects.yaml")),
     ("rules/maintenance.yaml", include_str!("../../rules/maintenance.yaml")),
+    ("rules/per-route.yaml", include_str!("../../rules/per-route.yaml")),
     ("rules/rate-limits.yaml", include_str!("../../rules/rate-limits.yaml")),
     ("rules/security-headers.yaml", include_str!("../../rules/security-headers.yaml")),
     ("tests/cases/vocabulary.yaml", include_str!("../../tests/cases/vocabulary.yaml")),
@@ -36,7 +38,7 @@ const DOCUMENTS: &[(&str, &str)] = &[
 const EXTRA_NAMES: &[&str] = &[
     "x-forwarded-for", "cookie", "set-cookie", "location", "server", "x-powered-by", "etag", "x-backend",
     "x-internal", "x-trace-1", "x-strip-me", "x-case-a", "x-debug-id", "api-secret", "x-upstream-a", "content-type",
-    "cache-control", "user-agent", "x-envoy-internal", "x-request-id", "host",
+    "cache-control", "user-agent", "x-envoy-internal", "x-request-id", "host", "authorization", "x-route-to",
 ];
 
 /// Pieces of values the rules compare against, and bytes that often break parsers.
@@ -51,6 +53,8 @@ const VALUES: &[&str] = &[
     "application/vnd.example.v2+json", "application/json", "text/html", "OldClient/1.0", "Googlebot", "utm_source=x",
     "api-version=2", "x@y", "admin", "z", "deep=1", "?q=", "c=", "/API/V2/users", "/v2/", "/SHOP", "/old/",
     "shop.example.com:8443", "app.example.org", "Canary", "dbg-", "s-", "session=s-", "/form", "/Admin/x", "z=admin",
+    "Bearer ", "eyJ", ".", "second.internal", "/second/", "orders-api", "spiffe://cluster.local/ns/prod/sa/web",
+    "spiffe://", "/ns/", "/sa/",
 ];
 
 #[derive(Arbitrary, Debug)]
@@ -91,6 +95,11 @@ struct Exchange {
     huge: Rarely,
     status: u16,
     response_headers: Vec<(Name, Vec<Part>)>,
+    /// The TLS connection's server name (SNI) and client certificate URI SAN, if any.
+    server_name: Option<Vec<Part>>,
+    principal: Option<Vec<Part>>,
+    /// A jwt_authn filter in front, reading bearer tokens of the issuer the documents' cases use.
+    jwt_authn: bool,
 }
 
 /// Sizes spread over orders of magnitude: a size is a power of two.
@@ -223,7 +232,16 @@ fuzz_target!(|exchange: Exchange| {
         scheme: build.text(&exchange.scheme),
         headers,
         source,
+        attributes: Vec::new(),
+        jwt_issuer: exchange.jwt_authn.then(|| "https://auth.example.com".to_owned()),
     };
+    if let Some(name) = &exchange.server_name {
+        request.attributes.push(("connection.requested_server_name".into(), build.text(name)));
+    }
+    if let Some(principal) = &exchange.principal {
+        request.attributes.push(("connection.mtls".into(), "true".into()));
+        request.attributes.push(("source.principal".into(), build.text(principal)));
+    }
     let mut upstream =
         Response { status: exchange.status, headers: build.headers(&exchange.response_headers), body: String::new() };
     match &exchange.huge.0 {

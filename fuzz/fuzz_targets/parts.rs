@@ -8,11 +8,13 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
+use rulefilter::attributes::{self, Encoding, SpiffePart};
 use rulefilter::cidr::{self, Cidr};
+use rulefilter::claims;
 use rulefilter::header_block::{self, HeaderBlock};
 use rulefilter::matcher::CompiledMatch;
-use rulefilter::segments::SegmentPrefix;
 use rulefilter::ratelimit::{key_hash, Bucket, Buckets, Limit, MemoryData, Per, Verdict};
+use rulefilter::segments::SegmentPrefix;
 use rulefilter::template::{self, Segment};
 use rulefilter::trace::quote;
 use rulefilter::url::{self, QueryPairs};
@@ -33,15 +35,49 @@ enum HeaderEdit {
 
 #[derive(Arbitrary, Debug)]
 enum Case {
-    Query { query: String, name: String, value: String, edit: QueryEdit },
+    Query {
+        query: String,
+        name: String,
+        value: String,
+        edit: QueryEdit,
+    },
     Encoding(String),
-    Block { v6: bool, bits: u128, len: u8, port: u16 },
+    Block {
+        v6: bool,
+        bits: u128,
+        len: u8,
+        port: u16,
+    },
     AddressText(String),
     Template(String),
-    Test { wanted: String, around: String, ignore_case: bool },
+    Test {
+        wanted: String,
+        around: String,
+        ignore_case: bool,
+    },
     HeaderBytes(Vec<u8>),
-    Headers { pairs: Vec<(String, String)>, edits: Vec<HeaderEdit>, read: String },
-    Segments { path: String, prefix: String, replacement: String },
+    Headers {
+        pairs: Vec<(String, String)>,
+        edits: Vec<HeaderEdit>,
+        read: String,
+    },
+    /// Whatever Envoy hands over as dynamic metadata: read as claims or refused, never a panic.
+    Metadata {
+        bytes: Vec<u8>,
+        path: String,
+    },
+    /// Claims written as the simulated jwt_authn writes them read back as written.
+    Claims {
+        pairs: Vec<(String, String)>,
+    },
+    Spiffe(String),
+    /// An attribute's bytes, under each encoding.
+    Attribute(Vec<u8>),
+    Segments {
+        path: String,
+        prefix: String,
+        replacement: String,
+    },
     RateLimit(Arrivals),
 }
 
@@ -56,6 +92,37 @@ struct Arrivals {
 }
 
 fuzz_target!(|case: Case| match case {
+    Case::Metadata { bytes, path } => {
+        if let Some(flat) = claims::from_metadata(&bytes) {
+            let _ = claims::joined(&flat, &path);
+        }
+    }
+    Case::Claims { pairs } => {
+        let object: serde_json::Map<String, serde_json::Value> =
+            pairs.iter().map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone()))).collect();
+        let flat = claims::from_metadata(&claims::metadata_for("issuer", &object)).unwrap_or_default();
+        for (key, value) in &object {
+            let written = value.as_str().unwrap_or_default();
+            if !key.contains('\0') && !written.contains('\0') {
+                assert_eq!(claims::values(&flat, key).collect::<Vec<_>>(), [written], "{key:?}");
+            }
+        }
+    }
+    Case::Spiffe(id) => {
+        let parts = [SpiffePart::TrustDomain, SpiffePart::Namespace, SpiffePart::ServiceAccount].map(|p| p.of(&id));
+        if let [Some(domain), Some(namespace), Some(account)] = parts {
+            assert_eq!(format!("spiffe://{domain}/ns/{namespace}/sa/{account}"), id);
+        }
+    }
+    Case::Attribute(bytes) => {
+        for encoding in [Encoding::Text, Encoding::Bool, Encoding::Int, Encoding::JwtClaims] {
+            if let Some(text) = attributes::decode(&bytes, encoding) {
+                if encoding != Encoding::JwtClaims && encoding != Encoding::Text {
+                    assert_eq!(attributes::encode(&text, encoding).as_deref(), Some(&bytes[..]));
+                }
+            }
+        }
+    }
     Case::Query { query, name, value, edit } => query_edit(&query, &name, &value, edit),
     Case::Encoding(text) => {
         let encoded = url::encode(&text);

@@ -111,6 +111,7 @@ impl Compiler<'_> {
                 all.extend(self.string_condition(&test.0, slot, View::Whole, Operand::Optional, &at, ctx));
             }
         }
+        self.attribute_conditions(spec, field, ctx, &mut all);
         if let Some(blocks) = &spec.all {
             let exprs = self.blocks(blocks, &format!("{field}.all"), depth, ctx);
             all.push(Expr::All(exprs));
@@ -158,7 +159,7 @@ impl Compiler<'_> {
         exprs
     }
 
-    fn string_condition(
+    pub(super) fn string_condition(
         &mut self,
         fields: &MatchFields,
         slot: usize,
@@ -249,7 +250,7 @@ impl Compiler<'_> {
     }
 }
 
-fn leaf(field: String, wanted: String, slot: usize, view: View, test: Test) -> Expr {
+pub(super) fn leaf(field: String, wanted: String, slot: usize, view: View, test: Test) -> Expr {
     let (field, wanted) = (field.into(), wanted.into());
     Expr::Leaf(Condition { field, wanted, slot, view, test, invert: false, regex_id: None, captures: Vec::new() })
 }
@@ -298,7 +299,7 @@ fn describe_test(fields: &MatchFields) -> String {
 
 /// What a string test is applied to, which decides the operators it may use.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Operand {
+pub(super) enum Operand {
     Path,
     Host,
     /// Headers, query parameters, cookies: may be absent, so presence tests apply.

@@ -5,6 +5,7 @@
 
 mod actions;
 mod answers;
+mod attributes;
 mod conditions;
 mod paths;
 mod ratelimit;

@@ -1,9 +1,9 @@
 //! Evaluating conditions, and explaining which one failed when tracing.
 
 use super::{Host, Run};
-use crate::ruleset::{Condition, Expr, Group, Test};
+use crate::ruleset::{Condition, Expr, Group, Test, View};
 use crate::trace::Miss;
-use crate::{cidr, trace};
+use crate::{cidr, claims, trace};
 
 impl<'r, H: Host> Run<'r, '_, H> {
     pub(super) fn eval(&mut self, expr: &Expr, captures: &mut [Option<String>]) -> bool {
@@ -48,38 +48,49 @@ impl<'r, H: Host> Run<'r, '_, H> {
 
     pub(super) fn holds(&mut self, condition: &Condition, captures: &mut [Option<String>]) -> bool {
         self.ensure_view(condition.slot, &condition.view);
-        let value = self.view(condition.slot, &condition.view);
-        let result = match (&condition.test, value.as_deref()) {
-            (Test::Present(want), value) => value.is_some() == *want,
-            (_, None) => false,
-            (Test::Matches(m), Some(value)) => match m.as_regex().filter(|_| !condition.captures.is_empty()) {
-                Some(regex) => match regex.captures(value) {
-                    Some(groups) => {
-                        for binding in &condition.captures {
-                            let text = match &binding.group {
-                                Group::Index(index) => groups.get(*index),
-                                Group::Name(name) => groups.name(name),
-                            };
-                            if let Some(cell) = captures.get_mut(binding.cell) {
-                                *cell = text.map(|t| t.as_str().to_owned());
-                            }
-                        }
-                        true
-                    }
-                    None => false,
-                },
-                None => m.is_match(value),
-            },
-            (Test::OneOf { values, ignore_case }, Some(value)) => {
-                values.iter().any(|v| if *ignore_case { v.eq_ignore_ascii_case(value) } else { **v == *value })
-            }
-            (Test::Status(ranges), Some(value)) => {
-                value.parse::<u16>().is_ok_and(|code| ranges.iter().any(|(low, high)| (*low..=*high).contains(&code)))
-            }
-            (Test::Cidrs(cidrs), Some(value)) => {
-                cidr::parse_address(value).is_some_and(|ip| cidrs.iter().any(|c| c.contains(ip)))
-            }
+        let result = match &condition.view {
+            // A list claim (`aud`, `groups`) holds when any of its elements passes.
+            View::Claim(path) if !matches!(condition.test, Test::Present(_)) => self
+                .get(condition.slot)
+                .is_some_and(|flat| claims::values(flat, path).any(|value| passes(condition, Some(value), captures))),
+            _ => passes(condition, self.view(condition.slot, &condition.view).as_deref(), captures),
         };
         result != condition.invert
+    }
+}
+
+/// Whether `value` passes the condition's test, before `invert`; a passing regex fills the capture cells the
+/// rule's templates use.
+fn passes(condition: &Condition, value: Option<&str>, captures: &mut [Option<String>]) -> bool {
+    match (&condition.test, value) {
+        (Test::Present(want), value) => value.is_some() == *want,
+        (_, None) => false,
+        (Test::Matches(m), Some(value)) => match m.as_regex().filter(|_| !condition.captures.is_empty()) {
+            Some(regex) => match regex.captures(value) {
+                Some(groups) => {
+                    for binding in &condition.captures {
+                        let text = match &binding.group {
+                            Group::Index(index) => groups.get(*index),
+                            Group::Name(name) => groups.name(name),
+                        };
+                        if let Some(cell) = captures.get_mut(binding.cell) {
+                            *cell = text.map(|t| t.as_str().to_owned());
+                        }
+                    }
+                    true
+                }
+                None => false,
+            },
+            None => m.is_match(value),
+        },
+        (Test::OneOf { values, ignore_case }, Some(value)) => {
+            values.iter().any(|v| if *ignore_case { v.eq_ignore_ascii_case(value) } else { **v == *value })
+        }
+        (Test::Status(ranges), Some(value)) => {
+            value.parse::<u16>().is_ok_and(|code| ranges.iter().any(|(low, high)| (*low..=*high).contains(&code)))
+        }
+        (Test::Cidrs(cidrs), Some(value)) => {
+            cidr::parse_address(value).is_some_and(|ip| cidrs.iter().any(|c| c.contains(ip)))
+        }
     }
 }

@@ -52,6 +52,11 @@ pub trait Host {
     fn now_nanos(&mut self) -> Option<u64> {
         None
     }
+    /// An Envoy attribute's raw bytes by property path (`["xds", "route_name"]`), `None` when the proxy has
+    /// none; only called for paths a rule reads, in the phase [`crate::attributes`] says the value exists.
+    fn property(&mut self, _path: &[&str]) -> Option<Vec<u8>> {
+        None
+    }
 }
 
 /// How a phase ended.

@@ -3,7 +3,7 @@
 use super::{Host, Lookup, Run};
 use crate::error::Phase;
 use crate::ruleset::{HeaderMap, Slot, View};
-use crate::{cidr, url};
+use crate::{attributes, cidr, claims, url};
 use std::borrow::Cow;
 
 impl<'r, H: Host> Run<'r, '_, H> {
@@ -18,6 +18,10 @@ impl<'r, H: Host> Run<'r, '_, H> {
         let value = match spec {
             Slot::Header(map, name) => self.host.header(*map, name),
             Slot::SourceAddress => self.host.source_address(),
+            Slot::Property(property) => {
+                let path: Vec<&str> = property.path.iter().map(|p| &**p).collect();
+                self.host.property(&path).and_then(|bytes| attributes::decode(&bytes, property.encoding))
+            }
         };
         *cell = value.map_or(Lookup::Absent, Lookup::Present);
     }
@@ -35,6 +39,9 @@ impl<'r, H: Host> Run<'r, '_, H> {
             if *trusted_hops > 0 {
                 self.ensure(*xff_slot);
             }
+        }
+        if let View::Misdirected { authority_slot } = view {
+            self.ensure(*authority_slot);
         }
     }
 
@@ -55,6 +62,12 @@ impl<'r, H: Host> Run<'r, '_, H> {
                 // Fewer entries than trusted proxies: the header cannot be trusted; use the peer address.
                 forwarded.flatten().or(value).map(Cow::Borrowed)
             }
+            View::Misdirected { authority_slot } => value.map(|server_name| {
+                let host = self.get(*authority_slot).map(strip_port).unwrap_or_default();
+                Cow::Borrowed(if host.eq_ignore_ascii_case(server_name) { "false" } else { "true" })
+            }),
+            View::Spiffe(part) => value.and_then(|id| part.of(id)).map(Cow::Borrowed),
+            View::Claim(path) => value.and_then(|flat| claims::joined(flat, path)),
         }
     }
 

@@ -55,6 +55,21 @@ pub struct EnvoyOptions {
     /// Worker threads (`--concurrency`); 1 by default, which keeps per-worker behaviour deterministic. Rate
     /// limits shared by all workers are tested with more.
     pub concurrency: u32,
+    /// HTTP filters that run before the Wasm filter, as Istio puts `jwt_authn` (RequestAuthentication) there.
+    pub filters_before: Vec<Value>,
+    /// Serve TLS on the listener (with the `tls_inspector`, so the SNI is known) instead of plain HTTP.
+    pub tls: Option<ListenerTls>,
+}
+
+/// The listener's TLS: its certificate, and optionally the CA client certificates are verified against.
+#[derive(Clone, Debug)]
+pub struct ListenerTls {
+    pub certificate_chain: PathBuf,
+    pub private_key: PathBuf,
+    /// Verify client certificates against this CA (mTLS).
+    pub client_ca: Option<PathBuf>,
+    /// Refuse connections without a client certificate (Istio's STRICT mTLS).
+    pub require_client_certificate: bool,
 }
 
 impl EnvoyOptions {
@@ -74,11 +89,24 @@ impl EnvoyOptions {
             require_filter: true,
             wasm_filter: true,
             concurrency: 1,
+            filters_before: Vec::new(),
+            tls: None,
         }
     }
 
     pub fn concurrency(mut self, workers: u32) -> Self {
         self.concurrency = workers.max(1);
+        self
+    }
+
+    /// Adds an HTTP filter in front of the Wasm filter (e.g. `jwt_authn`).
+    pub fn filter_before(mut self, filter: Value) -> Self {
+        self.filters_before.push(filter);
+        self
+    }
+
+    pub fn tls(mut self, tls: ListenerTls) -> Self {
+        self.tls = Some(tls);
         self
     }
 
@@ -421,6 +449,9 @@ fn write_ecds(dir: &Path, resource_name: &str, filter: &Value, version: u32) -> 
 
 /// The routes send everything to the cluster `upstream`, except what a rule may steer to the cluster `second`
 /// by rewriting: the host `second.internal`, the header `x-route-to: second`, or a path under `/second/`.
+/// Routes are named, so rules can tell them apart by `xds.route_name` (the simulated proxy knows the same
+/// table: [`crate::simulate`]): virtual host `second` with route `second-host`; virtual host `all` with
+/// `second-header`, `second-path`, `api` (paths under `/api`) and `default`.
 fn bootstrap(options: &EnvoyOptions, http_filter: Option<Value>) -> Value {
     let cluster = |name: &str, addr: SocketAddr| {
         let mut cluster = json!({
@@ -463,23 +494,25 @@ fn bootstrap(options: &EnvoyOptions, http_filter: Option<Value>) -> Value {
                 {
                     "name": "second",
                     "domains": ["second.internal", "second.internal:*"],
-                    "routes": [{"match": {"prefix": "/"}, "route": {"cluster": "second"}}],
+                    "routes": [{"name": "second-host", "match": {"prefix": "/"}, "route": {"cluster": "second"}}],
                 },
                 {
                     "name": "all",
                     "domains": ["*"],
                     "routes": [
                         {
+                            "name": "second-header",
                             "match": {"prefix": "/", "headers": [{"name": "x-route-to", "string_match": {"exact": "second"}}]},
                             "route": {"cluster": "second"},
                         },
-                        {"match": {"path_separated_prefix": "/second"}, "route": {"cluster": "second"}},
-                        {"match": {"prefix": "/"}, "route": {"cluster": "upstream"}},
+                        {"name": "second-path", "match": {"path_separated_prefix": "/second"}, "route": {"cluster": "second"}},
+                        {"name": "api", "match": {"path_separated_prefix": "/api"}, "route": {"cluster": "upstream"}},
+                        {"name": "default", "match": {"prefix": "/"}, "route": {"cluster": "upstream"}},
                     ],
                 },
             ],
         },
-        "http_filters": http_filter.into_iter().chain([
+        "http_filters": options.filters_before.iter().cloned().chain(http_filter).chain([
             json!({"name": "envoy.filters.http.router", "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}),
         ]).collect::<Vec<_>>(),
     });
@@ -501,7 +534,12 @@ fn bootstrap(options: &EnvoyOptions, http_filter: Option<Value>) -> Value {
     }
     json!({
         // ECDS needs a node identity; this is the shape of an Istio sidecar's.
-        "node": {"id": "sidecar~127.0.0.1~rulefilter-e2e.default~default.svc.cluster.local", "cluster": "rulefilter-e2e.default"},
+        // Node metadata as an Istio sidecar's carries it (a few of its keys), for `node.metadata.*`.
+        "node": {
+            "id": "sidecar~127.0.0.1~rulefilter-e2e.default~default.svc.cluster.local",
+            "cluster": "rulefilter-e2e.default",
+            "metadata": {"NAMESPACE": "default", "CLUSTER_ID": "Kubernetes", "LABELS": {"app": "rulefilter-e2e"}},
+        },
         "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}}},
         // What the README asks operators to add, so the labels in rulefilter's metric names become tags.
         "stats_config": {"stats_tags": crate::metrics::STATS_TAGS
@@ -515,12 +553,49 @@ fn bootstrap(options: &EnvoyOptions, http_filter: Option<Value>) -> Value {
                 // Envoy sets SO_REUSEPORT by default (Linux): a second Envoy on a port in use would start and
                 // take part of the traffic. Without it the bind fails ("Address already in use") and Envoy exits.
                 "enable_reuse_port": false,
-                "filter_chains": [{"filters": [{
-                    "name": "envoy.filters.network.http_connection_manager",
-                    "typed_config": connection_manager,
-                }]}],
+                "listener_filters": listener_filters(options),
+                "filter_chains": [filter_chain(options, connection_manager)],
             }],
             "clusters": [cluster("upstream", options.upstream), cluster("second", options.second_upstream)],
         },
     })
+}
+
+/// The `tls_inspector` on a TLS listener: it reads the SNI (`connection.requested_server_name`) before the
+/// filter chain is chosen, as on every Istio listener.
+fn listener_filters(options: &EnvoyOptions) -> Vec<Value> {
+    options
+        .tls
+        .iter()
+        .map(|_| {
+            json!({"name": "envoy.filters.listener.tls_inspector", "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector"}})
+        })
+        .collect()
+}
+
+/// The listener's one filter chain: the connection manager, over TLS when the options ask for it.
+fn filter_chain(options: &EnvoyOptions, connection_manager: Value) -> Value {
+    let mut chain = json!({"filters": [{
+        "name": "envoy.filters.network.http_connection_manager",
+        "typed_config": connection_manager,
+    }]});
+    if let (Some(tls), Some(object)) = (&options.tls, chain.as_object_mut()) {
+        let mut common = json!({"tls_certificates": [{
+            "certificate_chain": {"filename": tls.certificate_chain.to_string_lossy()},
+            "private_key": {"filename": tls.private_key.to_string_lossy()},
+        }]});
+        if let (Some(ca), Some(common)) = (&tls.client_ca, common.as_object_mut()) {
+            common.insert("validation_context".into(), json!({"trusted_ca": {"filename": ca.to_string_lossy()}}));
+        }
+        object.insert(
+            "transport_socket".into(),
+            json!({"name": "envoy.transport_sockets.tls", "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext",
+                "common_tls_context": common,
+                "require_client_certificate": tls.require_client_certificate,
+            }}),
+        );
+    }
+    chain
 }

@@ -129,6 +129,30 @@ fn as_protobuf_struct(value: &Value) -> Value {
     }
 }
 
+/// The `jwt_authn` HTTP filter istiod puts in front of Wasm filters for a `RequestAuthentication` with one
+/// JWT rule: tokens of `issuer` verified against `jwks` (inline), the payload left in dynamic metadata under
+/// the issuer (`payload_in_metadata`, what rules read as claims), the token not forwarded upstream; a request
+/// without a token passes (an AuthorizationPolicy, or a rule, requires one), one with a bad token gets 401.
+pub fn jwt_authn(issuer: &str, jwks: &str) -> Value {
+    json!({
+        "name": "envoy.filters.http.jwt_authn",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication",
+            "providers": {"origins-0": {
+                "issuer": issuer,
+                "local_jwks": {"inline_string": jwks},
+                "forward": false,
+                "payload_in_metadata": issuer,
+            }},
+            "rules": [{
+                "match": {"prefix": "/"},
+                "requires": {"requires_any": {"requirements": [{"provider_name": "origins-0"}, {"allow_missing": {}}]}},
+            }],
+            "bypass_cors_preflight": true,
+        },
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

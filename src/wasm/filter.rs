@@ -318,4 +318,14 @@ impl Host for Envoy<'_> {
     fn now_nanos(&mut self) -> Option<u64> {
         abi::current_time_nanos().ok()
     }
+
+    fn property(&mut self, path: &[&str]) -> Option<Vec<u8>> {
+        match abi::property(path) {
+            Ok(value) => value,
+            Err(status) => {
+                warn!("cannot read {} (status {}); treating it as absent", path.join("."), status.0);
+                None
+            }
+        }
+    }
 }

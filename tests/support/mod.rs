@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 pub mod http2;
+pub mod pki;
 pub mod websocket;
 
 pub use rulefilter::local::echo::{EchoUpstream, ReceivedRequest, Scripted};

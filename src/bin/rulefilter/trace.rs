@@ -39,6 +39,9 @@ Request options:
   -H, --header 'NAME: VALUE'    A request header; repeat it for more, or for a repeated header
       --source IP               The client's address (default 127.0.0.1). As in Envoy's default setup, the
                                 rightmost x-forwarded-for address, when there is one, takes its place
+      --attribute NAME=VALUE    What Envoy would say about the connection (docs/attributes.md), e.g.
+                                source.principal=spiffe://td/ns/prod/sa/web, connection.mtls=true,
+                                connection.requested_server_name=a.example.com; repeatable
 Upstream options (how the upstream answers, for the response phase):
       --status CODE             Its status (default 200)
       --response-header 'NAME: VALUE'
@@ -78,6 +81,7 @@ struct Options {
     scheme: Option<String>,
     headers: Vec<(String, String)>,
     source: Option<String>,
+    attributes: Vec<(String, String)>,
     status: Option<u16>,
     response_headers: Vec<(String, String)>,
     env: HashMap<String, String>,
@@ -92,6 +96,7 @@ impl Options {
             || self.scheme.is_some()
             || !self.headers.is_empty()
             || self.source.is_some()
+            || !self.attributes.is_empty()
             || self.status.is_some()
             || !self.response_headers.is_empty()
     }
@@ -138,6 +143,13 @@ fn options(mut args: lexopt::Parser) -> Result<Option<Options>, lexopt::Error> {
             }
             Long("request") => o.request_file = Some(args.value()?.into()),
             Long("case") => o.case = Some(args.value()?.string()?),
+            Long("attribute") => {
+                let pair = args.value()?.string()?;
+                let (name, value) =
+                    pair.split_once('=').ok_or(format!("--attribute takes NAME=VALUE, not {pair:?}"))?;
+                rulefilter::attributes::resolve(name).map_err(|e| format!("--attribute: {e}"))?;
+                o.attributes.push((name.to_owned(), value.to_owned()));
+            }
             Long("env") => {
                 let (name, value) = env_pair(&args.value()?.string()?)?;
                 o.env.insert(name, value);
@@ -228,6 +240,7 @@ fn from_options(o: &Options) -> (Request, Response) {
         request.source = simulate::client_address(source);
     }
     request.headers = o.headers.clone();
+    request.attributes = o.attributes.clone();
     let upstream =
         Response { status: o.status.unwrap_or(200), headers: o.response_headers.clone(), body: String::new() };
     (request, upstream)
@@ -266,6 +279,9 @@ fn report(rules_path: &Path, rules: &RuleSet, request: &Request, upstream: &Resp
     );
     for (name, value) in &request.headers {
         let _ = writeln!(out, "  {name}: {value}");
+    }
+    for (name, value) in &request.attributes {
+        let _ = writeln!(out, "  (attribute) {name} = {value}");
     }
     let mut seen_response_phase = false;
     for event in &outcome.trace {
