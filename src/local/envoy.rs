@@ -52,6 +52,9 @@ pub struct EnvoyOptions {
     /// `false`: no Wasm filter at all, only the router (the plugin and module are ignored): the baseline the
     /// benchmark compares the filter's cost with.
     pub wasm_filter: bool,
+    /// An HTTP filter entry used as it is, inline (what `rulefilter manifest --envoy` writes), instead of the
+    /// one made from `plugin`.
+    pub http_filter: Option<Value>,
 }
 
 impl EnvoyOptions {
@@ -70,6 +73,7 @@ impl EnvoyOptions {
             use_client_protocol: false,
             require_filter: true,
             wasm_filter: true,
+            http_filter: None,
         }
     }
 
@@ -105,6 +109,13 @@ impl EnvoyOptions {
 
     pub fn wasm_filter(mut self, on: bool) -> Self {
         self.wasm_filter = on;
+        self
+    }
+
+    /// Loads this HTTP filter entry inline, as written, instead of the plugin's.
+    pub fn http_filter(mut self, filter: Value) -> Self {
+        self.http_filter = Some(filter);
+        self.delivery = Delivery::Inline;
         self
     }
 }
@@ -172,6 +183,7 @@ impl Envoy {
         let resource_name = options.plugin.resource_name();
         let http_filter = match options.delivery {
             _ if !options.wasm_filter => None,
+            _ if options.http_filter.is_some() => options.http_filter.clone(),
             Delivery::Inline => Some(json!({"name": resource_name, "typed_config": filter})),
             Delivery::Ecds => {
                 write_ecds(&dir, &resource_name, &filter, 1).map_err(|e| failure(format!("cannot write ECDS: {e}")))?;
