@@ -300,6 +300,8 @@ fn the_verdict_takes_time_linear_in_depth_and_size() {
     let objects = |n: usize| format!("{}1{}", "{\"a\":".repeat(n / 5), "}".repeat(n / 5));
     // Flat: as many brackets, side by side (the parser reads them all), in JSON and in YAML.
     let flat = |n: usize| format!("{{\"x\": [{}]}}", vec!["[]"; n / 2].join(","));
+    // One object of many keys: each key is checked against the others once (a key given twice is refused).
+    let keys = |n: usize| format!("{{{}}}", (0..n / 8).map(|i| format!("\"k{i}\":0")).collect::<Vec<_>>().join(","));
     let flat_yaml = |n: usize| format!("x: [{}]", vec!["[]"; n / 2].join(","));
     // Deep texts are refused before parsing, with the bound named.
     let refused = rulefilter::document::load(&deep(100_000), &HashMap::new()).unwrap_err().to_string();
@@ -308,8 +310,9 @@ fn the_verdict_takes_time_linear_in_depth_and_size() {
     // prefix, then the rest of the text in quotes (which the scan reads to its end).
     let quoted = |n: usize| format!("{{\"a\": {}, \"b\": \"{}\"}}", deep(MAX_DOCUMENT_DEPTH - 1), "[".repeat(n));
     let quoted_yaml = |n: usize| format!("a: {}\nb: '{}'\n", deep(MAX_DOCUMENT_DEPTH - 1), "[".repeat(n));
-    let makers: [(&str, &dyn Fn(usize) -> String); 6] = [
+    let makers: [(&str, &dyn Fn(usize) -> String); 7] = [
         ("deep", &deep),
+        ("many keys", &keys),
         ("objects", &objects),
         ("flat", &flat),
         ("quoted", &quoted),
