@@ -10,6 +10,8 @@ use std::fmt;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 
+use crate::json::Json;
+
 /// A whole rules document. Rules are kept as raw values here so that each one is decoded on its own: one bad
 /// rule then yields its own error, named by index and name, instead of hiding the rules after it.
 #[derive(Debug, Default, Deserialize)]
@@ -28,10 +30,10 @@ pub struct Document {
     pub debug_header: Option<String>,
     /// Rules run when the request headers arrive, in the order written.
     #[serde(default, deserialize_with = "rule_list")]
-    pub request: Vec<serde_yaml::Value>,
+    pub request: Vec<Json>,
     /// Rules run when the response headers arrive, in the order written.
     #[serde(default, deserialize_with = "rule_list")]
-    pub response: Vec<serde_yaml::Value>,
+    pub response: Vec<Json>,
 }
 
 /// One rule: when every condition in `match` holds, its actions run in the order written.
@@ -200,8 +202,8 @@ pub enum ActionSpec {
 pub const ACTION_NAMES: [&str; 8] =
     ["request_headers", "response_headers", "respond", "redirect", "rewrite", "query", "log", "rate_limit"];
 
-/// The keys an action item may hold; exactly one is given. (serde_yaml reads enums only from YAML tags, so
-/// the single-key map form is decoded through this struct.)
+/// The keys an action item may hold; exactly one is given. (The single-key map form is decoded through
+/// this struct, so a wrong key is named and its problems get their paths like any other field's.)
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ActionItem {
@@ -484,7 +486,7 @@ fn list<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
     deserializer.deserialize_any(ListVisitor { expecting, marker: std::marker::PhantomData })
 }
 
-fn rule_list<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<serde_yaml::Value>, D::Error> {
+fn rule_list<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<Json>, D::Error> {
     list(deserializer, "a list of rules: start each with `- name: …`")
 }
 

@@ -3,23 +3,23 @@
 //!
 //! [`load`] is what `on_configure` runs on its configuration, and what every `rulefilter` command and the
 //! admission webhook run on the same bytes, so a document the tools call valid is exactly one the module
-//! accepts, with the same messages. It checks, in order, each step bounded in time by the one before:
+//! accepts, with the same messages. The module only ever receives JSON: istiod hands it the compact JSON of
+//! `pluginConfig`, and for a plain Envoy `rulefilter manifest --envoy` writes the same. The tools read YAML
+//! and hand this function the JSON istiod would make of it ([`crate::yaml_document`]). It checks, in order,
+//! each step bounded in time by the one before:
 //!
 //! 1. size: at most [`MAX_DOCUMENT_BYTES`];
-//! 2. nesting: at most [`MAX_DOCUMENT_DEPTH`] levels, measured in one linear pass before any tree is built
-//!    (YAML parsers take time quadratic in depth);
-//! 3. blank text: only spaces, tabs and line breaks is an empty document, no rules (the filter passes traffic
-//!    through); text that merely looks blank (U+00A0 and other Unicode spaces are text to YAML) is refused;
-//! 4. one YAML document (JSON is YAML): a second one after `---` is refused, never silently dropped;
-//! 5. parsing and compiling ([`crate::compile::compile`]).
-
-use serde::Deserialize;
-use serde_yaml::Value;
+//! 2. blank text: only spaces, tabs and line breaks is an empty document, no rules (the filter passes traffic
+//!    through), as is `null` and `{}`;
+//! 3. nesting: at most [`MAX_DOCUMENT_DEPTH`] levels, counted in one linear pass before any tree is built;
+//! 4. one JSON value, each key once per object ([`crate::json::parse`]); YAML is refused with the command
+//!    that writes JSON from it;
+//! 5. reading the fields and compiling ([`crate::compile::compile`]).
 
 use crate::compile::{self, Environment};
 use crate::error::{ConfigError, ConfigErrors};
+use crate::json::{self, Json};
 use crate::limits::{MAX_DOCUMENT_BYTES, MAX_DOCUMENT_DEPTH};
-use crate::nesting;
 use crate::RuleSet;
 
 /// The verdict on a rules document's text: the rules the module would run, or every reason it refuses them.
@@ -29,7 +29,7 @@ use crate::RuleSet;
 /// column in the message.
 pub fn load(text: &str, env: &dyn Environment) -> Result<RuleSet, ConfigErrors> {
     let document = read(text).map_err(TextError::into_errors)?;
-    compile::compile(document, env)
+    compile::compile(&document, env)
 }
 
 /// [`load`] for bytes as the proxy hands them over: text that is not UTF-8 is refused first.
@@ -45,8 +45,8 @@ pub fn utf8(bytes: &[u8]) -> Result<&str, TextError> {
     })
 }
 
-/// The text is no readable rules document: too large, too deep, blank in a misleading way, several YAML
-/// documents, or not YAML at all. Nothing of it was compiled.
+/// The text is no readable rules document: too large, too deep, or not one JSON value (YAML, say). Nothing of
+/// it was compiled.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TextError {
     /// One line, as the module logs it.
@@ -56,8 +56,22 @@ pub struct TextError {
 }
 
 impl TextError {
-    fn at(message: String, position: Option<(usize, usize)>) -> TextError {
+    pub(crate) fn at(message: String, position: Option<(usize, usize)>) -> TextError {
         TextError { message, position }
+    }
+
+    /// More than [`MAX_DOCUMENT_BYTES`].
+    pub(crate) fn too_large(bytes: usize) -> TextError {
+        TextError::at(format!("{bytes} bytes; at most {MAX_DOCUMENT_BYTES} are accepted"), None)
+    }
+
+    /// Nested deeper than `limit`, first at `line` and `column`.
+    pub(crate) fn too_deep(limit: usize, line: usize, column: usize) -> TextError {
+        let message = format!(
+            "nested more than {limit} levels deep (at line {line} column {column}); no valid rules document nests deeper (blocks nest at most {} deep), so the text is refused before it is parsed",
+            crate::limits::MAX_NESTING,
+        );
+        TextError::at(message, Some((line, column)))
     }
 
     /// The same problem as [`load`] reports it: one error about the document as a whole.
@@ -66,68 +80,52 @@ impl TextError {
     }
 }
 
-/// Steps 1 to 4 of [`load`]: the text as one YAML value, `Null` for an empty document. Tools that place
+/// What to do with YAML, said wherever the module refuses text that is not JSON.
+const JSON_ONLY: &str = "the module reads JSON: what istiod makes of a WasmPlugin's pluginConfig, or for a plain \
+                         Envoy the configuration `rulefilter manifest --envoy RULES.yaml` writes";
+
+/// Steps 1 to 4 of [`load`]: the text as one JSON value, `Null` for an empty document. Tools that place
 /// errors in a file use it with [`crate::compile::compile`]; together they are exactly [`load`].
-pub fn read(text: &str) -> Result<Value, TextError> {
+pub fn read(text: &str) -> Result<Json, TextError> {
     if text.len() > MAX_DOCUMENT_BYTES {
-        let message = format!("{} bytes; at most {MAX_DOCUMENT_BYTES} are accepted", text.len());
-        return Err(TextError::at(message, None));
+        return Err(TextError::too_large(text.len()));
     }
-    if let Err(deep) = nesting::check(text, MAX_DOCUMENT_DEPTH) {
-        let message = format!(
-            "nested more than {} levels deep (at line {} column {}); no valid rules document nests deeper (blocks nest at most {} deep), so the text is refused before it is parsed",
-            deep.limit,
-            deep.line,
-            deep.column,
-            crate::limits::MAX_NESTING,
-        );
-        return Err(TextError::at(message, Some((deep.line, deep.column))));
+    let Some(start) = text.find(|c| !matches!(c, ' ' | '\t' | '\r' | '\n')) else { return Ok(Json::Null) };
+    if let Err(deep) = json::check_depth(text, MAX_DOCUMENT_DEPTH) {
+        return Err(TextError::too_deep(deep.limit, deep.line, deep.column));
     }
-    if text.bytes().all(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n')) {
-        return Ok(Value::Null);
-    }
-    if text.trim().is_empty() {
-        return Err(misleading_blank(text));
-    }
-    let syntax = |e: serde_yaml::Error| {
-        let position = e.location().map(|l| (l.line(), l.column()));
-        TextError::at(format!("not valid YAML or JSON: {e}"), position)
-    };
-    let mut documents = serde_yaml::Deserializer::from_str(text);
-    // An empty stream (only comments, say) yields no document at all.
-    let Some(first) = documents.next() else { return Ok(Value::Null) };
-    let value = Value::deserialize(first).map_err(syntax)?;
-    // (After an error the iterator repeats it forever; it is only asked once more, here.)
-    if documents.next().is_some() {
-        let message = "more than one YAML document (`---` starts another); the module reads exactly one \
-                       rules document: give each its own WasmPlugin, or merge their rules"
-            .to_owned();
-        return Err(TextError::at(message, None));
-    }
-    Ok(value)
+    json::parse(text).map_err(|error| {
+        let first = text.get(start..).and_then(|rest| rest.chars().next()).unwrap_or_default();
+        // What no JSON text starts with: YAML (`request:`, `# comment`, `- name`), or a stray character.
+        if !matches!(first, '{' | '[' | '"' | '-' | '0'..='9' | 't' | 'f' | 'n') || starts_like_yaml(text, start) {
+            let (line, column) = place(text, start);
+            let shown =
+                if first.is_ascii_graphic() { format!("`{first}`") } else { format!("U+{:04X}", u32::from(first)) };
+            let message = format!("not JSON (line {line} column {column} starts with {shown}; YAML?): {JSON_ONLY}");
+            TextError::at(message, Some((line, column)))
+        } else {
+            let place = error.position.map(|(l, c)| format!(" at line {l} column {c}")).unwrap_or_default();
+            TextError::at(format!("not valid JSON: {}{place}; {JSON_ONLY}", error.message), error.position)
+        }
+    })
 }
 
-/// Text blank to the eye whose "blank" characters are text to YAML (U+00A0 NO-BREAK SPACE, say).
-fn misleading_blank(text: &str) -> TextError {
-    let mut line = 1;
-    let mut column = 1;
-    for c in text.chars() {
-        match c {
-            '\n' => {
-                line += 1;
-                column = 1;
-            }
-            ' ' | '\t' | '\r' => column += 1,
-            other => {
-                let message = format!(
-                    "the text is blank but for U+{:04X} at line {line} column {column}, which YAML reads as text, not space; an empty document (no rules) is written as nothing or `{{}}`",
-                    u32::from(other)
-                );
-                return TextError::at(message, Some((line, column)));
-            }
-        }
-    }
-    TextError::at("the text is blank but for characters YAML reads as text".to_owned(), None)
+/// `- item`, `null: x`, `true: x`, `no: x`… at the start: YAML that happens to start like JSON.
+fn starts_like_yaml(text: &str, start: usize) -> bool {
+    let rest = text.get(start..).unwrap_or_default();
+    let word: String = rest.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+    rest.starts_with("- ")
+        || rest.starts_with("-\n")
+        || rest.starts_with("---")
+        || rest.get(word.len()..).is_some_and(|after| !word.is_empty() && after.starts_with(':'))
+}
+
+/// Line and column (from 1, in characters) of a byte offset.
+fn place(text: &str, at: usize) -> (usize, usize) {
+    let before = text.get(..at).unwrap_or_default();
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let line = before.bytes().filter(|&b| b == b'\n').count() + 1;
+    (line, before.get(line_start..).unwrap_or_default().chars().count() + 1)
 }
 
 #[cfg(test)]
@@ -141,27 +139,38 @@ mod tests {
     }
 
     #[test]
-    fn blank_text_is_an_empty_document_and_unicode_spaces_are_not_blank() {
-        for blank in ["", " ", "\t", " \n\t\r\n", "# only a comment\n", "---\n", "~", "null"] {
+    fn blank_text_null_and_an_empty_object_are_an_empty_document() {
+        for blank in ["", " ", "\t", " \n\t\r\n", "null", "{}", " {} \n"] {
             assert_eq!(verdict(blank), Ok(0), "{blank:?}");
         }
         let refused = verdict("\n \u{a0}\n").unwrap_err();
-        assert!(refused.contains("U+00A0 at line 2 column 2"), "{refused}");
-        assert!(verdict("\u{2003}").unwrap_err().contains("U+2003"));
+        assert!(refused.contains("line 2 column 2 starts with U+00A0"), "{refused}");
     }
 
     #[test]
     fn bytes_that_are_not_utf8_are_refused() {
-        let refused = load_bytes(b"request: [\xff]", &HashMap::new()).unwrap_err().to_string();
-        assert_eq!(refused, "document: not UTF-8 text: invalid byte at offset 10");
+        let refused = load_bytes(b"{\"request\": [\xff]}", &HashMap::new()).unwrap_err().to_string();
+        assert_eq!(refused, "document: not UTF-8 text: invalid byte at offset 13");
     }
 
     #[test]
-    fn a_second_document_is_refused() {
-        let refused = verdict("request: []\n---\nresponse: []\n").unwrap_err();
-        assert!(refused.starts_with("document: more than one YAML document"), "{refused}");
-        assert!(verdict("---\n---\n").is_err());
-        assert_eq!(verdict("---\nrequest: []\n...\n"), Ok(0));
+    fn yaml_is_refused_in_one_line_that_says_how_to_write_json() {
+        for yaml in ["request: []\n", "# rules\nrequest: []\n", "- name: a\n", "---\nrequest: []\n", "null: 1\n"] {
+            let refused = verdict(yaml).unwrap_err();
+            assert!(refused.starts_with("document: not JSON (line "), "{yaml:?}: {refused}");
+            assert!(refused.contains("rulefilter manifest --envoy"), "{refused}");
+            assert!(!refused.contains('\n'), "{refused}");
+        }
+        // YAML's flow style is no JSON either: the parser's place, and the same advice.
+        let refused = verdict("{request: []}").unwrap_err();
+        assert!(refused.starts_with("document: not valid JSON: key must be a string at line 1 column 2;"), "{refused}");
+        assert!(refused.contains("rulefilter manifest --envoy"), "{refused}");
+    }
+
+    #[test]
+    fn a_second_value_is_refused() {
+        let refused = verdict("{\"request\": []} {\"response\": []}").unwrap_err();
+        assert!(refused.starts_with("document: not valid JSON: trailing characters at line 1 column 17"), "{refused}");
     }
 
     #[test]
@@ -174,8 +183,8 @@ mod tests {
 
     #[test]
     fn syntax_errors_carry_their_place() {
-        let error = read("request:\n  - name: [x\n").unwrap_err();
-        assert!(error.message.starts_with("not valid YAML or JSON: "), "{error:?}");
+        let error = read("{\"request\":\n  [{\"name\": [\"x\"\n").unwrap_err();
+        assert!(error.message.starts_with("not valid JSON: "), "{error:?}");
         assert!(error.position.is_some(), "{error:?}");
     }
 }

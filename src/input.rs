@@ -6,9 +6,9 @@
 //!   WasmPlugin`) is judged on what istiod hands the module: the compact JSON of its `spec.pluginConfig`, with
 //!   its `vmConfig.env` as the environment. Objects of other kinds are skipped.
 //! - **Test cases**, when the file is one YAML document with `rules` and `cases` (and is no object).
-//! - Otherwise a **rules document**: the whole text, judged exactly as the module judges its configuration
-//!   ([`crate::document`]): so a text of several YAML documents, or one the YAML parser refuses, is refused
-//!   with the module's own message.
+//! - Otherwise a **rules document**: the whole text, handed to the module's verdict ([`crate::document`]) as
+//!   the module would receive it ([`crate::yaml_document`]: JSON as written, YAML as istiod's JSON), so a text
+//!   of several YAML documents, or one the YAML parser refuses, is refused before it could reach a proxy.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -16,8 +16,10 @@ use serde::Deserialize;
 use serde_yaml::Value;
 
 use crate::document::{self, TextError};
+use crate::json::Json;
 use crate::limits::MAX_FILE_DEPTH;
 use crate::locate::Position;
+use crate::yaml_document;
 use crate::{ConfigErrors, RuleSet};
 
 /// One YAML document of a file, classified.
@@ -40,8 +42,9 @@ pub struct RulesSource {
     pub manifest: Option<String>,
     /// Where the rules document sits in the YAML document: `""` or `spec.pluginConfig`.
     pub prefix: &'static str,
-    /// The exact text the module would receive: the file's text for a rules document, the compact JSON of
-    /// `pluginConfig` (empty when there is none) for a WasmPlugin.
+    /// The text of the rules document: the file's text for a rules document (YAML or JSON), the compact JSON of
+    /// `pluginConfig` (empty when there is none) for a WasmPlugin. [`Self::module_text`] is what the module
+    /// receives.
     pub text: String,
     /// The rules document as read (null when it is empty or cannot be read).
     pub rules: Value,
@@ -59,7 +62,7 @@ impl RulesSource {
             manifest: None,
             prefix: "",
             text: text.to_owned(),
-            rules: document::read(text).unwrap_or(Value::Null),
+            rules: rules_value(text),
             env: BTreeMap::new(),
             host_env: BTreeSet::new(),
         }
@@ -77,15 +80,28 @@ impl RulesSource {
         environment
     }
 
-    /// The module's verdict ([`document::load`]) on [`Self::text`], with [`Self::environment`].
+    /// The module's verdict ([`document::load`]) on [`Self::module_text`], with [`Self::environment`].
     pub fn compile(&self, extra: &HashMap<String, String>) -> Result<RuleSet, ConfigErrors> {
-        document::load(&self.text, &self.environment(extra))
+        let document = self.read().map_err(TextError::into_errors)?;
+        crate::compile::compile(&document, &self.environment(extra))
     }
 
-    /// Steps 1–4 of the verdict ([`document::read`]): [`Self::compile`] is this, then
-    /// [`crate::compile::compile`].
-    pub fn read(&self) -> Result<Value, TextError> {
-        document::read(&self.text)
+    /// The text the module receives: a WasmPlugin's JSON or a JSON file as they are, a YAML file rendered as
+    /// istiod renders `pluginConfig`.
+    pub fn module_text(&self) -> Result<std::borrow::Cow<'_, str>, TextError> {
+        if self.manifest.is_some() {
+            return Ok(std::borrow::Cow::Borrowed(&self.text));
+        }
+        yaml_document::module_text(&self.text)
+    }
+
+    /// Steps 1–4 of the verdict ([`document::read`]) on [`Self::module_text`]: [`Self::compile`] is this,
+    /// then [`crate::compile::compile`]. A position is one in [`Self::text`]: none for a problem of the
+    /// rendered JSON.
+    pub fn read(&self) -> Result<Json, TextError> {
+        let text = self.module_text()?;
+        let rendered = matches!(text, std::borrow::Cow::Owned(_));
+        document::read(&text).map_err(|error| if rendered { TextError { position: None, ..error } } else { error })
     }
 
     /// The path of a field of the rules document within the YAML document, for [`crate::locate`].
@@ -96,6 +112,16 @@ impl RulesSource {
             (prefix, path) => format!("{prefix}.{path}"),
         }
     }
+}
+
+/// A rules document's text as a YAML value (for the tools that write it elsewhere): a JSON text read as JSON,
+/// so its strings stay exactly as written; `Null` when it cannot be read.
+fn rules_value(text: &str) -> Value {
+    if yaml_document::is_json(text) {
+        let json: Option<serde_json::Value> = serde_json::from_str(text).ok();
+        return json.and_then(|json| serde_yaml::to_value(json).ok()).unwrap_or(Value::Null);
+    }
+    yaml_document::read(text).unwrap_or(Value::Null)
 }
 
 /// A WasmPlugin whose `pluginConfig` istiod could not hand over as JSON.

@@ -16,11 +16,13 @@ pub mod config;
 pub mod document;
 pub mod engine;
 pub mod error;
+pub mod fields;
 pub mod header_block;
 pub mod host_port;
 mod index;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod input;
+pub mod json;
 pub mod limits;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod local;
@@ -28,6 +30,7 @@ pub mod local;
 pub mod locate;
 pub mod matcher;
 pub mod metrics;
+#[cfg(not(target_arch = "wasm32"))]
 pub mod nesting;
 pub mod ratelimit;
 pub mod regex_subset;
@@ -41,11 +44,15 @@ pub mod trace;
 pub mod url;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod yaml11;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod yaml_document;
 
 #[cfg(target_arch = "wasm32")]
 mod wasm;
 
-pub use compile::{parse, parse_with_env, Environment};
+pub use compile::Environment;
+#[cfg(not(target_arch = "wasm32"))]
+pub use compile::{parse, parse_with_env};
 pub use engine::{Flow, Host, RequestState};
 pub use error::{ConfigError, ConfigErrors, Phase, RuleLocation};
 pub use ruleset::{HeaderMap, RuleSet};

@@ -4,7 +4,8 @@
 //! is refused (logged and counted, like a value with a line break) rather than sent. With templates bounded
 //! and each rendered value capped, the memory one request can take is bounded whatever its headers hold.
 
-/// Largest document `on_configure` accepts, in bytes of its text (YAML or Istio's JSON).
+/// Largest document `on_configure` accepts, in bytes of its text (the JSON it receives; the tools hold a YAML
+/// file's text to it too).
 pub const MAX_DOCUMENT_BYTES: usize = 1 << 20;
 
 /// Most rules in one document, request and response phases together.

@@ -27,7 +27,7 @@ fn every_shipped_document_and_manifest_is_valid() {
         .flat_map(|dir| std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(dir)).unwrap().flatten())
         .map(|e| e.path().to_string_lossy().into_owned())
         // manifests/ also holds a ConfigMap for Envoy's bootstrap, which is no rules document.
-        .filter(|p| p.ends_with(".yaml") && !p.ends_with("-bootstrap.yaml"))
+        .filter(|p| (p.ends_with(".yaml") || p.ends_with(".json")) && !p.ends_with("-bootstrap.yaml"))
         .collect();
     args.extend(files.iter().map(String::as_str));
     let output = rulefilter(&args);

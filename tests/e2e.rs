@@ -118,7 +118,7 @@ fn no_configuration_passes_traffic_through() {
     assert!(envoy.log().contains("no rules configured; passing all traffic through"), "{}", envoy.log());
 }
 
-const INVALID: &str = r#"{"request":[{"name":"hello","match":{"path":{"regex":"(unclosed"}},"actions":[{"respond":{"status":200.0}}]},{"name":"typo","match":{"pathh":"/x"},"actions":[{"respond":{"status":200.0}}]},{"name":"greek","match":{"path":{"regex":"/\\p{Greek}+"}},"actions":[{"respond":{"status":200.0}}]}]}"#;
+const INVALID: &str = r#"{"request":[{"name":"hello","match":{"path":{"regex":"(unclosed"}},"actions":[{"respond":{"status":200.0}}]},{"name":"typo","match":{"pathh":"/x"},"actions":[{"respond":{"status":"soon"}}]},{"name":"greek","match":{"path":{"regex":"/\\p{Greek}+"}},"actions":[{"respond":{"status":200.0}}]}]}"#;
 
 #[test]
 fn an_invalid_update_is_refused_and_the_previous_rules_keep_serving() {
@@ -134,6 +134,8 @@ fn an_invalid_update_is_refused_and_the_previous_rules_keep_serving() {
     for line in [
         r#"invalid configuration: request[0] "hello": match.path.regex: invalid regex: unclosed group"#,
         r#"invalid configuration: request[1] "typo": match.pathh: unknown field `pathh`, expected one of `path`"#,
+        // Every problem of a rule, not only its first.
+        r#"invalid configuration: request[1] "typo": actions[0].respond.status: invalid type: string "soon", expected an HTTP status code, 200-599"#,
         // The module is built without regex's Unicode property tables, and says why it refuses them.
         r#"invalid configuration: request[2] "greek": match.path.regex: invalid regex: \p{Greek}: Unicode property classes (\p{…}, \P{…}) are not supported"#,
     ] {

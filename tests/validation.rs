@@ -424,3 +424,72 @@ fn scalars_a_yaml_1_1_reader_changes_get_a_quoting_hint() {
     let all = errors(r#"{"request":[{"name":"x","actions":[{"respond":{"status":99}}]}]}"#);
     assert!(!all[0].contains("kubectl"), "{all:?}");
 }
+
+/// Every problem of a document is reported, one line each with its rule and field: the document's own fields,
+/// every wrong field of a rule (not only its first), and the other rules' problems.
+#[test]
+fn every_problem_of_the_document_is_reported() {
+    let document = r#"
+log_level: 5
+request:
+  - name: many
+    match: {pathh: /x, method: 5, headers: {x-a: {regex: 5}}}
+    actions:
+      - respond: {status: "ok", bdy: x}
+      - log: {message: [x]}
+  - name: bad-regex
+    match: {path: {regex: "("}}
+    actions: [log: {message: x}]
+response:
+  - name: typo
+    actions: [{respnd: {status: 503}}]
+"#;
+    // (The tools hand the module the JSON istiod would make, whose keys are sorted: problems come in that
+    // order; `rulefilter validate` puts them in the file's order.)
+    let mut found = errors(document);
+    found.sort();
+    let places: Vec<&str> = found.iter().map(|line| line.split(": ").next().unwrap()).collect();
+    assert_eq!(
+        places,
+        [
+            "log_level",
+            r#"request[0] "many""#,
+            r#"request[0] "many""#,
+            r#"request[0] "many""#,
+            r#"request[0] "many""#,
+            r#"request[0] "many""#,
+            r#"request[0] "many""#,
+            r#"request[1] "bad-regex""#,
+            r#"response[0] "typo""#,
+        ],
+        "{found:#?}"
+    );
+    let fields: Vec<&str> = found.iter().map(|line| line.split(": ").nth(1).unwrap()).collect();
+    assert_eq!(
+        fields[1..7],
+        [
+            "actions[0].respond.bdy",
+            "actions[0].respond.status",
+            "actions[1].log.message",
+            "match.headers.x-a.regex",
+            "match.method",
+            "match.pathh",
+        ],
+        "{found:#?}"
+    );
+    assert!(found[2].ends_with(r#"invalid type: string "ok", expected an HTTP status code, 200-599"#), "{found:#?}");
+    assert!(found[3].ends_with("invalid type: sequence, expected a string"), "{found:#?}");
+    assert!(found[8].contains("actions[0].respnd: unknown field `respnd`"), "{found:#?}");
+}
+
+/// What only follows from a problem already reported is not reported again: a misspelt required field is
+/// one problem, not also a missing one.
+#[test]
+fn a_misspelt_required_field_is_one_problem() {
+    refused(
+        "request:\n - name: a\n   actions: [{respond: {statsu: 200}}]",
+        &[
+            r#"request[0] "a": actions[0].respond.statsu: unknown field `statsu`, expected one of `status`, `headers`, `content_type`, `body`"#,
+        ],
+    );
+}

@@ -1,8 +1,9 @@
 //! Same bytes, same verdict: `rulefilter validate` (the binary, run as users run it) and the module's own
 //! function, `rulefilter::document::load` (what `on_configure` runs), agree on every shipped document and on
-//! mutations of them: valid or not, and the same messages. A handful also go through a real Envoy by ECDS,
-//! which must apply exactly the ones the tool calls valid. And the verdict's time grows linearly with depth
-//! and size.
+//! mutations of them: valid or not, and the same messages. The module reads JSON only: a JSON file is judged
+//! on its own bytes, a YAML file on the JSON istiod would make of it (what the tool hands the module), and
+//! YAML itself never reaches the module's compiler. A handful also go through a real Envoy by ECDS, which must
+//! apply exactly the ones the tool calls valid. And the verdict's time grows linearly with depth and size.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 mod support;
@@ -46,6 +47,16 @@ fn module_verdict(bytes: &[u8]) -> Verdict {
         problems.sort();
         problems
     })
+}
+
+/// The module's verdict on what the tool hands it for a file's bytes: JSON as it is, YAML rendered as istiod
+/// renders `pluginConfig`; a file the tool cannot render is refused with the tool's reason.
+fn handed_over_verdict(bytes: &[u8]) -> Verdict {
+    let Ok(text) = std::str::from_utf8(bytes) else { return module_verdict(bytes) };
+    match rulefilter::yaml_document::module_text(text) {
+        Ok(json) => module_verdict(json.as_bytes()),
+        Err(error) => Err(vec![(None, None, String::new(), error.message)]),
+    }
 }
 
 /// What `rulefilter validate --format json` says about each file: what it took it for, and its verdict.
@@ -196,6 +207,7 @@ fn the_tool_and_the_module_give_the_same_verdict_on_the_same_bytes() {
     let verdicts = cli_verdicts(&files);
     let mut compared = 0;
     let mut refused = 0;
+    let mut json_texts = 0;
     let mut disagreements = Vec::new();
     for (path, bytes, what) in &cases {
         let (taken_for, cli) = &verdicts[&path.display().to_string()];
@@ -203,7 +215,16 @@ fn the_tool_and_the_module_give_the_same_verdict_on_the_same_bytes() {
         if taken_for.iter().any(|t| t != "rules document") {
             panic!("{what} was taken for {taken_for:?}");
         }
-        let module = module_verdict(bytes);
+        let module = handed_over_verdict(bytes);
+        // A JSON text reaches the module as it is: same bytes, no rendering between.
+        if std::str::from_utf8(bytes).is_ok_and(rulefilter::yaml_document::is_json) {
+            assert_eq!(module_verdict(bytes), module, "{what}: a JSON text judged otherwise as it is");
+            json_texts += 1;
+        } else if module.is_ok() && !bytes.iter().all(u8::is_ascii_whitespace) {
+            // YAML as written is refused by the module, in one line that says how to write JSON.
+            let refused = module_verdict(bytes).expect_err(what);
+            assert!(refused[0].3.contains("rulefilter manifest --envoy"), "{what}: {refused:?}");
+        }
         if cli != &module {
             let start = String::from_utf8_lossy(&bytes[..bytes.len().min(120)]).into_owned();
             disagreements.push(format!("{what} ({start:?}):\n  tool:   {cli:?}\n  module: {module:?}"));
@@ -214,8 +235,8 @@ fn the_tool_and_the_module_give_the_same_verdict_on_the_same_bytes() {
     assert!(disagreements.is_empty(), "{} disagreements:\n{}", disagreements.len(), disagreements.join("\n"));
     // The set is big and mixed enough to mean something.
     assert!(
-        compared >= 200 && refused >= compared / 2 && compared - refused >= 20,
-        "{compared} compared, {refused} refused"
+        compared >= 200 && refused >= compared / 2 && compared - refused >= 20 && json_texts >= 10,
+        "{compared} compared, {refused} refused, {json_texts} JSON texts"
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -248,21 +269,23 @@ fn a_wasmplugin_is_judged_on_the_compact_json_istiod_hands_the_module() {
 #[test]
 fn the_deepest_valid_document_is_valid_and_one_level_more_is_refused_by_the_compiler() {
     let deepest = deepest_valid_document();
-    assert_eq!(module_verdict(deepest.as_bytes()), Ok(()));
+    assert_eq!(handed_over_verdict(deepest.as_bytes()), Ok(()));
     let deeper = deepest.replace("match: {", "match: {all: [{").replace("\n    actions", "]}\n    actions");
-    let found = module_verdict(deeper.as_bytes()).unwrap_err();
+    let found = handed_over_verdict(deeper.as_bytes()).unwrap_err();
     assert!(found[0].3.contains("nest more than 16 deep"), "{found:?}");
 }
 
-/// The verdict's time on `text`: the fastest of several runs (the least disturbed by a busy machine), each
-/// repeating the verdict enough times to be measurable.
+/// The verdict's time on `text` (the module's on JSON, the tool's on YAML): the fastest of several runs (the
+/// least disturbed by a busy machine), each repeating the verdict enough times to be measurable.
 fn verdict_time(text: &str) -> Duration {
     let repeat = (1_000_000 / text.len().max(1)).max(1);
+    let json = text.starts_with(['{', '[']);
+    let load = if json { rulefilter::document::load } else { rulefilter::yaml_document::load };
     (0..7)
         .map(|_| {
             let started = Instant::now();
             for _ in 0..repeat {
-                let _ = std::hint::black_box(rulefilter::document::load(text, &HashMap::new()));
+                let _ = std::hint::black_box(load(text, &HashMap::new()));
             }
             started.elapsed() / repeat as u32
         })
@@ -275,16 +298,27 @@ fn the_verdict_takes_time_linear_in_depth_and_size() {
     let deep = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
     // JSON objects nested: the parser's time is quadratic in their depth (30,000 took seconds).
     let objects = |n: usize| format!("{}1{}", "{\"a\":".repeat(n / 5), "}".repeat(n / 5));
-    // Flat: as many brackets, side by side (the parser reads them all).
-    let flat = |n: usize| format!("x: [{}]", vec!["[]"; n / 2].join(","));
+    // Flat: as many brackets, side by side (the parser reads them all), in JSON and in YAML.
+    let flat = |n: usize| format!("{{\"x\": [{}]}}", vec!["[]"; n / 2].join(","));
+    // One object of many keys: each key is checked against the others once (a key given twice is refused).
+    let keys = |n: usize| format!("{{{}}}", (0..n / 8).map(|i| format!("\"k{i}\":0")).collect::<Vec<_>>().join(","));
+    let flat_yaml = |n: usize| format!("x: [{}]", vec!["[]"; n / 2].join(","));
     // Deep texts are refused before parsing, with the bound named.
     let refused = rulefilter::document::load(&deep(100_000), &HashMap::new()).unwrap_err().to_string();
     assert!(refused.contains(&format!("nested more than {MAX_DOCUMENT_DEPTH} levels deep")), "{refused}");
     // The scan stops at the bound, so it must be linear even where nothing is refused: a deep-but-allowed
     // prefix, then the rest of the text in quotes (which the scan reads to its end).
-    let quoted = |n: usize| format!("a: {}\nb: '{}'\n", deep(MAX_DOCUMENT_DEPTH - 1), "[".repeat(n));
-    let makers: [(&str, &dyn Fn(usize) -> String); 4] =
-        [("deep", &deep), ("objects", &objects), ("flat", &flat), ("quoted", &quoted)];
+    let quoted = |n: usize| format!("{{\"a\": {}, \"b\": \"{}\"}}", deep(MAX_DOCUMENT_DEPTH - 1), "[".repeat(n));
+    let quoted_yaml = |n: usize| format!("a: {}\nb: '{}'\n", deep(MAX_DOCUMENT_DEPTH - 1), "[".repeat(n));
+    let makers: [(&str, &dyn Fn(usize) -> String); 7] = [
+        ("deep", &deep),
+        ("many keys", &keys),
+        ("objects", &objects),
+        ("flat", &flat),
+        ("quoted", &quoted),
+        ("flat YAML", &flat_yaml),
+        ("quoted YAML", &quoted_yaml),
+    ];
     for (what, make) in makers {
         let small = verdict_time(&make(10_000));
         let large = verdict_time(&make(100_000));
@@ -320,9 +354,17 @@ fn envoy_applies_exactly_what_the_tool_calls_valid() {
     }
     let verdicts = cli_verdicts(&files);
     let mut wrong = Vec::new();
-    for (file, (what, text)) in files.iter().zip(&texts) {
+    // YAML as written, not as the tool hands it over: the module refuses it.
+    let yaml = ("valid YAML as written", None, "request: []\n".to_owned());
+    let handed = files.iter().zip(&texts).map(|(file, (what, text))| {
         let valid = verdicts[&file.display().to_string()].1.is_ok();
-        let expected = if valid { Reload::Applied } else { Reload::Refused };
+        // What the tool hands over (`rulefilter manifest --envoy`): JSON as written, YAML as istiod's JSON.
+        let json = rulefilter::yaml_document::module_text(text).map_or_else(|_| text.clone(), |t| t.into_owned());
+        (*what, Some(valid), json)
+    });
+    for (what, valid, text) in handed.chain([yaml]) {
+        let expected = if valid == Some(true) { Reload::Applied } else { Reload::Refused };
+        let valid = valid.unwrap_or(false);
         let started = Instant::now();
         match envoy.push_config(Some(text.clone())) {
             Ok(reload) if reload == expected => {}

@@ -46,7 +46,9 @@ pub fn dry_run_variant(text: &str) -> Option<RuleSet> {
     let mapping = document.as_mapping_mut()?;
     mapping.insert("mode".into(), "dry_run".into());
     mapping.remove("debug_header");
-    rulefilter::compile::compile(document, env()).ok()
+    // As the tools hand a YAML document to the module: istiod's JSON of it.
+    let json = rulefilter::local::istio::document_json(&document).ok()?;
+    rulefilter::document::load(&json, env()).ok()
 }
 
 /// A document's rules, the same rules without indexes, and in dry-run mode.

@@ -17,11 +17,11 @@ use templates::attach_captures;
 
 use std::collections::HashMap;
 
-use serde_yaml::Value;
-
 use crate::config::{Document, Mode, RuleSpec};
 use crate::error::{explain_shape, ConfigError, ConfigErrors, Phase, RuleLocation};
+use crate::fields;
 use crate::index::PhaseIndex;
+use crate::json::Json;
 use crate::reserved::{self, Edit};
 use crate::ruleset::{CaptureBinding, HeaderMap, Rule, RuleSet, Slot};
 
@@ -51,30 +51,37 @@ impl Environment for HashMap<String, String> {
     }
 }
 
-/// Parses a rules document, YAML or JSON (JSON is YAML), and compiles it with the process environment.
+/// Reads a rules document, YAML or JSON, as the tools do ([`crate::yaml_document::load`]: YAML reaches the
+/// module as istiod's JSON), and compiles it with the process environment.
 ///
 /// An empty or blank text is a document without rules.
+#[cfg(not(target_arch = "wasm32"))]
 pub fn parse(text: &str) -> Result<RuleSet, ConfigErrors> {
     parse_with_env(text, &ProcessEnvironment)
 }
 
-/// [`parse`] with the environment `${env.…}` references are resolved in: [`crate::document::load`].
+/// [`parse`] with the environment `${env.…}` references are resolved in.
+#[cfg(not(target_arch = "wasm32"))]
 pub fn parse_with_env(text: &str, env: &dyn Environment) -> Result<RuleSet, ConfigErrors> {
-    crate::document::load(text, env)
+    crate::yaml_document::load(text, env)
 }
 
-/// Compiles an already parsed document.
-pub fn compile(document: Value, env: &dyn Environment) -> Result<RuleSet, ConfigErrors> {
+/// Compiles a document read by [`crate::document::read`]. Every problem is reported: the document's own
+/// fields and each rule are read on their own ([`crate::fields::decode`]), so one wrong field hides no other.
+pub fn compile(document: &Json, env: &dyn Environment) -> Result<RuleSet, ConfigErrors> {
     if document.is_null() {
         return Ok(RuleSet::default());
     }
-    let document: Document = serde_path_to_error::deserialize(document).map_err(|e| {
-        ConfigErrors(vec![ConfigError::document(field_path(e.path()), explain_shape(e.into_inner().to_string()))])
-    })?;
+    let (document, problems) = fields::decode::<Document>(document);
+    let errors: Vec<ConfigError> = problems
+        .into_iter()
+        .map(|problem| ConfigError::document(problem.field, explain_shape(problem.message)))
+        .collect();
+    let Some(document) = document else { return Err(ConfigErrors(errors)) };
     let mut compiler = Compiler {
         slots: Vec::new(),
         carried: Vec::new(),
-        errors: Vec::new(),
+        errors,
         names: HashMap::new(),
         env,
         dry_run: document.mode == Mode::DryRun,
@@ -103,10 +110,11 @@ pub fn compile(document: Value, env: &dyn Environment) -> Result<RuleSet, Config
     if rule_count > MAX_RULES {
         let message =
             format!("{rule_count} rules; a document holds at most {MAX_RULES} (request and response together)");
-        return Err(ConfigErrors(vec![ConfigError::document("", message)]));
+        compiler.errors.push(ConfigError::document("", message));
+        return Err(ConfigErrors(compiler.errors));
     }
-    let mut request_rules = compiler.rules(Phase::Request, document.request);
-    let mut response_rules = compiler.rules(Phase::Response, document.response);
+    let mut request_rules = compiler.rules(Phase::Request, &document.request);
+    let mut response_rules = compiler.rules(Phase::Response, &document.response);
     if !compiler.errors.is_empty() {
         return Err(ConfigErrors(compiler.errors));
     }
@@ -121,16 +129,6 @@ pub fn compile(document: Value, env: &dyn Environment) -> Result<RuleSet, Config
         log_level,
         debug_header,
     })
-}
-
-/// serde_path_to_error writes the root as "."; we write it as nothing.
-fn field_path(path: &serde_path_to_error::Path) -> String {
-    let text = path.to_string();
-    if text == "." {
-        String::new()
-    } else {
-        text
-    }
 }
 
 struct Compiler<'e> {
@@ -181,8 +179,8 @@ impl RuleContext<'_> {
 }
 
 impl Compiler<'_> {
-    fn rules(&mut self, phase: Phase, values: Vec<Value>) -> Vec<Rule> {
-        values.into_iter().enumerate().filter_map(|(index, value)| self.rule(phase, index, value)).collect()
+    fn rules(&mut self, phase: Phase, values: &[Json]) -> Vec<Rule> {
+        values.iter().enumerate().filter_map(|(index, value)| self.rule(phase, index, value)).collect()
     }
 
     fn slot(&mut self, slot: Slot, ctx: &mut RuleContext) -> usize {
@@ -203,15 +201,19 @@ impl Compiler<'_> {
         self.slot(Slot::Header(HeaderMap::Request, name.into()), ctx)
     }
 
-    fn rule(&mut self, phase: Phase, index: usize, value: Value) -> Option<Rule> {
-        let name = value.get("name").and_then(Value::as_str).map(str::to_owned);
+    fn rule(&mut self, phase: Phase, index: usize, value: &Json) -> Option<Rule> {
+        let name = value.get("name").and_then(Json::as_str).map(str::to_owned);
         let location = RuleLocation { phase, index, name };
-        let spec = match serde_path_to_error::deserialize::<_, RuleSpec>(value) {
-            Ok(spec) => spec,
-            Err(e) => {
-                let field = field_path(e.path());
-                let message = explain_shape(e.into_inner().to_string());
-                self.errors.push(ConfigError { rule: Some(location), field, message });
+        // A rule with fields of the wrong shape is not compiled further: what its checks would say about the
+        // fields left (a `location` missing because `locaton` was skipped) could mislead.
+        let spec = match fields::decode::<RuleSpec>(value) {
+            (Some(spec), problems) if problems.is_empty() => spec,
+            (_, problems) => {
+                self.errors.extend(problems.into_iter().map(|problem| ConfigError {
+                    rule: Some(location.clone()),
+                    field: problem.field,
+                    message: explain_shape(problem.message),
+                }));
                 return None;
             }
         };

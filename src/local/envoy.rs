@@ -59,6 +59,9 @@ pub struct EnvoyOptions {
     pub filters_before: Vec<Value>,
     /// Serve TLS on the listener (with the `tls_inspector`, so the SNI is known) instead of plain HTTP.
     pub tls: Option<ListenerTls>,
+    /// An HTTP filter entry used as it is, inline (what `rulefilter manifest --envoy` writes), instead of the
+    /// one made from `plugin`.
+    pub http_filter: Option<Value>,
 }
 
 /// The listener's TLS: its certificate, and optionally the CA client certificates are verified against.
@@ -91,6 +94,7 @@ impl EnvoyOptions {
             concurrency: 1,
             filters_before: Vec::new(),
             tls: None,
+            http_filter: None,
         }
     }
 
@@ -142,6 +146,13 @@ impl EnvoyOptions {
 
     pub fn wasm_filter(mut self, on: bool) -> Self {
         self.wasm_filter = on;
+        self
+    }
+
+    /// Loads this HTTP filter entry inline, as written, instead of the plugin's.
+    pub fn http_filter(mut self, filter: Value) -> Self {
+        self.http_filter = Some(filter);
+        self.delivery = Delivery::Inline;
         self
     }
 }
@@ -209,6 +220,7 @@ impl Envoy {
         let resource_name = options.plugin.resource_name();
         let http_filter = match options.delivery {
             _ if !options.wasm_filter => None,
+            _ if options.http_filter.is_some() => options.http_filter.clone(),
             Delivery::Inline => Some(json!({"name": resource_name, "typed_config": filter})),
             Delivery::Ecds => {
                 write_ecds(&dir, &resource_name, &filter, 1).map_err(|e| failure(format!("cannot write ECDS: {e}")))?;

@@ -16,7 +16,7 @@ use lexopt::ValueExt;
 use rulefilter::cases::{case_file_beside, Case, CaseFile};
 use rulefilter::local::echo::EchoUpstream;
 use rulefilter::local::envoy::{Envoy, EnvoyOptions, Reload};
-use rulefilter::local::istio::{document_json, Plugin};
+use rulefilter::local::istio::Plugin;
 
 use crate::args::env_pair;
 use crate::report::compile_first;
@@ -219,7 +219,8 @@ fn check(path: &Path, text: &str, env: &HashMap<String, String>) -> Result<Loade
         Some(Err(problems)) => return Err(problems.iter().map(|p| p.text()).collect::<Vec<_>>().join("\n")),
         None => return Err(format!("{}: holds no rules document", path.display())),
     };
-    let json = document_json(&source.rules).map_err(|e| format!("{}: {e}", path.display()))?;
+    // What the module receives: a JSON file as written, YAML as istiod's JSON.
+    let json = source.module_text().map_err(|e| format!("{}: {}", path.display(), e.message))?.into_owned();
     let mut module_env = source.env.clone();
     module_env.extend(env.iter().map(|(k, v)| (k.clone(), v.clone())));
     Ok(Loaded { json, env: module_env })

@@ -16,6 +16,7 @@ macro_rules! outln {
 mod args;
 mod cases;
 mod dev;
+mod envoy_filter;
 mod image;
 mod manifest;
 mod pin;
@@ -39,7 +40,7 @@ Commands:
   test      Run rule test cases (<name>.test.yaml) on the simulated proxy
   trace     Show which rules a request matches, why the others do not, and what they change
   dev       Serve a rules document through a local Envoy, applying every saved change
-  manifest  Wrap a rules document into an Istio WasmPlugin
+  manifest  Wrap a rules document into an Istio WasmPlugin (or a plain Envoy's filter)
   image     Package the module as an OCI image for Istio, and push it
   webhook   Serve a Kubernetes admission webhook that refuses WasmPlugins with invalid rules
 

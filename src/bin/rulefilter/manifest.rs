@@ -10,16 +10,23 @@ use serde_yaml::{Mapping, Value};
 use crate::args::{env_pair, pair};
 use rulefilter::input::RulesSource;
 
+use crate::envoy_filter::EnvoyFilter;
 use crate::pin;
 use crate::report::compile_first;
 
 const HELP: &str = "\
-rulefilter manifest: wrap a rules document into an Istio WasmPlugin, ready for kubectl apply
+rulefilter manifest: wrap a rules document into an Istio WasmPlugin, ready for kubectl apply, or into the
+HTTP filter a plain Envoy loads it with
 
 Usage: rulefilter manifest [OPTIONS] --name <NAME> --image <URL> <RULES>
+       rulefilter manifest --envoy [--module PATH] [--name NAME] [--env NAME=VALUE]... <RULES>
 
 The document is checked first (with the --env values), exactly as `rulefilter validate` checks it; the
 WasmPlugin goes to standard output. Give workloads by --selector or by --target-ref, not both.
+
+With --envoy, the output is instead one entry for an HTTP connection manager's `http_filters` (JSON, which
+Envoy's YAML configuration takes as it is), its `configuration` the compact JSON istiod would hand the
+module: the module reads JSON only, so this is how a YAML document reaches a plain Envoy.
 
 Options:
       --name NAME              metadata.name
@@ -36,6 +43,9 @@ Options:
                                VM failure, then the rules apply again), FAIL_CLOSE or FAIL_OPEN
       --plugin-name NAME       pluginName, the filter's root id (default: rulefilter)
       --env NAME=VALUE         A vmConfig.env entry, for ${env.NAME}; repeatable
+      --envoy                  Write the filter for a plain Envoy instead of a WasmPlugin
+      --module PATH            With --envoy: the module's file on the proxy
+                               (default: /etc/envoy/rulefilter.wasm)
   -h, --help                   Print this help
 
 Examples:
@@ -62,6 +72,9 @@ struct Options {
     fail_strategy: Option<String>,
     plugin_name: Option<String>,
     env: Vec<(String, String)>,
+    /// `--envoy`: the filter for a plain Envoy.
+    envoy: bool,
+    module: Option<String>,
     /// Told on stderr once the manifest is written: where `sha256` came from, or that there is none.
     pin_note: Option<String>,
 }
@@ -98,6 +111,8 @@ fn options(mut args: lexopt::Parser) -> Result<Option<Options>, lexopt::Error> {
             }
             Long("plugin-name") => o.plugin_name = Some(args.value()?.string()?),
             Long("env") => o.env.push(env_pair(&args.value()?.string()?)?),
+            Long("envoy") => o.envoy = true,
+            Long("module") => o.module = Some(args.value()?.string()?),
             Long("help") | Short('h') => {
                 out!("{HELP}");
                 return Ok(None);
@@ -105,6 +120,12 @@ fn options(mut args: lexopt::Parser) -> Result<Option<Options>, lexopt::Error> {
             Value(path) if o.rules.is_none() => o.rules = Some(path.into()),
             other => return Err(other.unexpected()),
         }
+    }
+    if o.envoy {
+        return envoy_options(o).map(Some);
+    }
+    if o.module.is_some() {
+        return Err("--module is for --envoy; a WasmPlugin names its module with --image".into());
     }
     for (given, flag) in
         [(o.rules.is_some(), "a rules document"), (o.name.is_some(), "--name"), (o.image.is_some(), "--image")]
@@ -122,6 +143,23 @@ fn options(mut args: lexopt::Parser) -> Result<Option<Options>, lexopt::Error> {
     Ok(Some(o))
 }
 
+/// `--envoy` takes the rules, and of the WasmPlugin's options only those a plain Envoy's filter has.
+fn envoy_options(o: Options) -> Result<Options, lexopt::Error> {
+    if o.rules.is_none() {
+        return Err("a rules document is needed; see `rulefilter manifest --help`".into());
+    }
+    let istio_only = [
+        (o.namespace.is_some(), "--namespace"),
+        (o.image.is_some() || o.sha256.is_some(), "--image and --sha256 (give the module's file with --module)"),
+        (!o.selector.is_empty() || !o.target_refs.is_empty(), "--selector and --target-ref"),
+        (o.phase.is_some() || o.priority.is_some(), "--phase and --priority (place the filter in http_filters)"),
+    ];
+    match istio_only.iter().find(|(given, _)| *given) {
+        Some((_, flags)) => Err(format!("{flags}: not for --envoy, which writes no WasmPlugin").into()),
+        None => Ok(o),
+    }
+}
+
 pub fn run(args: lexopt::Parser) -> Result<ExitCode, String> {
     let Some(options) = options(args).map_err(|e| e.to_string())? else { return Ok(ExitCode::SUCCESS) };
     let path = options.rules.clone().unwrap_or_default();
@@ -137,6 +175,9 @@ pub fn run(args: lexopt::Parser) -> Result<ExitCode, String> {
         }
         None => return Err(format!("{} holds no rules document", path.display())),
     };
+    if options.envoy {
+        return envoy_filter(&options, &source, &path);
+    }
     let env = vm_env(&source, &options.env);
     let manifest = wasm_plugin(&options, env, source.rules);
     // kubectl reads YAML 1.1: every scalar is written so that it means the same there as to the module.
@@ -147,6 +188,35 @@ pub fn run(args: lexopt::Parser) -> Result<ExitCode, String> {
     if let Some(note) = &options.pin_note {
         eprintln!("{note}");
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `--envoy`: the HTTP filter entry for a plain Envoy, with the JSON the module would receive from istiod.
+fn envoy_filter(options: &Options, source: &RulesSource, path: &Path) -> Result<ExitCode, String> {
+    let config_json = source.module_text().map_err(|e| format!("{}: {}", path.display(), e.message))?;
+    let mut env: Vec<(String, String)> = source
+        .env
+        .iter()
+        .filter(|(name, _)| !source.host_env.contains(*name))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    for (name, value) in &options.env {
+        env.retain(|(existing, _)| existing != name);
+        env.push((name.clone(), value.clone()));
+    }
+    let host_env: Vec<String> =
+        source.host_env.iter().filter(|name| !options.env.iter().any(|(given, _)| given == *name)).cloned().collect();
+    let strategy = options.fail_strategy.as_deref().unwrap_or("FAIL_RELOAD");
+    let filter = EnvoyFilter {
+        name: options.name.as_deref().unwrap_or("rulefilter"),
+        root_id: options.plugin_name.as_deref().unwrap_or("rulefilter"),
+        module: options.module.as_deref().unwrap_or("/etc/envoy/rulefilter.wasm"),
+        failure_policy: rulefilter::local::istio::failure_policy(Some(strategy))?,
+        config_json: &config_json,
+        env: &env,
+        host_env: &host_env,
+    };
+    outln!("{}", filter.to_json());
     Ok(ExitCode::SUCCESS)
 }
 

@@ -44,9 +44,12 @@ pub fn judge(
         problem.manifest = source.manifest.clone();
         vec![problem]
     })?;
-    rulefilter::compile::compile(document, &source.environment(env)).map_err(|errors| {
+    rulefilter::compile::compile(&document, &source.environment(env)).map_err(|errors| {
         let map = map.get_or_init(|| SourceMap::new(text));
-        errors.0.into_iter().map(|e| Problem::config(path, map, source, e)).collect()
+        let mut problems: Vec<Problem> = errors.0.into_iter().map(|e| Problem::config(path, map, source, e)).collect();
+        // In the file's order: the module reads istiod's JSON, whose keys come sorted.
+        problems.sort_by_key(|p| p.position.map(|at| (at.line, at.column)));
+        problems
     })
 }
 
