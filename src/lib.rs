@@ -11,6 +11,7 @@ pub mod cases;
 pub mod cidr;
 pub mod compile;
 pub mod config;
+pub mod credentials;
 pub mod document;
 pub mod engine;
 pub mod error;

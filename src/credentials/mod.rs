@@ -1,0 +1,247 @@
+//! Credentials a rule can check: API keys (a header or query parameter holding one of a set of keys) and HTTP
+//! basic auth (users with salted password hashes). The document never holds a secret in clear: keys are written
+//! as SHA-256 hashes (or come from `vmConfig.env` and are hashed when the document compiles), passwords as
+//! PBKDF2 hashes (see [`password`]).
+//!
+//! A check yields the *name* the credentials belong to (the key's name, the user), which templates may read
+//! as `${auth.key_name}` / `${auth.user}`; the secret itself is never kept, logged or traced. Comparisons are
+//! constant-time: a presented key is hashed once and compared with every stored hash, without stopping at the
+//! first difference or the first match, so response times say nothing about how close a guess was.
+
+pub mod base64;
+pub mod basic;
+pub mod password;
+pub mod spec;
+
+use std::fmt;
+
+use sha2::{Digest, Sha256};
+
+pub use password::PasswordHash;
+
+/// A SHA-256 digest.
+pub type Digest32 = [u8; 32];
+
+/// SHA-256 of `bytes`.
+pub fn sha256(bytes: &[u8]) -> Digest32 {
+    Sha256::digest(bytes).into()
+}
+
+/// Whether two digests are equal, looking at every byte whatever the earlier ones were.
+pub fn same_digest(a: &Digest32, b: &Digest32) -> bool {
+    let mut difference = 0u8;
+    for (x, y) in a.iter().zip(b) {
+        difference |= x ^ y;
+    }
+    // Keeps the optimiser from turning the fold back into an early-exit comparison.
+    std::hint::black_box(difference) == 0
+}
+
+/// Reads a SHA-256 hash written as 64 hex digits (either case).
+pub fn parse_sha256_hex(text: &str) -> Result<Digest32, String> {
+    let hint = "a SHA-256 hash is 64 hex digits: `printf %s \"$KEY\" | sha256sum`";
+    if text.len() != 64 {
+        return Err(format!("{} characters; {hint}", text.chars().count()));
+    }
+    let mut digest = [0u8; 32];
+    // Digit by digit: `u8::from_str_radix` would take a sign (`+f`).
+    let nibble = |c: u8| char::from(c).to_digit(16).map(|d| d as u8);
+    for (byte, pair) in digest.iter_mut().zip(text.as_bytes().chunks(2)) {
+        let value = match pair {
+            [high, low] => nibble(*high).zip(nibble(*low)).map(|(h, l)| h << 4 | l),
+            _ => None,
+        };
+        *byte = value.ok_or_else(|| format!("not hex; {hint}"))?;
+    }
+    Ok(digest)
+}
+
+/// A named set of API keys, by their SHA-256.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ApiKeys {
+    names: Vec<Box<str>>,
+    hashes: Vec<Digest32>,
+}
+
+impl ApiKeys {
+    /// The keys, name and hash each; names and hashes are distinct (the compiler checks).
+    pub fn new(keys: Vec<(Box<str>, Digest32)>) -> Self {
+        let (names, hashes) = keys.into_iter().unzip();
+        ApiKeys { names, hashes }
+    }
+
+    /// The name of the key `presented` is; hashed once, compared with every key.
+    pub fn find(&self, presented: &str) -> Option<&str> {
+        let digest = sha256(presented.as_bytes());
+        // 1 + the index of the matching key, 0 for none: built without a branch on any comparison.
+        let mut found = 0usize;
+        for (i, hash) in self.hashes.iter().enumerate() {
+            found |= usize::from(same_digest(&digest, hash)) * (i + 1);
+        }
+        found.checked_sub(1).and_then(|i| self.names.get(i)).map(|name| &**name)
+    }
+
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+}
+
+impl fmt::Debug for ApiKeys {
+    /// The names only.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("ApiKeys").field(&self.names).finish()
+    }
+}
+
+/// The users of basic auth, by name, with their password hashes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Users {
+    users: Vec<(Box<str>, PasswordHash)>,
+}
+
+impl Users {
+    /// The users; names are distinct (the compiler checks).
+    pub fn new(users: Vec<(Box<str>, PasswordHash)>) -> Self {
+        Users { users }
+    }
+
+    /// The user an `authorization` header value authenticates, or why it does not.
+    pub fn check(&self, authorization: &str) -> Result<&str, Failure> {
+        let credentials = basic::parse(authorization).map_err(Failure::Malformed)?;
+        match self.users.iter().find(|(name, _)| **name == *credentials.user) {
+            Some((name, hash)) if hash.verify(&credentials.password) => Ok(name),
+            Some(_) => Err(Failure::WrongPassword(credentials.user)),
+            None => {
+                // As costly as a known user's check, so timing does not tell which users exist.
+                if let Some((_, hash)) = self.users.first() {
+                    std::hint::black_box(hash.verify(&credentials.password));
+                }
+                Err(Failure::UnknownUser(credentials.user))
+            }
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.users.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.users.is_empty()
+    }
+}
+
+/// A compiled credential check: what a `api_key` or `basic_auth` condition tests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Check {
+    ApiKeys(ApiKeys),
+    Basic(Users),
+}
+
+impl Check {
+    /// The name the presented credentials belong to (a key's name, a user), or why there is none.
+    pub fn verify(&self, presented: Option<&str>) -> Result<&str, Failure> {
+        let presented = presented.ok_or(Failure::Missing)?;
+        match self {
+            Check::ApiKeys(keys) => keys.find(presented).ok_or(Failure::UnknownKey { keys: keys.len() }),
+            Check::Basic(users) => users.check(presented),
+        }
+    }
+}
+
+/// Why credentials were not accepted: what a trace says. Never holds a key or a password.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    /// No header or query parameter to check.
+    Missing,
+    /// A key that is none of the set's.
+    UnknownKey {
+        keys: usize,
+    },
+    Malformed(basic::Malformed),
+    UnknownUser(String),
+    WrongPassword(String),
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Failure::Missing => f.write_str("no credentials"),
+            Failure::UnknownKey { keys: 1 } => f.write_str("a key that is not the one key (not shown)"),
+            Failure::UnknownKey { keys } => write!(f, "a key that is none of the {keys} keys (not shown)"),
+            Failure::Malformed(malformed) => malformed.fmt(f),
+            Failure::UnknownUser(user) => write!(f, "no user {}", crate::trace::quote(user)),
+            Failure::WrongPassword(user) => write!(f, "a wrong password for user {}", crate::trace::quote(user)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hex(digest: &Digest32) -> String {
+        digest.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    #[test]
+    fn sha256_and_hex_agree_with_sha256sum() {
+        // printf %s abc | sha256sum
+        let abc = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+        assert_eq!(hex(&sha256(b"abc")), abc);
+        assert_eq!(parse_sha256_hex(abc).unwrap(), sha256(b"abc"));
+        assert_eq!(parse_sha256_hex(&abc.to_uppercase()).unwrap(), sha256(b"abc"));
+        assert!(parse_sha256_hex(&abc[1..]).unwrap_err().starts_with("63 characters; a SHA-256 hash is 64 hex"));
+        assert!(parse_sha256_hex(&abc.replace('b', "g")).unwrap_err().starts_with("not hex"));
+        assert!(parse_sha256_hex(&format!("é{}", &abc[2..])).unwrap_err().starts_with("not hex"));
+        assert!(parse_sha256_hex(&format!("+f{}", &abc[2..])).unwrap_err().starts_with("not hex"));
+    }
+
+    #[test]
+    fn keys_are_found_by_name_and_only_whole() {
+        let keys = ApiKeys::new(vec![("acme".into(), sha256(b"k-acme")), ("globex".into(), sha256(b"k-globex"))]);
+        assert_eq!(keys.find("k-acme"), Some("acme"));
+        assert_eq!(keys.find("k-globex"), Some("globex"));
+        for wrong in ["", "k-acm", "k-acme ", "K-ACME", "k-globex\0"] {
+            assert_eq!(keys.find(wrong), None, "{wrong:?}");
+        }
+        assert!(!format!("{keys:?}").contains(&hex(&sha256(b"k-acme"))[..16]));
+        let check = Check::ApiKeys(keys);
+        assert_eq!(check.verify(None), Err(Failure::Missing));
+        assert_eq!(check.verify(Some("nope")), Err(Failure::UnknownKey { keys: 2 }));
+        assert_eq!(Failure::UnknownKey { keys: 2 }.to_string(), "a key that is none of the 2 keys (not shown)");
+    }
+
+    #[test]
+    fn same_digest_compares_every_byte() {
+        let a = sha256(b"a");
+        let mut b = a;
+        assert!(same_digest(&a, &b));
+        b[31] ^= 1;
+        assert!(!same_digest(&a, &b));
+        b = a;
+        b[0] ^= 0x80;
+        assert!(!same_digest(&a, &b));
+    }
+
+    #[test]
+    fn users_check_basic_credentials_and_say_why_not() {
+        let alice = PasswordHash::new(b"open sesame", b"saltsaltsaltsalt", 1_000);
+        let users = Check::Basic(Users::new(vec![("alice".into(), alice)]));
+        let header = |creds: &str| format!("Basic {}", base64::encode_unpadded(creds.as_bytes()));
+        assert_eq!(users.verify(Some(&header("alice:open sesame"))), Ok("alice"));
+        let wrong = users.verify(Some(&header("alice:open sesamE"))).unwrap_err();
+        assert_eq!(wrong.to_string(), "a wrong password for user \"alice\"");
+        let unknown = users.verify(Some(&header("bob:open sesame"))).unwrap_err();
+        assert_eq!(unknown.to_string(), "no user \"bob\"");
+        assert_eq!(users.verify(Some("Basic %%%")), Err(Failure::Malformed(basic::Malformed::NotBase64)));
+        assert_eq!(users.verify(Some("Bearer x")), Err(Failure::Malformed(basic::Malformed::NotBasic)));
+        assert_eq!(users.verify(None), Err(Failure::Missing));
+        for failure in [wrong, unknown] {
+            assert!(!failure.to_string().contains("sesame"));
+        }
+    }
+}
