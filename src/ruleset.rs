@@ -36,6 +36,8 @@ pub enum Slot {
     Header(HeaderMap, Box<str>),
     /// The downstream connection's peer address (`ip:port`).
     SourceAddress,
+    /// The name an `api_key` or `basic_auth` condition's credentials belong to (absent when not accepted).
+    Credential(Box<crate::credentials::CredentialSlot>),
 }
 
 impl Slot {
@@ -43,7 +45,7 @@ impl Slot {
     pub fn phase(&self) -> Phase {
         match self {
             Slot::Header(HeaderMap::Response, _) => Phase::Response,
-            Slot::Header(HeaderMap::Request, _) | Slot::SourceAddress => Phase::Request,
+            Slot::Header(HeaderMap::Request, _) | Slot::SourceAddress | Slot::Credential(_) => Phase::Request,
         }
     }
 }

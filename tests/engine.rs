@@ -270,6 +270,7 @@ request:
         .map(|s| match s {
             rulefilter::ruleset::Slot::Header(_, name) => &**name,
             rulefilter::ruleset::Slot::SourceAddress => "source",
+            _ => "other",
         })
         .collect();
     assert_eq!(names, ["x-user", ":path"]);

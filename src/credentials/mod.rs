@@ -152,6 +152,98 @@ impl Check {
     }
 }
 
+/// Where a check reads the presented credentials, and the check: what a [`crate::ruleset::Slot::Credential`]
+/// holds. Equal checks of equal places share one slot, so a request is checked once however many rules ask.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CredentialSlot {
+    /// The slot of the header (or of `:path`, for a query parameter) holding the credentials.
+    pub(crate) source: usize,
+    pub(crate) view: crate::ruleset::View,
+    pub(crate) check: Check,
+}
+
+impl CredentialSlot {
+    /// What a trace says about a check: `api_key: key "acme"`, `basic_auth: refused: no user "bob"`.
+    pub fn describe(&self, verdict: &Result<&str, Failure>) -> String {
+        let (condition, whose) = match self.check {
+            Check::ApiKeys(_) => ("api_key", "key"),
+            Check::Basic(_) => ("basic_auth", "user"),
+        };
+        match verdict {
+            Ok(name) => format!("{condition}: accepted, {whose} {}", crate::trace::quote(name)),
+            Err(failure) => format!("{condition}: refused, {failure}"),
+        }
+    }
+}
+
+/// Where a document's credential checks read secrets: what tools hide when they print a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretPlace {
+    /// A request header (lower-case).
+    Header(Box<str>),
+    /// A query parameter.
+    Query(Box<str>),
+}
+
+impl crate::RuleSet {
+    /// The headers and query parameters some `api_key` or `basic_auth` condition reads credentials from.
+    pub fn secret_places(&self) -> Vec<SecretPlace> {
+        let mut places = Vec::new();
+        for slot in &self.slots {
+            let crate::ruleset::Slot::Credential(credential) = slot else { continue };
+            let source = self.slots.get(credential.source);
+            let place = match (&credential.view, source) {
+                (crate::ruleset::View::QueryParam(name), _) => SecretPlace::Query(name.clone()),
+                (_, Some(crate::ruleset::Slot::Header(_, name))) => SecretPlace::Header(name.clone()),
+                _ => continue,
+            };
+            if !places.contains(&place) {
+                places.push(place);
+            }
+        }
+        places
+    }
+}
+
+/// What a request presents at `places`: header values, and query parameter values as sent and decoded. Tools
+/// hide these before printing a request ([`hide`]).
+pub fn presented_secrets(places: &[SecretPlace], headers: &[(String, String)], path: &str) -> Vec<String> {
+    let mut secrets = Vec::new();
+    for place in places {
+        match place {
+            SecretPlace::Header(name) => {
+                secrets.extend(headers.iter().filter(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone()));
+            }
+            SecretPlace::Query(name) => {
+                let query = crate::url::split_path(path).1.unwrap_or_default();
+                for pair in query.split('&') {
+                    let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+                    if crate::url::decode(key) == **name {
+                        secrets.push(value.to_owned());
+                        secrets.push(crate::url::decode(value).into_owned());
+                    }
+                }
+            }
+        }
+    }
+    // Longest first, so a secret containing another is hidden whole.
+    secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    secrets.dedup();
+    secrets
+}
+
+/// Shortest secret [`hide`] looks for: shorter strings would be found in unrelated text (and guessed anyway).
+pub const MIN_HIDDEN_BYTES: usize = 4;
+
+/// `text` with every occurrence of each secret (of [`MIN_HIDDEN_BYTES`] or more) replaced by `(hidden)`.
+pub fn hide(text: &str, secrets: &[String]) -> String {
+    let mut text = text.to_owned();
+    for secret in secrets.iter().filter(|s| s.len() >= MIN_HIDDEN_BYTES) {
+        text = text.replace(secret.as_str(), "(hidden)");
+    }
+    text
+}
+
 /// Why credentials were not accepted: what a trace says. Never holds a key or a password.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Failure {
