@@ -86,6 +86,8 @@ impl Compiler<'_> {
         check_count(spec.keys.len(), "key", &at, ctx);
         let mut keys: Vec<(Box<str>, credentials::Digest32)> = Vec::with_capacity(spec.keys.len());
         let mut names: HashMap<&str, usize> = HashMap::new();
+        // Each hash with the index it was written at, for naming a repeated key.
+        let mut hashes: Vec<(usize, credentials::Digest32)> = Vec::with_capacity(spec.keys.len());
         for (i, key) in spec.keys.iter().enumerate() {
             let at = format!("{at}[{i}]");
             check_name(&key.name, "key", i, &mut names, &format!("{at}.name"), ctx);
@@ -108,9 +110,14 @@ impl Compiler<'_> {
             };
             let Some(hash) = hash else { continue };
             // Hashes are compared, never shown: the earlier key is named instead.
-            match keys.iter().position(|(_, h)| *h == hash) {
-                Some(first) => ctx.error(&at, format!("the same key as {field}.keys[{first}]; a key has one name")),
-                None => keys.push((key.name.as_str().into(), hash)),
+            match hashes.iter().find(|(_, h)| *h == hash) {
+                Some((first, _)) => {
+                    ctx.error(&at, format!("the same key as {field}.keys[{first}]; a key has one name"))
+                }
+                None => {
+                    hashes.push((i, hash));
+                    keys.push((key.name.as_str().into(), hash));
+                }
             }
         }
         if ctx.error_count() != before {

@@ -14,6 +14,7 @@ pub mod password;
 pub mod spec;
 
 use std::fmt;
+use std::sync::{Mutex, PoisonError};
 
 use sha2::{Digest, Sha256};
 
@@ -98,23 +99,65 @@ impl fmt::Debug for ApiKeys {
 }
 
 /// The users of basic auth, by name, with their password hashes.
-#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Users {
     users: Vec<(Box<str>, PasswordHash)>,
+    /// Credentials accepted lately on this VM, so that a client's next requests cost one SHA-256 instead of a
+    /// password hash. Only acceptances are kept (a wrong guess is always checked in full), bounded, and gone
+    /// with the rules: a changed document starts empty.
+    accepted: Mutex<Accepted>,
+}
+
+/// How many accepted `authorization` values a VM remembers; past that, the oldest is forgotten.
+pub const REMEMBERED_CREDENTIALS: usize = 64;
+
+/// Accepted `authorization` values by their SHA-256, with the user's index; a ring.
+#[derive(Default)]
+struct Accepted {
+    entries: Vec<(Digest32, usize)>,
+    next: usize,
+}
+
+impl Accepted {
+    /// The user whose credentials hash to `digest`, comparing with every entry.
+    fn find(&self, digest: &Digest32) -> Option<usize> {
+        let mut found = 0usize;
+        for (entry, user) in &self.entries {
+            found |= usize::from(same_digest(digest, entry)) * (user + 1);
+        }
+        found.checked_sub(1)
+    }
+
+    fn remember(&mut self, digest: Digest32, user: usize) {
+        if self.entries.len() < REMEMBERED_CREDENTIALS {
+            self.entries.push((digest, user));
+        } else if let Some(slot) = self.entries.get_mut(self.next) {
+            *slot = (digest, user);
+        }
+        self.next = (self.next + 1) % REMEMBERED_CREDENTIALS;
+    }
 }
 
 impl Users {
     /// The users; names are distinct (the compiler checks).
     pub fn new(users: Vec<(Box<str>, PasswordHash)>) -> Self {
-        Users { users }
+        Users { users, accepted: Mutex::default() }
     }
 
     /// The user an `authorization` header value authenticates, or why it does not.
     pub fn check(&self, authorization: &str) -> Result<&str, Failure> {
+        let digest = sha256(authorization.as_bytes());
+        if let Some(name) = self.accepted().find(&digest).and_then(|i| self.users.get(i)).map(|(name, _)| name) {
+            return Ok(name);
+        }
         let credentials = basic::parse(authorization).map_err(Failure::Malformed)?;
-        match self.users.iter().find(|(name, _)| **name == *credentials.user) {
-            Some((name, hash)) if hash.verify(&credentials.password) => Ok(name),
-            Some(_) => Err(Failure::WrongPassword(credentials.user)),
+        match self.users.iter().position(|(name, _)| **name == *credentials.user) {
+            Some(index) => match self.users.get(index) {
+                Some((name, hash)) if hash.verify(&credentials.password) => {
+                    self.accepted().remember(digest, index);
+                    Ok(name)
+                }
+                _ => Err(Failure::WrongPassword(credentials.user)),
+            },
             None => {
                 // As costly as a known user's check, so timing does not tell which users exist.
                 if let Some((_, hash)) = self.users.first() {
@@ -125,12 +168,39 @@ impl Users {
         }
     }
 
+    fn accepted(&self) -> std::sync::MutexGuard<'_, Accepted> {
+        // A VM runs one request at a time; a poisoned lock could only follow a panic, which aborts the VM.
+        self.accepted.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     pub fn len(&self) -> usize {
         self.users.len()
     }
 
     pub fn is_empty(&self) -> bool {
         self.users.is_empty()
+    }
+}
+
+impl Clone for Users {
+    /// The same users, remembering nothing yet.
+    fn clone(&self) -> Self {
+        Users::new(self.users.clone())
+    }
+}
+
+impl PartialEq for Users {
+    /// The same users with the same hashes, whatever each remembers.
+    fn eq(&self, other: &Self) -> bool {
+        self.users == other.users
+    }
+}
+
+impl Eq for Users {}
+
+impl fmt::Debug for Users {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Users").field(&self.users).finish()
     }
 }
 
@@ -335,5 +405,27 @@ mod tests {
         for failure in [wrong, unknown] {
             assert!(!failure.to_string().contains("sesame"));
         }
+    }
+
+    #[test]
+    fn accepted_credentials_are_remembered_only_when_right_and_within_bounds() {
+        let users = Users::new(vec![("u".into(), PasswordHash::new(b"pw", b"saltsaltsaltsalt", 100))]);
+        let right = format!("Basic {}", base64::encode_unpadded(b"u:pw"));
+        let wrong = format!("Basic {}", base64::encode_unpadded(b"u:pW"));
+        assert_eq!(users.check(&wrong), Err(Failure::WrongPassword("u".into())));
+        assert!(users.accepted.lock().unwrap().entries.is_empty(), "a refusal is not remembered");
+        assert_eq!(users.check(&right), Ok("u"));
+        assert_eq!(users.check(&right), Ok("u"));
+        assert_eq!(users.accepted.lock().unwrap().entries.len(), 1);
+        // The same credentials written differently are checked on their own, and remembered apart.
+        let lower = right.replacen("Basic", "basic", 1);
+        assert_eq!(users.check(&lower), Ok("u"));
+        for spaces in 1..=2 * REMEMBERED_CREDENTIALS {
+            let padded = format!("Basic{}{}", " ".repeat(spaces), &right[6..]);
+            assert_eq!(users.check(&padded), Ok("u"));
+        }
+        assert_eq!(users.accepted.lock().unwrap().entries.len(), REMEMBERED_CREDENTIALS);
+        assert_eq!(users.clone().accepted.lock().unwrap().entries.len(), 0);
+        assert_eq!(users.clone(), users);
     }
 }
