@@ -267,7 +267,7 @@ request:
           - {{name: c, env: SPACED}}
           - {{name: d, env: EMPTY}}
           - {{name: a, sha256: {h}}}
-          - {{name: e, sha256: {h}}}
+          - {{name: a, sha256: {h}}}
           - {{name: f}}
           - {{name: " g", sha256: {h2}}}
     actions: [{{log: {{message: "${{auth.key_name}}"}}}}]
@@ -306,7 +306,6 @@ request:
         r#"request[0] "keys": match.api_key.keys[1].env: the plugin has no environment variable "MISSING" (vmConfig.env)"#,
         r#"request[0] "keys": match.api_key.keys[2].env: the environment variable "SPACED" starts or ends with a space, or holds a line break: no request can present such a key (check how the secret was written)"#,
         r#"request[0] "keys": match.api_key.keys[3].env: the environment variable "EMPTY" is empty; it should hold the key"#,
-        r#"request[0] "keys": match.api_key.keys[4].name: "a" is already the name of [0]; give each key its own"#,
         r#"request[0] "keys": match.api_key.keys[5]: the same key as match.api_key.keys[4]; a key has one name"#,
         r#"request[0] "keys": match.api_key.keys[6]: give the key as `sha256: <64 hex digits>` or `env: <vmConfig.env variable>`; never in clear"#,
         r#"request[0] "keys": match.api_key.keys[7].name: a key name is one line of text, not empty, without leading or trailing spaces"#,
@@ -360,5 +359,63 @@ request:
     for (header, name) in [("x-first", "one"), ("x-after-first", "one"), ("x-second", "two"), ("x-after-second", "two")]
     {
         assert_eq!(common::upstream_header(&outcome, header), Some(name), "{header}");
+    }
+}
+
+// ----- rulefilter hash-password -----
+
+/// Runs `rulefilter hash-password ARGS` with `stdin`; its status, standard output and standard error.
+fn hash_password(args: &[&str], stdin: &str) -> (Option<i32>, String, String) {
+    use std::io::Write;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_rulefilter"))
+        .arg("hash-password")
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    let output = child.wait_with_output().unwrap();
+    let text = |bytes: Vec<u8>| String::from_utf8(bytes).unwrap();
+    (output.status.code(), text(output.stdout), text(output.stderr))
+}
+
+#[test]
+fn hash_password_reads_standard_input_and_prints_what_basic_auth_reads() {
+    let (status, out, err) = hash_password(&["--user", "alice"], "open sesame\n");
+    assert_eq!(status, Some(0), "{err}");
+    let yaml: serde_yaml::Value = serde_yaml::from_str(&out).unwrap();
+    let item = &yaml[0];
+    assert_eq!(item["user"].as_str(), Some("alice"));
+    let hash = PasswordHash::parse(item["hash"].as_str().unwrap()).unwrap();
+    assert_eq!(hash.iterations(), DEFAULT_ITERATIONS);
+    assert!(hash.verify(b"open sesame"), "the trailing newline is not part of the password");
+    assert!(err.contains("warning: a password of 11 characters"), "{err}");
+    assert!(!out.contains("open sesame") && !err.contains("open sesame"));
+    // Two runs salt differently.
+    let (_, again, _) = hash_password(&["--user", "alice"], "open sesame\n");
+    assert_ne!(out, again);
+    // A user name YAML 1.1 would read as a boolean stays a string.
+    let (_, out, _) = hash_password(&["--user", "on", "--iterations", "100"], "a long enough passphrase\n");
+    assert!(out.starts_with("- user: \"on\"\n  hash: \"$pbkdf2-sha256$i=100$"), "{out}");
+}
+
+#[test]
+fn hash_password_generates_a_password_and_refuses_bad_input() {
+    let (status, out, err) = hash_password(&["--generate"], "");
+    assert_eq!(status, Some(0), "{err}");
+    let password = err.trim().strip_prefix("password: ").unwrap();
+    assert_eq!(password.len(), 22, "{err}");
+    assert!(PasswordHash::parse(out.trim()).unwrap().verify(password.as_bytes()));
+    for (args, stdin, wanted) in [
+        (&["--iterations", "99"][..], "pw\n", "--iterations 99; use 100 to 10000"),
+        (&[][..], "\n", "the password is empty"),
+        (&["open-sesame"][..], "pw\n", "unexpected argument"),
+        (&["--user", "a:b"][..], "pw\n", "a user name is not empty and has no `:`"),
+    ] {
+        let (status, _, err) = hash_password(args, stdin);
+        assert_eq!(status, Some(2), "{args:?}");
+        assert!(err.contains(wanted), "{args:?}: {err}");
     }
 }

@@ -12,7 +12,9 @@ use rulefilter::simulate::{Request, Response};
 use rulefilter_fuzz::{check_exchange, env, init_logging, Compiled};
 
 const DOCUMENTS: &[(&str, &str)] = &[
+    ("rules/api-keys.yaml", include_str!("../../rules/api-keys.yaml")),
     ("rules/api-versions.yaml", include_str!("../../rules/api-versions.yaml")),
+    ("rules/basic-auth.yaml", include_str!("../../rules/basic-auth.yaml")),
     ("rules/canary.yaml", include_str!("../../rules/canary.yaml")),
     ("rules/cors.yaml", include_str!("../../rules/cors.yaml")),
     ("rules/edge.yaml", include_str!("../../rules/edge.yaml")),
@@ -49,6 +51,8 @@ const VALUES: &[&str] = &[
     "application/vnd.example.v2+json", "application/json", "text/html", "OldClient/1.0", "Googlebot", "utm_source=x",
     "api-version=2", "x@y", "admin", "z", "deep=1", "?q=", "c=", "/API/V2/users", "/v2/", "/SHOP", "/old/",
     "shop.example.com:8443", "app.example.org", "Canary", "dbg-", "s-", "session=s-", "/form", "/Admin/x", "z=admin",
+    "/ops", "/hooks/payments", "key=", "Basic ", "basic ", "Bearer ", "YWxpY2U6b3BlbiBzZXNhbWU=", "YWxpY2U6",
+    "acme-live-7Qm2vX9pL4", "whsec-9fK3mQ7zLx2B", "initech-live-Tn5cR2wY8e", "authorization", "x-api-key",
 ];
 
 #[derive(Arbitrary, Debug)]

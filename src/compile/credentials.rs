@@ -85,12 +85,12 @@ impl Compiler<'_> {
         let at = format!("{field}.keys");
         check_count(spec.keys.len(), "key", &at, ctx);
         let mut keys: Vec<(Box<str>, credentials::Digest32)> = Vec::with_capacity(spec.keys.len());
-        let mut names: HashMap<&str, usize> = HashMap::new();
         // Each hash with the index it was written at, for naming a repeated key.
         let mut hashes: Vec<(usize, credentials::Digest32)> = Vec::with_capacity(spec.keys.len());
         for (i, key) in spec.keys.iter().enumerate() {
             let at = format!("{at}[{i}]");
-            check_name(&key.name, "key", i, &mut names, &format!("{at}.name"), ctx);
+            // Names may repeat: a partner's old and new key while it rotates them.
+            check_name(&key.name, "key", &format!("{at}.name"), ctx);
             let hash = match (&key.sha256, &key.env) {
                 (Some(hex), None) => {
                     credentials::parse_sha256_hex(hex).map_err(|m| ctx.error(format!("{at}.sha256"), m)).ok()
@@ -157,7 +157,12 @@ impl Compiler<'_> {
         let mut names: HashMap<&str, usize> = HashMap::new();
         for (i, user) in spec.users.iter().enumerate() {
             let at = format!("{at}[{i}]");
-            check_name(&user.user, "user", i, &mut names, &format!("{at}.user"), ctx);
+            if check_name(&user.user, "user", &format!("{at}.user"), ctx) {
+                if let Some(first) = names.insert(&user.user, i) {
+                    let message = format!("{:?} is already the name of [{first}]; give each user its own", user.user);
+                    ctx.error(format!("{at}.user"), message);
+                }
+            }
             if user.user.contains(':') {
                 ctx.error(format!("{at}.user"), "a user name cannot contain `:` (RFC 7617: it ends the name)");
             }
@@ -281,21 +286,17 @@ fn check_count(count: usize, what: &str, field: &str, ctx: &mut RuleContext) {
     }
 }
 
-/// A key's or user's name: what `${auth.…}` writes into headers, so one line, trimmed, short, and unique.
-fn check_name<'n>(
-    name: &'n str,
-    what: &str,
-    index: usize,
-    seen: &mut HashMap<&'n str, usize>,
-    field: &str,
-    ctx: &mut RuleContext,
-) {
+/// A key's or user's name: what `${auth.…}` writes into headers, so one line, trimmed and short. Whether it
+/// is.
+fn check_name(name: &str, what: &str, field: &str, ctx: &mut RuleContext) -> bool {
     if name.is_empty() || name.trim() != name || !is_header_value(name) || name.chars().any(char::is_control) {
         ctx.error(field, format!("a {what} name is one line of text, not empty, without leading or trailing spaces"));
+        false
     } else if name.len() > MAX_NAME_BYTES {
         ctx.error(field, format!("{} bytes; a {what} name has at most {MAX_NAME_BYTES}", name.len()));
-    } else if let Some(first) = seen.insert(name, index) {
-        ctx.error(field, format!("{name:?} is already the name of [{first}]; give each {what} its own"));
+        false
+    } else {
+        true
     }
 }
 
