@@ -123,7 +123,12 @@ impl Compiler<'_> {
         if ctx.error_count() != before {
             return None;
         }
-        let names: Vec<&str> = keys.iter().map(|(name, _)| &**name).collect();
+        let mut names: Vec<&str> = Vec::with_capacity(keys.len());
+        for (name, _) in &keys {
+            if !names.contains(&&**name) {
+                names.push(name);
+            }
+        }
         let wanted = format!("a key of {} in the {place}", listed(&names));
         let check = Check::ApiKeys(ApiKeys::new(keys));
         Some(self.credential_condition(field, wanted, CredentialSlot { source, view, check }, ctx))
