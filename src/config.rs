@@ -89,6 +89,10 @@ pub struct MatchSpec {
     pub cookies: BTreeMap<String, StringMatchSpec>,
     /// The client's address.
     pub source: Option<SourceSpec>,
+    /// An API key in a header or query parameter is one of a set (see [`crate::credentials`]).
+    pub api_key: Option<crate::credentials::spec::ApiKeySpec>,
+    /// The `authorization` header holds Basic credentials of one of a set of users.
+    pub basic_auth: Option<crate::credentials::spec::BasicAuthSpec>,
     /// Response status: a code, a class (`5xx`), a range (`500-599`), or a list of them (response phase only).
     pub status: Option<OneOrMany<StatusSpec>>,
     /// Response headers by name (response phase only).

@@ -62,6 +62,9 @@ impl ConfigError {
         if self.message.contains("the plugin has no environment variable") {
             return Some("set it in the WasmPlugin's spec.vmConfig.env (rulefilter: --env NAME=VALUE)".to_owned());
         }
+        if self.message.contains("expected one of `name`, `sha256`, `env`") {
+            return Some("an API key is never written in clear: give its `sha256` (`printf %s \"$KEY\" | sha256sum`) or the vmConfig.env variable holding it (`env`)".to_owned());
+        }
         let (wrong, choices) = misspelling(&self.message)?;
         let wrong = wrong.to_ascii_lowercase();
         let nearest = choices

@@ -13,6 +13,7 @@ pub mod cidr;
 pub mod claims;
 pub mod compile;
 pub mod config;
+pub mod credentials;
 pub mod document;
 pub mod engine;
 pub mod error;

@@ -40,6 +40,8 @@ pub enum Slot {
     SourceAddress,
     /// An Envoy attribute, or the verified token's claims (see [`crate::attributes`]).
     Property(Property),
+    /// The name an `api_key` or `basic_auth` condition's credentials belong to (absent when not accepted).
+    Credential(Box<crate::credentials::CredentialSlot>),
 }
 
 impl Slot {
@@ -47,7 +49,7 @@ impl Slot {
     pub fn phase(&self) -> Phase {
         match self {
             Slot::Header(HeaderMap::Response, _) => Phase::Response,
-            Slot::Header(HeaderMap::Request, _) | Slot::SourceAddress => Phase::Request,
+            Slot::Header(HeaderMap::Request, _) | Slot::SourceAddress | Slot::Credential(_) => Phase::Request,
             Slot::Property(property) => property.phase(),
         }
     }

@@ -38,6 +38,9 @@ pub enum Event {
     RateLimit { key: String, verdict: String },
     /// A value was refused (it could split a header line, or was no valid path or host) and nothing was written.
     Refused(String),
+    /// An `api_key` or `basic_auth` condition's credentials were checked (once per exchange): whose they are,
+    /// or why they were refused. Never the key or password.
+    Credentials(String),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

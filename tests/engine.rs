@@ -271,6 +271,7 @@ request:
             rulefilter::ruleset::Slot::Header(_, name) => &**name,
             rulefilter::ruleset::Slot::SourceAddress => "source",
             rulefilter::ruleset::Slot::Property(_) => "property",
+            _ => "other",
         })
         .collect();
     assert_eq!(names, ["x-user", ":path"]);

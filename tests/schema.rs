@@ -10,6 +10,7 @@ use rulefilter::config::{
     ActionSpec, Document, FromTo, HeaderEditsSpec, LogSpec, MatchFields, MatchSpec, PrefixRewriteSpec, QueryEditsSpec,
     RateLimitSpec, RedirectSpec, RegexRewriteSpec, RespondSpec, RewriteSpec, RuleSpec, SourceSpec,
 };
+use rulefilter::credentials::spec::{ApiKeyEntry, ApiKeySpec, BasicAuthSpec, BasicUserEntry};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
@@ -61,6 +62,10 @@ fn the_schemas_have_exactly_the_fields_of_the_rust_types() {
         ("queryEdits", serde_fields::<QueryEditsSpec>(), def("queryEdits")),
         ("rateLimit", serde_fields::<RateLimitSpec>(), def("rateLimit")),
         ("log", serde_fields::<LogSpec>(), def("log")),
+        ("apiKey", serde_fields::<ApiKeySpec>(), def("apiKey")),
+        ("apiKeyEntry", serde_fields::<ApiKeyEntry>(), def("apiKeyEntry")),
+        ("basicAuth", serde_fields::<BasicAuthSpec>(), def("basicAuth")),
+        ("basicUser", serde_fields::<BasicUserEntry>(), def("basicUser")),
     ];
     let cases = schema("rulefilter-cases.schema.json");
     let case_def = |name: &str| cases["$defs"][name].clone();

@@ -205,7 +205,13 @@ fn canary_manifest_keeps_on_and_off_as_text() {
 #[test]
 fn every_shipped_document_survives_a_yaml_1_1_reader() {
     // What the documents read from vmConfig.env (manifests/maintenance-wasmplugin.yaml sets the same values).
-    let env = env(&[("MAINTENANCE_RETRY_AFTER", "3600"), ("REGION", "eu-west-1")]);
+    let env = env(&[
+        ("MAINTENANCE_RETRY_AFTER", "3600"),
+        ("REGION", "eu-west-1"),
+        // rules/api-keys.yaml's keys (test keys, as in its cases).
+        ("INITECH_API_KEY", "initech-live-Tn5cR2wY8e"),
+        ("PAYMENTS_WEBHOOK_KEY", "whsec-9fK3mQ7zLx2B"),
+    ]);
     let args = env_args(&env);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let mut checked = Vec::new();

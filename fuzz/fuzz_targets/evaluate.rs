@@ -12,7 +12,9 @@ use rulefilter::simulate::{Request, Response};
 use rulefilter_fuzz::{check_exchange, env, init_logging, Compiled};
 
 const DOCUMENTS: &[(&str, &str)] = &[
+    ("rules/api-keys.yaml", include_str!("../../rules/api-keys.yaml")),
     ("rules/api-versions.yaml", include_str!("../../rules/api-versions.yaml")),
+    ("rules/basic-auth.yaml", include_str!("../../rules/basic-auth.yaml")),
     ("rules/canary.yaml", include_str!("../../rules/canary.yaml")),
     ("rules/cors.yaml", include_str!("../../rules/cors.yaml")),
     ("rules/edge.yaml", include_str!("../../rules/edge.yaml")),
@@ -55,6 +57,8 @@ const VALUES: &[&str] = &[
     "shop.example.com:8443", "app.example.org", "Canary", "dbg-", "s-", "session=s-", "/form", "/Admin/x", "z=admin",
     "Bearer ", "eyJ", ".", "second.internal", "/second/", "orders-api", "spiffe://cluster.local/ns/prod/sa/web",
     "spiffe://", "/ns/", "/sa/",
+    "/ops", "/hooks/payments", "key=", "Basic ", "basic ", "Bearer ", "YWxpY2U6b3BlbiBzZXNhbWU=", "YWxpY2U6",
+    "acme-live-7Qm2vX9pL4", "whsec-9fK3mQ7zLx2B", "initech-live-Tn5cR2wY8e", "authorization", "x-api-key",
 ];
 
 #[derive(Arbitrary, Debug)]

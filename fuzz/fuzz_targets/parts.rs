@@ -1,7 +1,8 @@
 //! The small parsers rules lean on, against properties they must keep: query parameters read back what was
 //! written, encoding round-trips, address blocks contain their own addresses, templates re-read as written,
-//! string tests match what they were built from, header blocks read as the proxy's map they stand for, and a
-//! segment prefix replaces exactly the paths its condition matches.
+//! string tests match what they were built from, header blocks read as the proxy's map they stand for, a
+//! segment prefix replaces exactly the paths its condition matches, and base64, basic credentials and
+//! password hashes read back what was written (or are refused, never a panic).
 #![no_main]
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -11,6 +12,7 @@ use libfuzzer_sys::fuzz_target;
 use rulefilter::attributes::{self, Encoding, SpiffePart};
 use rulefilter::cidr::{self, Cidr};
 use rulefilter::claims;
+use rulefilter::credentials::{self, base64, basic, PasswordHash};
 use rulefilter::header_block::{self, HeaderBlock};
 use rulefilter::matcher::CompiledMatch;
 use rulefilter::ratelimit::{key_hash, Bucket, Buckets, Limit, MemoryData, Per, Verdict};
@@ -79,6 +81,14 @@ enum Case {
         replacement: String,
     },
     RateLimit(Arrivals),
+    Base64(Vec<u8>),
+    Base64Text(String),
+    Authorization {
+        user: String,
+        password: Vec<u8>,
+        text: String,
+    },
+    Hashes(String),
 }
 
 /// Requests against one rate limit: (milliseconds since the previous request, client key).
@@ -153,6 +163,24 @@ fuzz_target!(|case: Case| match case {
     Case::Headers { pairs, edits, read } => header_edits(pairs, edits, &read),
     Case::Segments { path, prefix, replacement } => segments(&path, &prefix, &replacement),
     Case::RateLimit(arrivals) => rate_limit(arrivals),
+    Case::Base64(bytes) => {
+        let encoded = base64::encode_unpadded(&bytes);
+        assert_eq!(base64::decode(&encoded).as_deref(), Some(&bytes[..]), "{encoded}");
+    }
+    Case::Base64Text(text) => {
+        // Whatever decodes encodes back to the same characters (padding aside): no two texts for one value.
+        if let Some(bytes) = base64::decode(&text) {
+            assert_eq!(base64::encode_unpadded(&bytes), text.trim_end_matches('='));
+        }
+    }
+    Case::Authorization { user, password, text } => authorization(&user, &password, &text),
+    Case::Hashes(text) => {
+        // Refused, or read and written back the same.
+        if let Ok(hash) = PasswordHash::parse(&text) {
+            assert_eq!(PasswordHash::parse(&hash.to_string()), Ok(hash));
+        }
+        let _ = credentials::parse_sha256_hex(&text);
+    }
 });
 
 /// `path_segment_prefix` replaces the paths `segment_prefix` matches, and only those; what follows the prefix is
@@ -212,6 +240,23 @@ fn rate_limit(Arrivals { requests, burst, per, slots, arrivals }: Arrivals) {
             assert!(count as f64 <= most, "client {client}: {count} allowed, at most {most}");
         }
     }
+}
+
+/// Basic credentials encoded read back as written; any other header value is read or refused, never a panic.
+fn authorization(user: &str, password: &[u8], text: &str) {
+    let mut plain = user.as_bytes().to_vec();
+    plain.push(b':');
+    plain.extend_from_slice(password);
+    let header = format!("Basic {}", base64::encode_unpadded(&plain));
+    match basic::parse(&header) {
+        Ok(credentials) if !user.contains(':') => {
+            assert_eq!((credentials.user.as_str(), credentials.password.as_slice()), (user, password));
+        }
+        Ok(_) => {}
+        Err(basic::Malformed::TooLong(_)) => assert!(header.len() > basic::MAX_AUTHORIZATION_BYTES),
+        Err(other) => panic!("{header:?}: {other}"),
+    }
+    let _ = basic::parse(text);
 }
 
 /// A block, encoded and decoded, then edited, reads as a plain list of pairs edited the same way.

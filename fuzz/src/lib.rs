@@ -12,10 +12,16 @@ use serde_yaml::Value;
 pub fn env() -> &'static HashMap<String, String> {
     static ENV: OnceLock<HashMap<String, String>> = OnceLock::new();
     ENV.get_or_init(|| {
-        [("REGION", "eu"), ("MAINTENANCE_RETRY_AFTER", "120"), ("CLUSTER", "eu-west-1")]
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), v.to_owned()))
-            .collect()
+        [
+            ("REGION", "eu"),
+            ("MAINTENANCE_RETRY_AFTER", "120"),
+            ("CLUSTER", "eu-west-1"),
+            ("INITECH_API_KEY", "initech-live-Tn5cR2wY8e"),
+            ("PAYMENTS_WEBHOOK_KEY", "whsec-9fK3mQ7zLx2B"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
     })
 }
 

@@ -83,6 +83,12 @@ impl Compiler<'_> {
         if let Some(source) = &spec.source {
             all.extend(self.source_condition(source, &format!("{field}.source"), ctx));
         }
+        if let Some(api_key) = &spec.api_key {
+            all.extend(self.api_key_condition(api_key, &format!("{field}.api_key"), ctx));
+        }
+        if let Some(basic_auth) = &spec.basic_auth {
+            all.extend(self.basic_auth_condition(basic_auth, &format!("{field}.basic_auth"), ctx));
+        }
         if let Some(statuses) = &spec.status {
             let at = format!("{field}.status");
             if ctx.phase == Phase::Request {

@@ -7,6 +7,7 @@ mod actions;
 mod answers;
 mod attributes;
 mod conditions;
+mod credentials;
 mod paths;
 mod ratelimit;
 mod templates;
@@ -85,6 +86,7 @@ pub fn compile(document: &Json, env: &dyn Environment) -> Result<RuleSet, Config
         names: HashMap::new(),
         env,
         dry_run: document.mode == Mode::DryRun,
+        credential_conditions: Vec::new(),
     };
     if let Some(version) = document.version.filter(|v| *v != DOCUMENT_VERSION) {
         compiler.errors.push(ConfigError::document(
@@ -140,6 +142,8 @@ struct Compiler<'e> {
     env: &'e dyn Environment,
     /// The document is in dry-run mode: so is every rule.
     dry_run: bool,
+    /// The `api_key` and `basic_auth` conditions, in the order written (see `credentials.rs`).
+    credential_conditions: Vec<credentials::Written>,
 }
 
 /// What is known while one rule compiles.

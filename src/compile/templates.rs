@@ -114,6 +114,7 @@ impl Compiler<'_> {
                 }
             },
             ("capture", Some(group)) => capture(group, reference, field, ctx),
+            ("auth", Some(what)) => self.auth_reference(what, reference, field, ctx),
             _ if Self::is_attribute_reference(reference) => self.attribute_reference(reference, field, ctx),
             _ => {
                 ctx.error(field, format!("unknown reference `${{{reference}}}`; known: {KNOWN_REFERENCES}"));
@@ -125,8 +126,8 @@ impl Compiler<'_> {
 
 /// The references templates understand, for error messages and the README.
 pub const KNOWN_REFERENCES: &str = "method, scheme, host, authority, path, query, query.NAME, header.NAME, \
-cookie.NAME, source.ip, status, response_header.NAME, env.NAME, capture.N, capture.NAME, claim.PATH, \
-an attribute (docs/attributes.md)";
+cookie.NAME, source.ip, status, response_header.NAME, env.NAME, capture.N, capture.NAME, auth.key_name, auth.user, \
+claim.PATH, an attribute (docs/attributes.md)";
 
 /// Resolves `${capture.…}` to a capture cell, binding it to the regex condition that provides the group.
 fn capture(group: &str, reference: &str, field: &str, ctx: &mut RuleContext) -> Option<Piece> {

@@ -37,10 +37,12 @@ impl<'r, H: Host> Run<'r, '_, H> {
                 if self.holds(condition, captures) {
                     return None;
                 }
-                let got = self
-                    .view(condition.slot, &condition.view)
-                    .map_or_else(|| "nothing".to_owned(), |v| trace::quote(&v));
-                let reason = format!("got {got}, wanted {}", condition.wanted);
+                let reason = self.credential_miss(condition).unwrap_or_else(|| {
+                    let got = self
+                        .view(condition.slot, &condition.view)
+                        .map_or_else(|| "nothing".to_owned(), |v| trace::quote(&v));
+                    format!("got {got}, wanted {}", condition.wanted)
+                });
                 Some(Miss { field: condition.field.to_string(), reason, alternatives: Vec::new() })
             }
         }

@@ -8,6 +8,7 @@
 mod actions;
 mod answers;
 mod conditions;
+mod credentials;
 mod paths;
 mod ratelimit;
 mod templates;

@@ -11,8 +11,8 @@ impl<'r, H: Host> Run<'r, '_, H> {
     /// response phase (the proxy no longer has them): what was not carried over reads as absent.
     pub(super) fn ensure(&mut self, slot: usize) {
         let Some(spec) = self.rules.slots.get(slot) else { return };
-        let Some(cell) = self.state.values.get_mut(slot) else { return };
-        if *cell != Lookup::NotFetched || (spec.phase() == Phase::Request && self.phase == Phase::Response) {
+        let fetched = self.state.values.get(slot) != Some(&Lookup::NotFetched);
+        if fetched || (spec.phase() == Phase::Request && self.phase == Phase::Response) {
             return;
         }
         let value = match spec {
@@ -22,8 +22,11 @@ impl<'r, H: Host> Run<'r, '_, H> {
                 let path: Vec<&str> = property.path.iter().map(|p| &**p).collect();
                 self.host.property(&path).and_then(|bytes| attributes::decode(&bytes, property.encoding))
             }
+            Slot::Credential(credential) => self.check_credentials(credential).ok().map(str::to_owned),
         };
-        *cell = value.map_or(Lookup::Absent, Lookup::Present);
+        if let Some(cell) = self.state.values.get_mut(slot) {
+            *cell = value.map_or(Lookup::Absent, Lookup::Present);
+        }
     }
 
     pub(super) fn get(&self, slot: usize) -> Option<&str> {

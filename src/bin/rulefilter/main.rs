@@ -17,6 +17,7 @@ mod args;
 mod cases;
 mod dev;
 mod envoy_filter;
+mod hash_password;
 mod image;
 mod manifest;
 mod pin;
@@ -43,6 +44,7 @@ Commands:
   manifest  Wrap a rules document into an Istio WasmPlugin (or a plain Envoy's filter)
   image     Package the module as an OCI image for Istio, and push it
   webhook   Serve a Kubernetes admission webhook that refuses WasmPlugins with invalid rules
+  hash-password  Hash a password for a basic_auth user (read from standard input or a prompt)
 
 Run `rulefilter <COMMAND> --help` for a command's options and examples.
 Exit status: 0 all good, 1 problems found or cases failed, 2 the command itself failed.
@@ -82,12 +84,13 @@ fn run() -> Result<ExitCode, String> {
         "manifest" => manifest::run(args),
         "image" => image::run(args),
         "webhook" => webhook::run(args),
+        "hash-password" => hash_password::run(args),
         "help" => {
             out!("{USAGE}");
             Ok(ExitCode::SUCCESS)
         }
         other => Err(format!(
-            "unknown command {other:?}; the commands are validate, test, trace, dev, manifest, image and webhook (see `rulefilter --help`)"
+            "unknown command {other:?}; the commands are validate, test, trace, dev, manifest, image, webhook and hash-password (see `rulefilter --help`)"
         )),
     }
 }

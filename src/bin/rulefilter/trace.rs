@@ -10,6 +10,7 @@ use lexopt::ValueExt;
 use serde::Deserialize;
 
 use rulefilter::cases::{CaseFile, CaseRequest, CaseUpstream, Session};
+use rulefilter::credentials::{self, SecretPlace};
 use rulefilter::simulate::{self, Outcome, Request, Response};
 use rulefilter::trace::{Edit, Event, SkipReason};
 use rulefilter::{Phase, RuleSet};
@@ -277,14 +278,23 @@ fn report(rules_path: &Path, rules: &RuleSet, request: &Request, upstream: &Resp
         "request: {} {}://{}{} from {client}",
         request.method, request.scheme, request.authority, request.path
     );
+    let secret_places = rules.secret_places();
     for (name, value) in &request.headers {
-        let _ = writeln!(out, "  {name}: {value}");
+        let hidden = secret_places.contains(&SecretPlace::Header(name.as_str().into()));
+        let _ = writeln!(out, "  {name}: {}", if hidden { "(hidden)" } else { value });
     }
     for (name, value) in &request.attributes {
         let _ = writeln!(out, "  (attribute) {name} = {value}");
     }
     let mut seen_response_phase = false;
+    // Credential checks happen while a rule's conditions run: shown under that rule, after its verdict.
+    let mut checks: Vec<&str> = Vec::new();
     for event in &outcome.trace {
+        if !matches!(event, Event::Rule { .. } | Event::Credentials(_)) {
+            checks.drain(..).for_each(|check| {
+                let _ = writeln!(out, "        {check}");
+            });
+        }
         match event {
             Event::Phase(phase) => {
                 seen_response_phase |= *phase == Phase::Response;
@@ -299,13 +309,19 @@ fn report(rules_path: &Path, rules: &RuleSet, request: &Request, upstream: &Resp
                     let _ = writeln!(out, "  (the upstream answered {})", upstream.status);
                 }
             }
-            Event::Rule { index, name, miss: None } => {
-                let _ = writeln!(out, "  [{index}] {name}: matched");
+            Event::Rule { index, name, miss } => {
+                let _ = match miss {
+                    None => writeln!(out, "  [{index}] {name}: matched"),
+                    Some(_) => writeln!(out, "  [{index}] {name}: no match"),
+                };
+                checks.drain(..).for_each(|check| {
+                    let _ = writeln!(out, "        {check}");
+                });
+                if let Some(miss) = miss {
+                    let _ = writeln!(out, "        {}", miss.to_string().replace('\n', "\n        "));
+                }
             }
-            Event::Rule { index, name, miss: Some(miss) } => {
-                let why = miss.to_string().replace('\n', "\n        ");
-                let _ = writeln!(out, "  [{index}] {name}: no match\n        {why}");
-            }
+            Event::Credentials(check) => checks.push(check),
             Event::Skipped { index, name, by, reason } => {
                 let because = match reason {
                     SkipReason::Answered => format!("{by} answered"),
@@ -356,7 +372,9 @@ fn report(rules_path: &Path, rules: &RuleSet, request: &Request, upstream: &Resp
     }
     out.push('\n');
     out.push_str(&result(outcome));
-    out
+    // Keys and passwords never reach the output, wherever a rule or the request put them.
+    let secrets = credentials::presented_secrets(&secret_places, &request.headers, &request.path);
+    credentials::hide(&out, &secrets)
 }
 
 /// What the upstream and the client receive.
