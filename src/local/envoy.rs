@@ -52,6 +52,16 @@ pub struct EnvoyOptions {
     /// `false`: no Wasm filter at all, only the router (the plugin and module are ignored): the baseline the
     /// benchmark compares the filter's cost with.
     pub wasm_filter: bool,
+    /// A second listener that terminates TLS with this certificate and key (PEM files), as a gateway's HTTPS
+    /// listener does: requests through it carry `:scheme` `https`. Same routes and filters as the first.
+    pub tls: Option<TlsFiles>,
+}
+
+/// A PEM certificate chain and its private key.
+#[derive(Clone, Debug)]
+pub struct TlsFiles {
+    pub certificate: PathBuf,
+    pub key: PathBuf,
 }
 
 impl EnvoyOptions {
@@ -70,7 +80,14 @@ impl EnvoyOptions {
             use_client_protocol: false,
             require_filter: true,
             wasm_filter: true,
+            tls: None,
         }
+    }
+
+    /// Adds the HTTPS listener (see [`EnvoyOptions::tls`]).
+    pub fn tls(mut self, files: TlsFiles) -> Self {
+        self.tls = Some(files);
+        self
     }
 
     pub fn second_upstream(mut self, upstream: SocketAddr) -> Self {
@@ -153,6 +170,8 @@ pub struct Envoy {
     pub dir: PathBuf,
     pub admin: SocketAddr,
     pub listener: SocketAddr,
+    /// The HTTPS listener, when [`EnvoyOptions::tls`] asked for one.
+    pub tls_listener: Option<SocketAddr>,
     plugin: Plugin,
     module: PathBuf,
     version: u32,
@@ -219,6 +238,7 @@ impl Envoy {
             dir,
             admin: unknown,
             listener: unknown,
+            tls_listener: None,
             plugin: options.plugin,
             module: options.module,
             version: 1,
@@ -240,9 +260,16 @@ impl Envoy {
                 let filter_applied =
                     options.wasm_filter && options.delivery == Delivery::Ecds && options.require_filter;
                 match envoy.ready_listener(filter_applied) {
-                    Ok(Some(listener)) => {
+                    Ok(Some(listener)) if options.tls.is_none() => {
                         envoy.listener = listener;
                         return Ok(envoy);
+                    }
+                    Ok(Some(listener)) => {
+                        if let Some(tls) = envoy.listener_port(TLS_LISTENER) {
+                            envoy.listener = listener;
+                            envoy.tls_listener = Some(tls);
+                            return Ok(envoy);
+                        }
                     }
                     Ok(None) => {}
                     Err(reason) => return Err(StartFailure { reason, exit: None, log: envoy.log() }),
@@ -268,12 +295,21 @@ impl Envoy {
         if ready.status != 200 {
             return Ok(None);
         }
-        let listeners = http::get(self.admin, "/listeners?format=json").ok();
-        let listeners: Option<Value> = listeners.and_then(|l| serde_json::from_str(&l.body).ok());
-        let port = listeners.as_ref().and_then(|l| {
-            l.get("listener_statuses")?.get(0)?.pointer("/local_address/socket_address/port_value")?.as_u64()
-        });
-        Ok(port.and_then(|p| u16::try_from(p).ok()).map(|p| SocketAddr::from(([127, 0, 0, 1], p))))
+        Ok(self.listener_port(MAIN_LISTENER))
+    }
+
+    /// The address of the listener `name`, once Envoy listens on it.
+    fn listener_port(&self, name: &str) -> Option<SocketAddr> {
+        let listeners = http::get(self.admin, "/listeners?format=json").ok()?;
+        let listeners: Value = serde_json::from_str(&listeners.body).ok()?;
+        let port = listeners
+            .get("listener_statuses")?
+            .as_array()?
+            .iter()
+            .find(|l| l.get("name").and_then(Value::as_str) == Some(name))?
+            .pointer("/local_address/socket_address/port_value")?
+            .as_u64()?;
+        u16::try_from(port).ok().map(|p| SocketAddr::from(([127, 0, 0, 1], p)))
     }
 
     /// How many ECDS updates of the filter Envoy applied and refused. (`config_reload` is no measure: Envoy 1.40
@@ -409,6 +445,9 @@ fn write_ecds(dir: &Path, resource_name: &str, filter: &Value, version: u32) -> 
     std::fs::rename(&temp, dir.join("ecds/filter.json"))
 }
 
+const MAIN_LISTENER: &str = "main";
+const TLS_LISTENER: &str = "main-tls";
+
 /// The routes send everything to the cluster `upstream`, except what a rule may steer to the cluster `second`
 /// by rewriting: the host `second.internal`, the header `x-route-to: second`, or a path under `/second/`.
 fn bootstrap(options: &EnvoyOptions, http_filter: Option<Value>) -> Value {
@@ -489,6 +528,37 @@ fn bootstrap(options: &EnvoyOptions, http_filter: Option<Value>) -> Value {
             );
         }
     }
+    let listener = |name: &str, port: u16, transport_socket: Option<Value>| {
+        let mut chain = json!({"filters": [{
+            "name": "envoy.filters.network.http_connection_manager",
+            "typed_config": connection_manager,
+        }]});
+        if let (Some(socket), Some(chain)) = (transport_socket, chain.as_object_mut()) {
+            chain.insert("transport_socket".into(), socket);
+        }
+        json!({
+            "name": name,
+            "address": {"socket_address": {"address": "127.0.0.1", "port_value": port}},
+            // Envoy sets SO_REUSEPORT by default (Linux): a second Envoy on a port in use would start and
+            // take part of the traffic. Without it the bind fails ("Address already in use") and Envoy exits.
+            "enable_reuse_port": false,
+            "filter_chains": [chain],
+        })
+    };
+    let mut listeners = vec![listener(MAIN_LISTENER, options.port, None)];
+    if let Some(tls) = &options.tls {
+        let socket = json!({
+            "name": "envoy.transport_sockets.tls",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext",
+                "common_tls_context": {"tls_certificates": [{
+                    "certificate_chain": {"filename": tls.certificate.to_string_lossy()},
+                    "private_key": {"filename": tls.key.to_string_lossy()},
+                }]},
+            },
+        });
+        listeners.push(listener(TLS_LISTENER, 0, Some(socket)));
+    }
     json!({
         // ECDS needs a node identity; this is the shape of an Istio sidecar's.
         "node": {"id": "sidecar~127.0.0.1~rulefilter-e2e.default~default.svc.cluster.local", "cluster": "rulefilter-e2e.default"},
@@ -499,17 +569,7 @@ fn bootstrap(options: &EnvoyOptions, http_filter: Option<Value>) -> Value {
             .map(|(tag, regex)| json!({"tag_name": tag, "regex": regex}))
             .collect::<Vec<_>>()},
         "static_resources": {
-            "listeners": [{
-                "name": "main",
-                "address": {"socket_address": {"address": "127.0.0.1", "port_value": options.port}},
-                // Envoy sets SO_REUSEPORT by default (Linux): a second Envoy on a port in use would start and
-                // take part of the traffic. Without it the bind fails ("Address already in use") and Envoy exits.
-                "enable_reuse_port": false,
-                "filter_chains": [{"filters": [{
-                    "name": "envoy.filters.network.http_connection_manager",
-                    "typed_config": connection_manager,
-                }]}],
-            }],
+            "listeners": listeners,
             "clusters": [cluster("upstream", options.upstream), cluster("second", options.second_upstream)],
         },
     })
