@@ -12,6 +12,7 @@ pub mod cidr;
 pub mod compile;
 pub mod config;
 pub mod document;
+pub mod encoding;
 pub mod engine;
 pub mod error;
 pub mod header_block;

@@ -7,6 +7,7 @@
 use regex::Regex;
 
 use crate::cidr::Cidr;
+use crate::encoding::Encoding;
 use crate::error::Phase;
 use crate::index::PhaseIndex;
 use crate::matcher::CompiledMatch;
@@ -215,6 +216,18 @@ pub(crate) enum Piece {
     },
     /// A regex capture of the rule's conditions (unmatched renders as nothing).
     Capture(usize),
+    /// A reference with an encoding (`${query.q|url}`): `inner` holds the reference's one piece.
+    Encoded {
+        encoding: Encoding,
+        inner: Box<Template>,
+    },
+}
+
+impl Template {
+    /// Whether the template is fixed text (or empty): it renders the same whatever the request.
+    pub fn is_literal(&self) -> bool {
+        self.pieces.iter().all(|piece| matches!(piece, Piece::Text(_)))
+    }
 }
 
 #[derive(Debug)]

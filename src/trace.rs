@@ -35,6 +35,8 @@ pub enum Event {
     WouldDo(String),
     /// A value was refused (it could split a header line, or was no valid path or host) and nothing was written.
     Refused(String),
+    /// A header whose template rendered empty was left out (see `docs/reference.md`, Templated values).
+    LeftOut(String),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

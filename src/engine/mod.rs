@@ -8,6 +8,7 @@
 mod actions;
 mod answers;
 mod conditions;
+mod empty_values;
 mod templates;
 mod values;
 mod writes;

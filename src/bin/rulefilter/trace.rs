@@ -304,6 +304,9 @@ fn report(rules_path: &Path, rules: &RuleSet, request: &Request, upstream: &Resp
             Event::Refused(message) => {
                 let _ = writeln!(out, "        REFUSED: {message}");
             }
+            Event::LeftOut(message) => {
+                let _ = writeln!(out, "        {message}");
+            }
         }
     }
     if !seen_response_phase && outcome.responded_locally {
