@@ -30,6 +30,7 @@ pub mod nesting;
 pub mod regex_subset;
 mod reserved;
 pub mod ruleset;
+pub mod sampling;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod simulate;
 pub mod template;

@@ -198,6 +198,8 @@ pub(crate) enum Test {
     Status(Vec<(u16, u16)>),
     /// An address in one of these blocks.
     Cidrs(Vec<Cidr>),
+    /// The value's bucket (see [`crate::sampling`]) is below `buckets`; an absent value holds only at 100 %.
+    Sample { buckets: u32, seed: Box<str> },
 }
 
 /// A value with `${…}` references, split at compile time.

@@ -20,6 +20,17 @@ pub struct Reference<'t> {
     pub encoding: Option<&'t str>,
 }
 
+impl std::fmt::Display for Reference<'_> {
+    /// As written between `${` and `}`: `query.q` or `query.q|url`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name)?;
+        match self.encoding {
+            Some(encoding) => write!(f, "|{encoding}"),
+            None => Ok(()),
+        }
+    }
+}
+
 /// Splits `text` into literal text and references; the error says what is malformed.
 pub fn parse(text: &str) -> Result<Vec<Segment<'_>>, String> {
     let mut segments = Vec::new();

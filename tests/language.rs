@@ -121,3 +121,115 @@ fn a_trace_says_which_header_was_left_out() {
         outcome.trace
     );
 }
+
+/// A document whose one rule tags the upstream request when `sample` (a flow map) holds.
+fn sampling(sample: &str) -> rulefilter::RuleSet {
+    rules(&format!(
+        "request:\n  - name: rollout\n    match: {{sample: {sample}}}\n    actions:\n      - request_headers: {{set: {{x-in: 'yes'}}}}\n"
+    ))
+}
+
+fn in_sample(document: &rulefilter::RuleSet, request: Request) -> bool {
+    upstream_header(&exchange(document, &request), "x-in") == Some("yes")
+}
+
+fn user(id: u32) -> Request {
+    Request::get("/").header("x-user", &format!("user-{id}"))
+}
+
+#[test]
+fn a_sticky_sample_holds_for_its_share_of_keys_and_the_same_ones_every_time() {
+    let ten = sampling("{percent: 10, key: '${header.x-user}'}");
+    let twenty = sampling("{percent: 20, key: '${header.x-user}'}");
+    let ten_in: Vec<u32> = (0..2000).filter(|id| in_sample(&ten, user(*id))).collect();
+    assert!((160..=240).contains(&ten_in.len()), "10% of 2000 keys: {}", ten_in.len());
+    // Same key, same answer: on another request, and after the document is loaded again (a reload, another
+    // worker or proxy).
+    let reloaded = sampling("{percent: 10, key: '${header.x-user}'}");
+    assert!(ten_in.iter().all(|id| in_sample(&ten, user(*id)) && in_sample(&reloaded, user(*id))));
+    // Raising the percentage only adds keys: a rollout never drops a user it took.
+    assert!(ten_in.iter().all(|id| in_sample(&twenty, user(*id))));
+    let twenty_in = (0..2000).filter(|id| in_sample(&twenty, user(*id))).count();
+    assert!((340..=460).contains(&twenty_in), "20% of 2000 keys: {twenty_in}");
+    // A seed picks another slice of the same keys.
+    let seeded = sampling("{percent: 10, key: '${header.x-user}', seed: checkout}");
+    let seeded_in: Vec<u32> = (0..2000).filter(|id| in_sample(&seeded, user(*id))).collect();
+    let both = seeded_in.iter().filter(|id| ten_in.contains(id)).count();
+    assert!(both < 60, "independent 10% slices share about 1% of keys, not {both}");
+}
+
+#[test]
+fn without_a_key_the_request_id_draws_and_no_key_is_in_only_a_full_sample() {
+    let half = sampling("{percent: 50}");
+    let by_id = |id: u32| Request::get("/").header("x-request-id", &format!("6f1c2a3e-0000-4000-8000-{id:012}"));
+    let sampled = (0..1000).filter(|id| in_sample(&half, by_id(*id))).count();
+    assert!((420..=580).contains(&sampled), "50% of 1000 request ids: {sampled}");
+    assert!(!in_sample(&half, Request::get("/")), "no x-request-id: no place to fall");
+    assert!(!in_sample(&half, Request::get("/").header("x-request-id", "")));
+    let all = sampling("{percent: 100, key: '${cookie.uid}'}");
+    assert!(in_sample(&all, Request::get("/")), "100% holds even without a key");
+    let none = sampling("{percent: 0, key: '${cookie.uid}'}");
+    assert!(!(0..200).any(|id| in_sample(&none, Request::get("/").header("cookie", &format!("uid={id}")))));
+    // Fractions down to a hundredth of a percent.
+    let slice = sampling("{percent: 0.5, key: '${header.x-user}'}");
+    let count = (0..10_000).filter(|id| in_sample(&slice, user(*id))).count();
+    assert!((30..=70).contains(&count), "0.5% of 10000 keys: {count}");
+}
+
+#[test]
+fn sample_conditions_are_checked_when_the_document_loads() {
+    let problems = errors(
+        r#"
+request:
+  - name: too-much
+    match: {sample: {percent: 150}}
+    actions: [log: {message: x}]
+  - name: too-fine
+    match: {sample: {percent: 12.345}}
+    actions: [log: {message: x}]
+  - name: two-keys
+    match: {sample: {percent: 5, key: "${header.x-a}-${header.x-b}"}}
+    actions: [log: {message: x}]
+  - name: encoded-key
+    match: {sample: {percent: 5, key: "${header.x-a|url}"}}
+    actions: [log: {message: x}]
+  - name: unknown-key
+    match: {sample: {percent: 5, key: "${header}"}}
+    actions: [log: {message: x}]
+  - name: typo
+    match: {sample: {percentage: 5}}
+    actions: [log: {message: x}]
+"#,
+    );
+    let key_rule = "the key is one reference to a request value, such as `${header.x-user}` or `${cookie.uid}` (without an encoding)";
+    assert_eq!(
+        problems,
+        [
+            r#"request[0] "too-much": match.sample.percent: 150 is not a percentage from 0 to 100"#.to_owned(),
+            r#"request[1] "too-fine": match.sample.percent: 12.345: a percentage has at most two decimals (0.01 is the finest slice)"#.to_owned(),
+            format!(r#"request[2] "two-keys": match.sample.key: "${{header.x-a}}-${{header.x-b}}": {key_rule}"#),
+            format!(r#"request[3] "encoded-key": match.sample.key: "${{header.x-a|url}}": {key_rule}"#),
+            r#"request[4] "unknown-key": match.sample.key: unknown reference `${header}`; known: method, scheme, host, authority, path, query, query.NAME, header.NAME, cookie.NAME, source.ip, status, response_header.NAME, env.NAME, capture.N, capture.NAME"#.to_owned(),
+            r#"request[5] "typo": match.sample.percentage: unknown field `percentage`, expected one of `percent`, `key`, `seed`"#.to_owned(),
+        ]
+    );
+}
+
+#[test]
+fn a_trace_shows_where_the_key_fell() {
+    let document = sampling("{percent: 1, key: '${header.x-user}'}");
+    let outcome = rulefilter::simulate::run_traced(&document, &user(1), &Response::ok());
+    let miss = outcome
+        .trace
+        .iter()
+        .find_map(|event| match event {
+            Event::Rule { miss: Some(miss), .. } => Some(miss.to_string()),
+            _ => None,
+        })
+        .expect("user-1 is not in a 1% sample");
+    assert!(
+        miss.starts_with(r#"match.sample: got "user-1" (at "#)
+            && miss.ends_with(r#"%), wanted in the 1% sample by ${header.x-user}"#),
+        "{miss}"
+    );
+}

@@ -83,6 +83,9 @@ impl Compiler<'_> {
         if let Some(source) = &spec.source {
             all.extend(self.source_condition(source, &format!("{field}.source"), ctx));
         }
+        if let Some(sample) = &spec.sample {
+            all.extend(self.sample_condition(sample, &format!("{field}.sample"), ctx));
+        }
         if let Some(statuses) = &spec.status {
             let at = format!("{field}.status");
             if ctx.phase == Phase::Request {

@@ -6,6 +6,7 @@
 mod actions;
 mod answers;
 mod conditions;
+mod sampling;
 mod templates;
 
 pub use templates::KNOWN_REFERENCES;
