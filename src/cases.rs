@@ -9,7 +9,7 @@
 //!   - name: visitors get the maintenance page
 //!     request: {method: GET, path: /shop, host: shop.example.com, headers: {x-forwarded-for: 192.0.2.1}}
 //!     upstream: {status: 200, headers: {content-type: text/html}}   # optional; default 200, no headers
-//!     expect: {status: 503, headers: {retry-after: "3600"}, upstream: false}
+//!     expect: {status: 503, headers: {retry-after: "3600", vary: [origin, accept]}, upstream: false}
 //! ```
 
 use std::collections::BTreeMap;
@@ -83,6 +83,10 @@ pub struct CaseRequest {
     pub path: String,
     #[serde(default = "default_host")]
     pub host: String,
+    /// `http` (default) or `https`: the scheme of the listener the request arrives on. The Envoy replay sends an
+    /// `https` case over TLS to a second listener that terminates it, as a gateway's HTTPS listener does.
+    #[serde(default)]
+    pub scheme: Scheme,
     /// Header name → value, or a list of values for a repeated header.
     #[serde(default)]
     pub headers: BTreeMap<String, OneOrMany<String>>,
@@ -96,12 +100,31 @@ pub struct CaseRequest {
     pub jwt_issuer: Option<String>,
 }
 
+/// The scheme a case's request arrives with.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scheme {
+    #[default]
+    Http,
+    Https,
+}
+
+impl Scheme {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scheme::Http => "http",
+            Scheme::Https => "https",
+        }
+    }
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CaseUpstream {
     pub status: Option<Integer>,
+    /// Header name → value, or a list of values for a repeated header (`set-cookie`).
     #[serde(default)]
-    pub headers: BTreeMap<String, String>,
+    pub headers: BTreeMap<String, OneOrMany<String>>,
     #[serde(default)]
     pub body: String,
 }
@@ -112,9 +135,9 @@ pub struct CaseUpstream {
 pub struct Expect {
     /// The status the client receives.
     pub status: Option<Integer>,
-    /// Response headers (first value) the client receives.
+    /// Response headers the client receives: a value, or the values of a repeated header in order.
     #[serde(default)]
-    pub headers: BTreeMap<String, String>,
+    pub headers: BTreeMap<String, Expected>,
     /// Response headers the client must not receive.
     #[serde(default)]
     pub headers_absent: Vec<String>,
@@ -126,12 +149,33 @@ pub struct Expect {
     pub upstream_path: Option<String>,
     /// The host the upstream receives.
     pub upstream_host: Option<String>,
-    /// Request headers (first value) the upstream receives.
+    /// Request headers the upstream receives: a value, or the values of a repeated header in order.
     #[serde(default)]
-    pub upstream_headers: BTreeMap<String, String>,
+    pub upstream_headers: BTreeMap<String, Expected>,
     /// Request headers the upstream must not receive.
     #[serde(default)]
     pub upstream_headers_absent: Vec<String>,
+}
+
+/// The value a header must have: one value, or a list for a repeated header. Compared as HTTP combines a
+/// repeated field (RFC 9110, 5.3): every value, in order, joined with `,`. So `[accept, origin]` holds whether
+/// the proxy sends two `vary` lines or one `accept,origin` (Envoy joins repeated headers it keeps inline, such
+/// as `vary`, and keeps others, such as `set-cookie`, apart), and a single value fails when more were sent.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum Expected {
+    One(String),
+    Each(Vec<String>),
+}
+
+impl Expected {
+    /// The field value the header must combine to.
+    fn combined(&self) -> String {
+        match self {
+            Expected::One(value) => value.clone(),
+            Expected::Each(values) => values.join(","),
+        }
+    }
 }
 
 fn default_method() -> String {
@@ -238,13 +282,13 @@ pub fn case_file_beside(rules: &Path) -> PathBuf {
 }
 
 impl CaseRequest {
-    /// The request the simulated proxy receives: over plain HTTP, from port 40000 of `source`.
+    /// The request the simulated proxy receives, from port 40000 of `source`.
     pub fn to_request(&self) -> Request {
         Request {
             method: self.method.clone(),
             path: self.path.clone(),
             authority: self.host.clone(),
-            scheme: "http".into(),
+            scheme: self.scheme.as_str().into(),
             headers: self.header_list(),
             source: simulate::client_address(&self.source),
             attributes: Vec::new(),
@@ -254,10 +298,7 @@ impl CaseRequest {
 
     /// Headers in order, repeated headers as several entries, names lower-case.
     pub fn header_list(&self) -> Headers {
-        self.headers
-            .iter()
-            .flat_map(|(name, values)| values.0.iter().map(move |v| (name.to_ascii_lowercase(), v.clone())))
-            .collect()
+        flatten(&self.headers)
     }
 }
 
@@ -265,10 +306,18 @@ impl CaseUpstream {
     pub fn response(&self) -> Response {
         Response {
             status: self.status.and_then(|s| u16::try_from(s.0).ok()).unwrap_or(200),
-            headers: self.headers.iter().map(|(n, v)| (n.to_ascii_lowercase(), v.clone())).collect(),
+            headers: flatten(&self.headers),
             body: self.body.clone(),
         }
     }
+}
+
+/// Headers in order, repeated headers as several entries, names lower-case.
+fn flatten(headers: &BTreeMap<String, OneOrMany<String>>) -> Headers {
+    headers
+        .iter()
+        .flat_map(|(name, values)| values.0.iter().map(move |v| (name.to_ascii_lowercase(), v.clone())))
+        .collect()
 }
 
 /// Runs a case on a simulated proxy of its own.
@@ -372,24 +421,36 @@ pub fn check(expect: &Expect, observed: &Observed) -> Vec<String> {
     differences
 }
 
-/// Adds a line for each header whose first value is not the wanted one, and for each present one that must
-/// be absent.
+/// Adds a line for each header whose values are not the wanted ones, and for each present one that must be
+/// absent.
 fn compare_headers(
     what: &str,
-    wanted: &BTreeMap<String, String>,
+    wanted: &BTreeMap<String, Expected>,
     absent: &[String],
     observed: &Headers,
     differences: &mut Vec<String>,
 ) {
-    let first = |name: &str| observed.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone());
+    let values = |name: &str| -> Vec<&str> {
+        observed.iter().filter(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str()).collect()
+    };
     for (name, want) in wanted {
-        let got = first(name);
-        if got.as_deref() != Some(want.as_str()) {
-            differences.push(format!("{what} {name}: expected {want:?}, got {got:?}"));
+        let got = values(name);
+        if got.is_empty() || got.join(",") != want.combined() {
+            let expected = match want {
+                Expected::One(value) => format!("{value:?}"),
+                Expected::Each(values) => format!("{values:?}"),
+            };
+            let got = match got.as_slice() {
+                [] => "nothing".to_owned(),
+                [one] => format!("{one:?}"),
+                several => format!("{several:?} (a repeated header: expect it as a list)"),
+            };
+            differences.push(format!("{what} {name}: expected {expected}, got {got}"));
         }
     }
     for name in absent {
-        if let Some(got) = first(name) {
+        let got = values(name);
+        if !got.is_empty() {
             differences.push(format!("{what} {name}: expected absent, got {got:?}"));
         }
     }
@@ -408,4 +469,32 @@ pub fn case_files(folder: &Path) -> Vec<PathBuf> {
         .unwrap_or_default();
     files.sort();
     files
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn differences(wanted: &[(&str, Expected)], observed: &[(&str, &str)]) -> Vec<String> {
+        let wanted = wanted.iter().map(|(n, e)| ((*n).to_owned(), e.clone())).collect();
+        let observed = observed.iter().map(|(n, v)| ((*n).to_owned(), (*v).to_owned())).collect();
+        let mut out = Vec::new();
+        compare_headers("header", &wanted, &[], &observed, &mut out);
+        out
+    }
+
+    #[test]
+    fn a_repeated_header_is_compared_by_all_its_values() {
+        let both = Expected::Each(vec!["a".into(), "b".into()]);
+        // Two lines or one joined line: the same field value.
+        assert!(differences(&[("x", both.clone())], &[("x", "a"), ("x", "b")]).is_empty());
+        assert!(differences(&[("x", both.clone())], &[("x", "a,b")]).is_empty());
+        assert_eq!(
+            differences(&[("x", Expected::One("a".into()))], &[("x", "a"), ("X", "b")]),
+            [r#"header x: expected "a", got ["a", "b"] (a repeated header: expect it as a list)"#]
+        );
+        assert_eq!(differences(&[("x", both)], &[("x", "b"), ("x", "a")]).len(), 1, "order counts");
+        assert_eq!(differences(&[("x", Expected::One(String::new()))], &[]), [r#"header x: expected "", got nothing"#]);
+        assert!(differences(&[("x", Expected::One(String::new()))], &[("x", "")]).is_empty());
+    }
 }

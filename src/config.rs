@@ -115,6 +115,22 @@ pub struct MatchSpec {
     pub any: Option<Vec<MatchSpec>>,
     /// The block must not match.
     pub not: Option<Box<MatchSpec>>,
+    /// Holds for a percentage of requests, by a hash of a key (see [`crate::sampling`]).
+    pub sample: Option<SampleSpec>,
+}
+
+/// `sample`: the percentage of requests (or of keys) for which the condition holds.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SampleSpec {
+    /// 0-100, at most two decimals.
+    pub percent: f64,
+    /// One template reference whose value decides (`${header.x-user}`): the same value, the same answer.
+    /// Default: `${header.x-request-id}`, a fresh draw per request.
+    pub key: Option<String>,
+    /// Mixed into the hash, so that two samples of the same key pick different slices.
+    #[serde(default)]
+    pub seed: String,
 }
 
 /// The operators of a value condition. Exactly one is given; `present`/`absent` only apply to headers,

@@ -247,7 +247,7 @@ fn leaf_keys(condition: &Condition) -> Option<Choice> {
         }),
         Test::Cidrs(cidrs) => (!cidrs.is_empty())
             .then(|| cidrs.iter().map(|cidr| Key::Cidr { place: place.clone(), cidr: *cidr }).collect()),
-        Test::Present(_) | Test::Status(_) => None,
+        Test::Present(_) | Test::Status(_) | Test::Sample { .. } => None,
     }
 }
 

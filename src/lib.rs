@@ -15,6 +15,7 @@ pub mod compile;
 pub mod config;
 pub mod credentials;
 pub mod document;
+pub mod encoding;
 pub mod engine;
 pub mod error;
 pub mod fields;
@@ -37,6 +38,7 @@ pub mod ratelimit;
 pub mod regex_subset;
 mod reserved;
 pub mod ruleset;
+pub mod sampling;
 pub mod segments;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod simulate;

@@ -8,6 +8,7 @@ use regex::Regex;
 
 use crate::attributes::{Property, SpiffePart};
 use crate::cidr::Cidr;
+use crate::encoding::Encoding;
 use crate::error::Phase;
 use crate::index::PhaseIndex;
 use crate::matcher::CompiledMatch;
@@ -224,6 +225,8 @@ pub(crate) enum Test {
     Status(Vec<(u16, u16)>),
     /// An address in one of these blocks.
     Cidrs(Vec<Cidr>),
+    /// The value's bucket (see [`crate::sampling`]) is below `buckets`; an absent value holds only at 100 %.
+    Sample { buckets: u32, seed: Box<str> },
 }
 
 /// A value with `${…}` references, split at compile time.
@@ -242,6 +245,18 @@ pub(crate) enum Piece {
     },
     /// A regex capture of the rule's conditions (unmatched renders as nothing).
     Capture(usize),
+    /// A reference with an encoding (`${query.q|url}`): `inner` holds the reference's one piece.
+    Encoded {
+        encoding: Encoding,
+        inner: Box<Template>,
+    },
+}
+
+impl Template {
+    /// Whether the template is fixed text (or empty): it renders the same whatever the request.
+    pub fn is_literal(&self) -> bool {
+        self.pieces.iter().all(|piece| matches!(piece, Piece::Text(_)))
+    }
 }
 
 #[derive(Debug)]

@@ -41,6 +41,8 @@ pub enum Event {
     /// An `api_key` or `basic_auth` condition's credentials were checked (once per exchange): whose they are,
     /// or why they were refused. Never the key or password.
     Credentials(String),
+    /// A header whose template rendered empty was left out (see `docs/reference.md`, Templated values).
+    LeftOut(String),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -96,7 +96,7 @@ fn test_runs_the_cases_and_says_what_differed() {
     assert_eq!(
         stdout(&failing),
         "tests/cli/failing.test.yaml (tests/cli/failing.yaml)\n  ok    the API is tagged\n  FAIL  a wrong expectation\n        \
-         status: expected 201, got 200\n        upstream header x-api: expected \"yes\", got None\n1 passed, 1 failed\n"
+         status: expected 201, got 200\n        upstream header x-api: expected \"yes\", got nothing\n1 passed, 1 failed\n"
     );
     let quiet = rulefilter(&["test", "-q", "tests/cli/failing.test.yaml"]);
     assert!(!stdout(&quiet).contains("ok    the API is tagged"), "{}", stdout(&quiet));

@@ -7,8 +7,10 @@ mod support;
 
 use std::path::Path;
 
-use rulefilter::cases::{case_files, check, Case, CaseFile, Observed, UpstreamRequest};
-use support::{document_json, echo, options, start, ClientRequest, EchoUpstream, Envoy, Plugin, Scripted};
+use rulefilter::cases::{case_files, check, Case, CaseFile, Observed, Scheme, UpstreamRequest};
+use support::{
+    document_json, echo, options, start, tls, ClientRequest, EchoUpstream, Envoy, ListenerTls, Plugin, Scripted,
+};
 
 #[test]
 fn every_rules_document_behaves_in_envoy_as_its_cases_say() {
@@ -39,6 +41,15 @@ fn replay(file: &Path) -> (usize, Vec<String>) {
     if let Some((issuer, jwks)) = cases.jwt_authn(file).unwrap_or_else(|e| panic!("{}: {e}", file.display())) {
         options = options.filter_before(rulefilter::local::istio::jwt_authn(&issuer, &jwks));
     }
+    // An `https` case goes to a listener that terminates TLS, as a gateway's HTTPS listener does.
+    let https = cases
+        .cases
+        .iter()
+        .any(|c| c.request.scheme == Scheme::Https)
+        .then(|| tls::self_signed(&support::fresh_dir(&format!("{name}-tls"))));
+    if let Some(files) = &https {
+        options = options.https_listener(files.clone());
+    }
     let envoy = start(options);
     let mut failures = Vec::new();
     // `at` is seconds after the file's first case: wait for real until then (the simulated clock jumps).
@@ -49,9 +60,9 @@ fn replay(file: &Path) -> (usize, Vec<String>) {
             std::thread::sleep(due.saturating_duration_since(std::time::Instant::now()));
         }
         for _ in 1..case.repeat() {
-            run(&envoy, &upstream, case);
+            run(&envoy, &upstream, case, https.as_ref());
         }
-        let observed = run(&envoy, &upstream, case);
+        let observed = run(&envoy, &upstream, case, https.as_ref());
         for difference in check(&case.expect, &observed) {
             failures.push(format!("{} / {}: {difference}", file.display(), case.name));
         }
@@ -60,7 +71,7 @@ fn replay(file: &Path) -> (usize, Vec<String>) {
 }
 
 /// Sends one case's request through Envoy, the upstream answering as the case says.
-fn run(envoy: &Envoy, upstream: &EchoUpstream, case: &Case) -> Observed {
+fn run(envoy: &Envoy, upstream: &EchoUpstream, case: &Case, https: Option<&ListenerTls>) -> Observed {
     let answer = case.upstream_response();
     upstream.script(Some(Scripted { status: answer.status, headers: answer.headers, body: answer.body }));
     upstream.clear();
@@ -70,7 +81,11 @@ fn run(envoy: &Envoy, upstream: &EchoUpstream, case: &Case) -> Observed {
     for (name, value) in case.request.header_list() {
         request = request.header(&name, &value);
     }
-    let response = request.send(envoy.listener);
+    let response = match (case.request.scheme, https, envoy.tls_listener) {
+        (Scheme::Https, Some(files), Some(listener)) => tls::send(&request, listener, files),
+        (Scheme::Https, ..) => panic!("{}: an https case, and Envoy has no HTTPS listener", case.name),
+        (Scheme::Http, ..) => request.send(envoy.listener),
+    };
     let received = upstream.received();
     assert!(received.len() <= 1, "{}: the upstream got {} requests", case.name, received.len());
     let upstream_request = received.into_iter().next().map(|r| UpstreamRequest {

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use rulefilter::cases::{Case, CaseFile, CaseRequest, CaseUpstream, Expect};
 use rulefilter::config::{
     ActionSpec, Document, FromTo, HeaderEditsSpec, LogSpec, MatchFields, MatchSpec, PrefixRewriteSpec, QueryEditsSpec,
-    RateLimitSpec, RedirectSpec, RegexRewriteSpec, RespondSpec, RewriteSpec, RuleSpec, SourceSpec,
+    RateLimitSpec, RedirectSpec, RegexRewriteSpec, RespondSpec, RewriteSpec, RuleSpec, SampleSpec, SourceSpec,
 };
 use rulefilter::credentials::spec::{ApiKeyEntry, ApiKeySpec, BasicAuthSpec, BasicUserEntry};
 use serde::de::DeserializeOwned;
@@ -50,6 +50,7 @@ fn the_schemas_have_exactly_the_fields_of_the_rust_types() {
         ("match", serde_fields::<MatchSpec>(), def("match")),
         ("stringTest", serde_fields::<MatchFields>(), def("stringTest")),
         ("source", serde_fields::<SourceSpec>(), def("source")),
+        ("sample", serde_fields::<SampleSpec>(), def("sample")),
         ("action", serde_fields::<ActionSpec>(), def("action")),
         ("headerEdits", serde_fields::<HeaderEditsSpec>(), def("headerEdits")),
         ("fromTo", serde_fields::<FromTo>(), def("fromTo")),

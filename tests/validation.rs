@@ -18,7 +18,7 @@ fn unknown_fields_are_named_with_the_fields_that_exist() {
     refused(
         "request:\n  - name: a\n    match: {pathh: /x}\n    actions: [{respond: {status: 200}}]",
         &[
-            r#"request[0] "a": match.pathh: unknown field `pathh`, expected one of `path`, `method`, `scheme`, `host`, `headers`, `query`, `cookies`, `source`, `api_key`, `basic_auth`, `status`, `response_headers`, `attributes`, `claims`, `misdirected`, `all`, `any`, `not`"#,
+            r#"request[0] "a": match.pathh: unknown field `pathh`, expected one of `path`, `method`, `scheme`, `host`, `headers`, `query`, `cookies`, `source`, `api_key`, `basic_auth`, `status`, `response_headers`, `attributes`, `claims`, `misdirected`, `all`, `any`, `not`, `sample`"#,
         ],
     );
     refused(

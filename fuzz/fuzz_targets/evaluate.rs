@@ -27,10 +27,13 @@ const DOCUMENTS: &[(&str, &str)] = &[
     ("rules/maintenance.yaml", include_str!("../../rules/maintenance.yaml")),
     ("rules/per-route.yaml", include_str!("../../rules/per-route.yaml")),
     ("rules/rate-limits.yaml", include_str!("../../rules/rate-limits.yaml")),
+    ("rules/rollout.yaml", include_str!("../../rules/rollout.yaml")),
     ("rules/security-headers.yaml", include_str!("../../rules/security-headers.yaml")),
     ("tests/cases/vocabulary.yaml", include_str!("../../tests/cases/vocabulary.yaml")),
     ("tests/cases/dry-run.yaml", include_str!("../../tests/cases/dry-run.yaml")),
     ("tests/cases/dry-run-document.yaml", include_str!("../../tests/cases/dry-run-document.yaml")),
+    ("tests/cases/templates.yaml", include_str!("../../tests/cases/templates.yaml")),
+    ("tests/cases/test-format.yaml", include_str!("../../tests/cases/test-format.yaml")),
     ("fuzz/documents/nasty.yaml", include_str!("../documents/nasty.yaml")),
     ("fuzz/documents/indexed.yaml", include_str!("../documents/indexed.yaml")),
 ];

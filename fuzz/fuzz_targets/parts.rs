@@ -356,7 +356,9 @@ fn templates(text: &str) {
         match segment {
             Segment::Text(literal) => written.push_str(&literal.replace('$', "$$")),
             Segment::Reference(reference) => {
-                assert!(!reference.is_empty() && !reference.contains('}'), "{reference:?}");
+                let name = !reference.name.is_empty() && !reference.name.contains(['}', '|']);
+                let encoding = reference.encoding.is_none_or(|e| !e.is_empty() && !e.contains('}'));
+                assert!(name && encoding, "{reference:?}");
                 written.push_str(&format!("${{{reference}}}"));
             }
         }

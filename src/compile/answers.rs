@@ -173,7 +173,7 @@ impl Compiler<'_> {
                 if name.is_empty() {
                     ctx.error(item.clone(), "a query parameter needs a name");
                 }
-                if let Some(template) = self.template(value, &item, ctx) {
+                if let Some(template) = self.query_value_template(value, &item, ctx) {
                     out.push((Box::<str>::from(name.as_str()), template));
                 }
             }

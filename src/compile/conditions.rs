@@ -89,6 +89,9 @@ impl Compiler<'_> {
         if let Some(basic_auth) = &spec.basic_auth {
             all.extend(self.basic_auth_condition(basic_auth, &format!("{field}.basic_auth"), ctx));
         }
+        if let Some(sample) = &spec.sample {
+            all.extend(self.sample_condition(sample, &format!("{field}.sample"), ctx));
+        }
         if let Some(statuses) = &spec.status {
             let at = format!("{field}.status");
             if ctx.phase == Phase::Request {

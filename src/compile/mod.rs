@@ -10,6 +10,7 @@ mod conditions;
 mod credentials;
 mod paths;
 mod ratelimit;
+mod sampling;
 mod templates;
 
 pub use templates::KNOWN_REFERENCES;

@@ -1,6 +1,7 @@
 //! Compiling `${…}` templates and the references they make.
 
 use super::{header_name, is_header_value, is_token, request_header_name, Compiler, RuleContext, HEADER_VALUE_RULE};
+use crate::encoding::Encoding;
 use crate::error::Phase;
 use crate::limits::MAX_TEMPLATE_BYTES;
 use crate::ruleset::{CaptureBinding, Expr, Group, HeaderMap, Piece, Slot, Template, View};
@@ -24,6 +25,23 @@ impl Compiler<'_> {
             return None;
         }
         self.header_template(text, field, ctx)
+    }
+
+    /// A `query` edit's value: percent-encoded when written, so a `|url` or `|path` encoding would encode twice.
+    pub(super) fn query_value_template(&mut self, text: &str, field: &str, ctx: &mut RuleContext) -> Option<Template> {
+        let template = self.template(text, field, ctx)?;
+        let twice = template.pieces.iter().find_map(|piece| match piece {
+            Piece::Encoded { encoding, .. } if encoding.percent_encodes() => Some(*encoding),
+            _ => None,
+        });
+        if let Some(encoding) = twice {
+            let message = format!(
+                "`|{encoding}`: query edits percent-encode the values they write, so this would encode twice; remove `|{encoding}`"
+            );
+            ctx.error(field, message);
+            return None;
+        }
+        Some(template)
     }
 
     pub(super) fn template(&mut self, text: &str, field: &str, ctx: &mut RuleContext) -> Option<Template> {
@@ -54,8 +72,12 @@ impl Compiler<'_> {
             match segment {
                 Segment::Text(text) => pieces.push(Piece::Text(text.into())),
                 Segment::Reference(reference) => {
-                    if let Some(piece) = self.reference(reference, field, ctx) {
-                        pieces.push(piece);
+                    let encoding = reference.encoding.map(Encoding::parse).transpose().unwrap_or_else(|message| {
+                        ctx.error(field, format!("`${{{}|…}}`: {message}", reference.name));
+                        None
+                    });
+                    if let Some(piece) = self.reference(reference.name, field, ctx) {
+                        pieces.push(encoded(piece, encoding));
                     }
                 }
             }
@@ -121,6 +143,15 @@ impl Compiler<'_> {
                 None
             }
         }
+    }
+}
+
+/// `piece` written with `encoding`: fixed text (`${env.…}`) is encoded once, here.
+fn encoded(piece: Piece, encoding: Option<Encoding>) -> Piece {
+    match (encoding, piece) {
+        (None, piece) => piece,
+        (Some(encoding), Piece::Text(text)) => Piece::Text(encoding.encode(&text).into()),
+        (Some(encoding), piece) => Piece::Encoded { encoding, inner: Box::new(Template { pieces: vec![piece] }) },
     }
 }
 

@@ -1,5 +1,6 @@
 //! Running a rule's actions: dispatch and header edits.
 
+use super::empty_values::rendered_empty;
 use super::{DeferredEdits, Host, Outcome, Run};
 use crate::error::Phase;
 use crate::ruleset::{Action, HeaderEdits, HeaderMap, Rule};
@@ -88,21 +89,33 @@ impl<'r, H: Host> Run<'r, '_, H> {
             }
         }
         let mut values = values.iter().map(|value| value.as_ref().map(AsRef::as_ref));
-        for (name, _) in &edits.set {
+        let which = map.key();
+        for (name, template) in &edits.set {
             if let Some(Some(value)) = values.next() {
-                self.set_header(map, name, value);
-            }
-        }
-        for (name, _) in &edits.set_if_absent {
-            if let Some(Some(value)) = values.next() {
-                if self.current_header(map, name).is_none() {
+                if rendered_empty(value, template) {
+                    self.leave_out(format_args!("set {which} header {name:?} rendered empty: removed instead"));
+                    self.remove_header(map, name);
+                } else {
                     self.set_header(map, name, value);
                 }
             }
         }
-        for (name, _) in &edits.add {
+        for (name, template) in &edits.set_if_absent {
             if let Some(Some(value)) = values.next() {
-                self.add_header(map, name, value);
+                if rendered_empty(value, template) {
+                    self.leave_out(format_args!("set_if_absent {which} header {name:?} rendered empty: left out"));
+                } else if self.current_header(map, name).is_none() {
+                    self.set_header(map, name, value);
+                }
+            }
+        }
+        for (name, template) in &edits.add {
+            if let Some(Some(value)) = values.next() {
+                if rendered_empty(value, template) {
+                    self.leave_out(format_args!("add {which} header {name:?} rendered empty: left out"));
+                } else {
+                    self.add_header(map, name, value);
+                }
             }
         }
         for name in &edits.remove {

@@ -1,5 +1,6 @@
 //! Running the actions that answer or change the URL: respond, redirect, rewrite, query edits.
 
+use super::empty_values::rendered_empty;
 use super::values::{authority_port, default_port, strip_port};
 use super::writes::unsendable;
 use super::{Host, Run};
@@ -13,8 +14,12 @@ impl<'r, H: Host> Run<'r, '_, H> {
     pub(super) fn respond(&mut self, rule: &Rule, response: &LocalResponse, captures: &[Option<String>]) -> bool {
         let mut headers: Vec<(&str, Cow<'_, str>)> = Vec::with_capacity(response.headers.len());
         for (name, template) in &response.headers {
-            if let Some(value) = self.render_header(rule, name, template, captures) {
-                headers.push((name, value));
+            match self.render_header(rule, name, template, captures) {
+                Some(value) if rendered_empty(&value, template) => {
+                    self.leave_out(format_args!("respond header {name:?} rendered empty: left out"));
+                }
+                Some(value) => headers.push((name, value)),
+                None => {}
             }
         }
         let body = self.render(&response.body, captures);

@@ -3,7 +3,7 @@
 use super::{Host, Run};
 use crate::ruleset::{Condition, Expr, Group, Test, View};
 use crate::trace::Miss;
-use crate::{cidr, claims, trace};
+use crate::{cidr, claims, sampling, trace};
 
 impl<'r, H: Host> Run<'r, '_, H> {
     pub(super) fn eval(&mut self, expr: &Expr, captures: &mut [Option<String>]) -> bool {
@@ -38,9 +38,14 @@ impl<'r, H: Host> Run<'r, '_, H> {
                     return None;
                 }
                 let reason = self.credential_miss(condition).unwrap_or_else(|| {
-                    let got = self
-                        .view(condition.slot, &condition.view)
-                        .map_or_else(|| "nothing".to_owned(), |v| trace::quote(&v));
+                    let value = self.view(condition.slot, &condition.view);
+                    let mut got = value.as_deref().map_or_else(|| "nothing".to_owned(), trace::quote);
+                    if let (Test::Sample { seed, .. }, Some(key)) =
+                        (&condition.test, value.as_deref().filter(|k| !k.is_empty()))
+                    {
+                        // Where the key fell, so a trace shows how far it is from the sample.
+                        got.push_str(&format!(" (at {}%)", sampling::as_percent(sampling::bucket(seed, key))));
+                    }
                     format!("got {got}, wanted {}", condition.wanted)
                 });
                 Some(Miss { field: condition.field.to_string(), reason, alternatives: Vec::new() })
@@ -66,6 +71,7 @@ impl<'r, H: Host> Run<'r, '_, H> {
 fn passes(condition: &Condition, value: Option<&str>, captures: &mut [Option<String>]) -> bool {
     match (&condition.test, value) {
         (Test::Present(want), value) => value.is_some() == *want,
+        (Test::Sample { buckets, seed }, value) => sampling::sampled(*buckets, seed, value),
         (_, None) => false,
         (Test::Matches(m), Some(value)) => match m.as_regex().filter(|_| !condition.captures.is_empty()) {
             Some(regex) => match regex.captures(value) {

@@ -9,6 +9,7 @@ mod actions;
 mod answers;
 mod conditions;
 mod credentials;
+mod empty_values;
 mod paths;
 mod ratelimit;
 mod templates;

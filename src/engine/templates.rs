@@ -27,6 +27,10 @@ impl<'r, H: Host> Run<'r, '_, H> {
                     Some(Some(text)) => push_capped(&mut out, text),
                     _ => true,
                 },
+                Piece::Encoded { encoding, inner } => {
+                    let value = self.render(inner, captures);
+                    push_capped(&mut out, &encoding.encode(&value))
+                }
             };
             if !room {
                 break;

@@ -62,6 +62,9 @@ pub struct EnvoyOptions {
     /// An HTTP filter entry used as it is, inline (what `rulefilter manifest --envoy` writes), instead of the
     /// one made from `plugin`.
     pub http_filter: Option<Value>,
+    /// A second listener that terminates TLS with this certificate and key (PEM files), as a gateway's HTTPS
+    /// listener does: requests through it carry `:scheme` `https`. Same routes and filters as the first.
+    pub https_listener: Option<ListenerTls>,
 }
 
 /// The listener's TLS: its certificate, and optionally the CA client certificates are verified against.
@@ -95,6 +98,7 @@ impl EnvoyOptions {
             filters_before: Vec::new(),
             tls: None,
             http_filter: None,
+            https_listener: None,
         }
     }
 
@@ -111,6 +115,12 @@ impl EnvoyOptions {
 
     pub fn tls(mut self, tls: ListenerTls) -> Self {
         self.tls = Some(tls);
+        self
+    }
+
+    /// Adds the HTTPS listener (see [`EnvoyOptions::https_listener`]).
+    pub fn https_listener(mut self, tls: ListenerTls) -> Self {
+        self.https_listener = Some(tls);
         self
     }
 
@@ -201,6 +211,8 @@ pub struct Envoy {
     pub dir: PathBuf,
     pub admin: SocketAddr,
     pub listener: SocketAddr,
+    /// The HTTPS listener, when [`EnvoyOptions::https_listener`] asked for one.
+    pub tls_listener: Option<SocketAddr>,
     plugin: Plugin,
     module: PathBuf,
     version: u32,
@@ -269,6 +281,7 @@ impl Envoy {
             dir,
             admin: unknown,
             listener: unknown,
+            tls_listener: None,
             plugin: options.plugin,
             module: options.module,
             version: 1,
@@ -290,9 +303,16 @@ impl Envoy {
                 let filter_applied =
                     options.wasm_filter && options.delivery == Delivery::Ecds && options.require_filter;
                 match envoy.ready_listener(filter_applied) {
-                    Ok(Some(listener)) => {
+                    Ok(Some(listener)) if options.https_listener.is_none() => {
                         envoy.listener = listener;
                         return Ok(envoy);
+                    }
+                    Ok(Some(listener)) => {
+                        if let Some(tls) = envoy.listener_port(TLS_LISTENER) {
+                            envoy.listener = listener;
+                            envoy.tls_listener = Some(tls);
+                            return Ok(envoy);
+                        }
                     }
                     Ok(None) => {}
                     Err(reason) => return Err(StartFailure { reason, exit: None, log: envoy.log() }),
@@ -318,12 +338,21 @@ impl Envoy {
         if ready.status != 200 {
             return Ok(None);
         }
-        let listeners = http::get(self.admin, "/listeners?format=json").ok();
-        let listeners: Option<Value> = listeners.and_then(|l| serde_json::from_str(&l.body).ok());
-        let port = listeners.as_ref().and_then(|l| {
-            l.get("listener_statuses")?.get(0)?.pointer("/local_address/socket_address/port_value")?.as_u64()
-        });
-        Ok(port.and_then(|p| u16::try_from(p).ok()).map(|p| SocketAddr::from(([127, 0, 0, 1], p))))
+        Ok(self.listener_port(MAIN_LISTENER))
+    }
+
+    /// The address of the listener `name`, once Envoy listens on it.
+    fn listener_port(&self, name: &str) -> Option<SocketAddr> {
+        let listeners = http::get(self.admin, "/listeners?format=json").ok()?;
+        let listeners: Value = serde_json::from_str(&listeners.body).ok()?;
+        let port = listeners
+            .get("listener_statuses")?
+            .as_array()?
+            .iter()
+            .find(|l| l.get("name").and_then(Value::as_str) == Some(name))?
+            .pointer("/local_address/socket_address/port_value")?
+            .as_u64()?;
+        u16::try_from(port).ok().map(|p| SocketAddr::from(([127, 0, 0, 1], p)))
     }
 
     /// How many ECDS updates of the filter Envoy applied and refused. (`config_reload` is no measure: Envoy 1.40
@@ -459,6 +488,9 @@ fn write_ecds(dir: &Path, resource_name: &str, filter: &Value, version: u32) -> 
     std::fs::rename(&temp, dir.join("ecds/filter.json"))
 }
 
+const MAIN_LISTENER: &str = "main";
+const TLS_LISTENER: &str = "main-tls";
+
 /// The routes send everything to the cluster `upstream`, except what a rule may steer to the cluster `second`
 /// by rewriting: the host `second.internal`, the header `x-route-to: second`, or a path under `/second/`.
 /// Routes are named, so rules can tell them apart by `xds.route_name` (the simulated proxy knows the same
@@ -544,6 +576,21 @@ fn bootstrap(options: &EnvoyOptions, http_filter: Option<Value>) -> Value {
             );
         }
     }
+    let listener = |name: &str, port: u16, tls: Option<&ListenerTls>| {
+        json!({
+            "name": name,
+            "address": {"socket_address": {"address": "127.0.0.1", "port_value": port}},
+            // Envoy sets SO_REUSEPORT by default (Linux): a second Envoy on a port in use would start and
+            // take part of the traffic. Without it the bind fails ("Address already in use") and Envoy exits.
+            "enable_reuse_port": false,
+            "listener_filters": listener_filters(tls),
+            "filter_chains": [filter_chain(tls, connection_manager.clone())],
+        })
+    };
+    let mut listeners = vec![listener(MAIN_LISTENER, options.port, options.tls.as_ref())];
+    if let Some(https) = &options.https_listener {
+        listeners.push(listener(TLS_LISTENER, 0, Some(https)));
+    }
     json!({
         // ECDS needs a node identity; this is the shape of an Istio sidecar's.
         // Node metadata as an Istio sidecar's carries it (a few of its keys), for `node.metadata.*`.
@@ -559,15 +606,7 @@ fn bootstrap(options: &EnvoyOptions, http_filter: Option<Value>) -> Value {
             .map(|(tag, regex)| json!({"tag_name": tag, "regex": regex}))
             .collect::<Vec<_>>()},
         "static_resources": {
-            "listeners": [{
-                "name": "main",
-                "address": {"socket_address": {"address": "127.0.0.1", "port_value": options.port}},
-                // Envoy sets SO_REUSEPORT by default (Linux): a second Envoy on a port in use would start and
-                // take part of the traffic. Without it the bind fails ("Address already in use") and Envoy exits.
-                "enable_reuse_port": false,
-                "listener_filters": listener_filters(options),
-                "filter_chains": [filter_chain(options, connection_manager)],
-            }],
+            "listeners": listeners,
             "clusters": [cluster("upstream", options.upstream), cluster("second", options.second_upstream)],
         },
     })
@@ -575,10 +614,8 @@ fn bootstrap(options: &EnvoyOptions, http_filter: Option<Value>) -> Value {
 
 /// The `tls_inspector` on a TLS listener: it reads the SNI (`connection.requested_server_name`) before the
 /// filter chain is chosen, as on every Istio listener.
-fn listener_filters(options: &EnvoyOptions) -> Vec<Value> {
-    options
-        .tls
-        .iter()
+fn listener_filters(tls: Option<&ListenerTls>) -> Vec<Value> {
+    tls.iter()
         .map(|_| {
             json!({"name": "envoy.filters.listener.tls_inspector", "typed_config": {
                 "@type": "type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector"}})
@@ -586,13 +623,13 @@ fn listener_filters(options: &EnvoyOptions) -> Vec<Value> {
         .collect()
 }
 
-/// The listener's one filter chain: the connection manager, over TLS when the options ask for it.
-fn filter_chain(options: &EnvoyOptions, connection_manager: Value) -> Value {
+/// A listener's one filter chain: the connection manager, over TLS when `tls` says so.
+fn filter_chain(tls: Option<&ListenerTls>, connection_manager: Value) -> Value {
     let mut chain = json!({"filters": [{
         "name": "envoy.filters.network.http_connection_manager",
         "typed_config": connection_manager,
     }]});
-    if let (Some(tls), Some(object)) = (&options.tls, chain.as_object_mut()) {
+    if let (Some(tls), Some(object)) = (tls, chain.as_object_mut()) {
         let mut common = json!({"tls_certificates": [{
             "certificate_chain": {"filename": tls.certificate_chain.to_string_lossy()},
             "private_key": {"filename": tls.private_key.to_string_lossy()},

@@ -14,10 +14,11 @@ use serde_json::Value;
 
 pub mod http2;
 pub mod pki;
+pub mod tls;
 pub mod websocket;
 
 pub use rulefilter::local::echo::{EchoUpstream, ReceivedRequest, Scripted};
-pub use rulefilter::local::envoy::{Delivery, Envoy, EnvoyOptions, Reload};
+pub use rulefilter::local::envoy::{Delivery, Envoy, EnvoyOptions, ListenerTls, Reload};
 pub use rulefilter::local::http::HttpResponse;
 use rulefilter::local::istio;
 pub use rulefilter::local::istio::Plugin;
@@ -208,16 +209,27 @@ impl ClientRequest {
 
     /// Sends it on a fresh connection and reads the whole response.
     pub fn send(&self, addr: SocketAddr) -> HttpResponse {
+        let stream = self.connect(addr);
+        self.exchange(stream, addr)
+    }
+
+    /// A fresh connection to `addr`, from [`Self::source`] if given.
+    pub fn connect(&self, addr: SocketAddr) -> TcpStream {
         let stream = connect(addr, self.source);
         stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        stream
+    }
+
+    /// Writes the request on `stream` (connected to `addr`) and reads the whole response.
+    pub fn exchange(&self, mut stream: impl std::io::Read + Write, addr: SocketAddr) -> HttpResponse {
         let host = self.host.clone().unwrap_or_else(|| addr.to_string());
         let mut text = format!("{} {} HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\n", self.method, self.target);
         for (name, value) in &self.headers {
             text.push_str(&format!("{name}: {value}\r\n"));
         }
         text.push_str("\r\n");
-        (&stream).write_all(text.as_bytes()).unwrap();
-        HttpResponse::read(&mut BufReader::new(&stream), self.method == "HEAD")
+        stream.write_all(text.as_bytes()).unwrap();
+        HttpResponse::read(&mut BufReader::new(stream), self.method == "HEAD")
             .unwrap_or_else(|| panic!("no response to {self:?}"))
     }
 }

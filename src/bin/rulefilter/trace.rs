@@ -365,6 +365,9 @@ fn report(rules_path: &Path, rules: &RuleSet, request: &Request, upstream: &Resp
             Event::RateLimit { key, verdict } => {
                 let _ = writeln!(out, "        rate limit (key {key}): {verdict}");
             }
+            Event::LeftOut(message) => {
+                let _ = writeln!(out, "        {message}");
+            }
         }
     }
     if !seen_response_phase && outcome.responded_locally {
