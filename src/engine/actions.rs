@@ -1,0 +1,122 @@
+//! Running a rule's actions: dispatch and header edits.
+
+use super::{DeferredEdits, Host, Outcome, Run};
+use crate::error::Phase;
+use crate::ruleset::{Action, HeaderEdits, HeaderMap, Rule};
+use crate::trace::Event;
+use std::borrow::Cow;
+
+impl<'r, H: Host> Run<'r, '_, H> {
+    pub(super) fn action(
+        &mut self,
+        rule: &'r Rule,
+        index: usize,
+        action_index: usize,
+        action: &'r Action,
+        captures: &[Option<String>],
+    ) -> Outcome {
+        match action {
+            Action::RequestHeaders(edits) => {
+                let values = self.render_edit_values(rule, edits, captures);
+                self.apply_edits(HeaderMap::Request, edits, &values);
+            }
+            Action::ResponseHeaders(edits) => {
+                let values = self.render_edit_values(rule, edits, captures);
+                match self.phase {
+                    Phase::Response => self.apply_edits(HeaderMap::Response, edits, &values),
+                    Phase::Request => {
+                        let dry_run = self.dry_run;
+                        let values = values.into_iter().map(|value| value.map(Cow::into_owned)).collect();
+                        self.state.deferred.push(DeferredEdits { rule: index, action: action_index, values, dry_run });
+                        self.record(|| Event::Deferred);
+                    }
+                }
+            }
+            Action::Respond(response) => {
+                if self.respond(rule, response, captures) {
+                    return Outcome::Responded;
+                }
+            }
+            Action::Redirect(redirect) => {
+                if self.redirect(rule, redirect, captures) {
+                    return Outcome::Responded;
+                }
+            }
+            Action::Rewrite(rewrite) => self.rewrite(rule, rewrite, captures),
+            Action::Query(edits) => self.edit_query(rule, edits, captures),
+            Action::Log { level, message } => {
+                // Rendered only when the line can be written (or a trace wants it).
+                let written = self.rules.logs(*level) && log::log_enabled!(*level);
+                if written || self.state.trace.is_some() {
+                    let message = self.render(message, captures).into_owned();
+                    self.log(*level, format_args!("{}: {message}", &*rule.name));
+                    self.record(|| Event::Logged { level: *level, message });
+                }
+            }
+        }
+        Outcome::Matched
+    }
+
+    /// The values of `set`, `set_if_absent` and `add`, in that order; `None` for a refused value. Fixed values
+    /// are borrowed from the rule, not copied.
+    fn render_edit_values<'t>(
+        &mut self,
+        rule: &Rule,
+        edits: &'t HeaderEdits,
+        captures: &[Option<String>],
+    ) -> Vec<Option<Cow<'t, str>>> {
+        edits
+            .set
+            .iter()
+            .chain(&edits.set_if_absent)
+            .chain(&edits.add)
+            .map(|(name, template)| self.render_header(rule, name, template, captures))
+            .collect()
+    }
+
+    pub(super) fn apply_edits(&mut self, map: HeaderMap, edits: &HeaderEdits, values: &[Option<impl AsRef<str>>]) {
+        for (from, to) in &edits.copy {
+            if let Some(value) = self.current_header(map, from) {
+                self.set_header(map, to, &value);
+            }
+        }
+        for (from, to) in &edits.rename {
+            if let Some(value) = self.current_header(map, from) {
+                self.set_header(map, to, &value);
+                self.remove_header(map, from);
+            }
+        }
+        let mut values = values.iter().map(|value| value.as_ref().map(AsRef::as_ref));
+        for (name, _) in &edits.set {
+            if let Some(Some(value)) = values.next() {
+                self.set_header(map, name, value);
+            }
+        }
+        for (name, _) in &edits.set_if_absent {
+            if let Some(Some(value)) = values.next() {
+                if self.current_header(map, name).is_none() {
+                    self.set_header(map, name, value);
+                }
+            }
+        }
+        for (name, _) in &edits.add {
+            if let Some(Some(value)) = values.next() {
+                self.add_header(map, name, value);
+            }
+        }
+        for name in &edits.remove {
+            self.remove_header(map, name);
+        }
+        if edits.needs_names() {
+            let mut names = self.host.header_names(map);
+            names.sort_unstable();
+            names.dedup();
+            for name in names.iter().filter(|n| !n.starts_with(':')) {
+                let by_prefix = edits.remove_prefix.iter().any(|p| name.starts_with(&**p));
+                if by_prefix || edits.remove_regex.iter().any(|r| r.is_match(name)) {
+                    self.remove_header(map, name);
+                }
+            }
+        }
+    }
+}

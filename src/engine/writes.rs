@@ -1,0 +1,148 @@
+//! Writing to the exchange: header edits and answers, kept visible to later rules.
+
+use super::{Host, Lookup, Run};
+use crate::compile::is_header_value;
+use crate::error::Phase;
+use crate::limits::{MAX_HEADER_VALUE_BYTES, MAX_RENDERED_BYTES};
+use crate::metrics;
+use crate::ruleset::{HeaderMap, Slot};
+use crate::trace::{Edit, Event, UrlChange};
+
+impl<'r, H: Host> Run<'r, '_, H> {
+    /// The slot of header `name` of `map`, if some rule reads it.
+    pub(super) fn header_slot(&self, map: HeaderMap, name: &str) -> Option<usize> {
+        self.rules.slots.iter().position(|s| matches!(s, Slot::Header(m, n) if *m == map && &**n == name))
+    }
+
+    /// Records the engine's own write so later rules in this exchange see it.
+    fn note_write(&mut self, map: HeaderMap, name: &str, write: Write<'_>) {
+        let slot = self.header_slot(map, name);
+        let indexes = match self.phase {
+            Phase::Request => &self.rules.request_index,
+            Phase::Response => &self.rules.response_index,
+        };
+        if slot.is_some_and(|slot| indexes.reads(slot)) {
+            self.state.writes = self.state.writes.wrapping_add(1);
+        }
+        let Some(cell) = slot.and_then(|slot| self.state.values.get_mut(slot)) else { return };
+        match write {
+            Write::Set(value) => *cell = Lookup::Present(value.to_owned()),
+            Write::Add(value) => match cell {
+                // A repeated header reads as its values joined with `,`.
+                Lookup::Present(current) => {
+                    current.push(',');
+                    current.push_str(value);
+                }
+                Lookup::Absent => *cell = Lookup::Present(value.to_owned()),
+                // Not read yet: the proxy will say, values it had included.
+                Lookup::NotFetched => {}
+            },
+            Write::Remove => *cell = Lookup::Absent,
+        }
+    }
+
+    pub(super) fn set_header(&mut self, map: HeaderMap, name: &str, value: &str) {
+        if self.dry_run {
+            return self.would(format!("set {} header {name:?} to {value:?}", map.key()));
+        }
+        self.write_header(map, name, value);
+        self.record(|| Event::Header { map, name: name.to_owned(), edit: Edit::Set(value.to_owned()) });
+    }
+
+    /// A `rewrite` or `query` action's new path or host; traced and dry-run as that action, not as a header.
+    pub(super) fn set_url(&mut self, change: UrlChange, value: &str) {
+        if self.dry_run {
+            return self.would(format!("{change} {value:?}"));
+        }
+        self.write_header(HeaderMap::Request, change.pseudo_header(), value);
+        self.record(|| Event::Url { change, value: value.to_owned() });
+    }
+
+    fn write_header(&mut self, map: HeaderMap, name: &str, value: &str) {
+        self.host.set_header(map, name, value);
+        self.note_write(map, name, Write::Set(value));
+    }
+
+    pub(super) fn add_header(&mut self, map: HeaderMap, name: &str, value: &str) {
+        if self.dry_run {
+            return self.would(format!("add {} header {name:?} with {value:?}", map.key()));
+        }
+        self.host.add_header(map, name, value);
+        self.note_write(map, name, Write::Add(value));
+        self.record(|| Event::Header { map, name: name.to_owned(), edit: Edit::Add(value.to_owned()) });
+    }
+
+    pub(super) fn remove_header(&mut self, map: HeaderMap, name: &str) {
+        if self.dry_run {
+            return self.would(format!("remove {} header {name:?}", map.key()));
+        }
+        self.host.remove_header(map, name);
+        self.note_write(map, name, Write::Remove);
+        self.record(|| Event::Header { map, name: name.to_owned(), edit: Edit::Remove });
+    }
+
+    /// Answers the client through the proxy; returns whether it accepted.
+    pub(super) fn send_response(&mut self, status: u16, headers: &[(&str, &str)], body: &str) -> bool {
+        if self.dry_run {
+            let what = match headers.iter().find(|(name, _)| *name == "location") {
+                Some((_, location)) => format!("redirect with {status} to {location:?}"),
+                None => format!("respond {status}"),
+            };
+            self.would(what);
+            return false;
+        }
+        let debug = self.rules.debug_header.as_deref().map(|name| (name, self.matched_rules()));
+        let with_debug: Vec<(&str, &str)>;
+        let headers = match &debug {
+            Some((name, value)) => {
+                with_debug = headers.iter().copied().chain([(*name, value.as_str())]).collect();
+                &with_debug
+            }
+            None => headers,
+        };
+        let sent = self.host.send_response(status, headers, body);
+        if sent {
+            self.host.count(metrics::DIRECT_RESPONSES);
+            self.record(|| Event::Responded {
+                status,
+                headers: headers.iter().map(|(n, v)| ((*n).to_owned(), (*v).to_owned())).collect(),
+                body: body.to_owned(),
+            });
+        }
+        sent
+    }
+}
+
+/// Why a rendered value cannot be sent as a header value, path or location; `None` if it can.
+pub(super) fn unsendable(value: &str) -> Option<String> {
+    if !is_header_value(value) {
+        Some("contains CR, LF or NUL".to_owned())
+    } else if value.len() > MAX_HEADER_VALUE_BYTES {
+        Some(format!("is over the {MAX_HEADER_VALUE_BYTES}-byte limit"))
+    } else {
+        None
+    }
+}
+
+/// Appends as much of `text` as fits under [`MAX_RENDERED_BYTES`], cutting at a character boundary; returns
+/// whether there is room left, so that one request's values cannot make a template render without bound.
+pub(super) fn push_capped(out: &mut String, text: &str) -> bool {
+    let room = MAX_RENDERED_BYTES.saturating_sub(out.len());
+    if text.len() <= room {
+        out.push_str(text);
+        return true;
+    }
+    let mut cut = room;
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    out.push_str(text.get(..cut).unwrap_or_default());
+    false
+}
+
+/// A write the engine made, to keep its view of the headers current.
+enum Write<'v> {
+    Set(&'v str),
+    Add(&'v str),
+    Remove,
+}
