@@ -61,6 +61,9 @@ pub struct CaseRequest {
     /// report them.
     #[serde(default = "default_source")]
     pub source: String,
+    /// The request body (sent with a `content-length`); none by default.
+    #[serde(default)]
+    pub body: String,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -99,6 +102,8 @@ pub struct Expect {
     /// Request headers the upstream must not receive.
     #[serde(default)]
     pub upstream_headers_absent: Vec<String>,
+    /// The request body the upstream receives.
+    pub upstream_body: Option<String>,
 }
 
 fn default_method() -> String {
@@ -128,6 +133,7 @@ pub struct UpstreamRequest {
     pub host: String,
     /// Without pseudo-headers and without `host`.
     pub headers: Headers,
+    pub body: String,
 }
 
 impl CaseFile {
@@ -175,13 +181,19 @@ pub fn case_file_beside(rules: &Path) -> PathBuf {
 impl CaseRequest {
     /// The request the simulated proxy receives: over plain HTTP, from port 40000 of `source`.
     pub fn to_request(&self) -> Request {
+        let mut headers = self.header_list();
+        // As the e2e client sends a body: with its length.
+        if !self.body.is_empty() && !headers.iter().any(|(n, _)| n == "content-length") {
+            headers.push(("content-length".into(), self.body.len().to_string()));
+        }
         Request {
             method: self.method.clone(),
             path: self.path.clone(),
             authority: self.host.clone(),
             scheme: "http".into(),
-            headers: self.header_list(),
+            headers,
             source: simulate::client_address(&self.source),
+            body: self.body.clone(),
         }
     }
 
@@ -214,6 +226,7 @@ pub fn simulate(rules: &RuleSet, case: &Case) -> Observed {
             path: pseudo(":path"),
             host: pseudo(":authority"),
             headers: headers.iter().filter(|(n, _)| !n.starts_with(':') && n != "host").cloned().collect(),
+            body: outcome.upstream_body.clone(),
         }
     });
     Observed {
@@ -252,7 +265,8 @@ pub fn check(expect: &Expect, observed: &Observed) -> Vec<String> {
     let upstream_expected = expect.upstream_path.is_some()
         || expect.upstream_host.is_some()
         || !expect.upstream_headers.is_empty()
-        || !expect.upstream_headers_absent.is_empty();
+        || !expect.upstream_headers_absent.is_empty()
+        || expect.upstream_body.is_some();
     match &observed.upstream {
         None if upstream_expected => differences.push("upstream: expected a request upstream, there was none".into()),
         None => {}
@@ -265,6 +279,11 @@ pub fn check(expect: &Expect, observed: &Observed) -> Vec<String> {
             if let Some(host) = &expect.upstream_host {
                 if upstream.host != *host {
                     differences.push(format!("upstream host: expected {host:?}, got {:?}", upstream.host));
+                }
+            }
+            if let Some(body) = &expect.upstream_body {
+                if upstream.body != *body {
+                    differences.push(format!("upstream body: expected {body:?}, got {:?}", upstream.body));
                 }
             }
             let (wanted, absent) = (&expect.upstream_headers, &expect.upstream_headers_absent);

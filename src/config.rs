@@ -10,6 +10,8 @@ use std::fmt;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 
+use crate::body::spec::BodyEditsSpec;
+
 /// A whole rules document. Rules are kept as raw values here so that each one is decoded on its own: one bad
 /// rule then yields its own error, named by index and name, instead of hiding the rules after it.
 #[derive(Debug, Default, Deserialize)]
@@ -49,6 +51,8 @@ pub struct RuleSpec {
     /// `dry_run`: when the rule matches, log and count what it would do, and change nothing.
     #[serde(default)]
     pub mode: Mode,
+    /// The rule reads its phase's body (docs/bodies.md): decided once the body has arrived, after `match`.
+    pub body: Option<crate::body::spec::BodySpec>,
 }
 
 /// Whether rules act or only say what they would do.
@@ -175,11 +179,24 @@ pub enum ActionSpec {
     Query(QueryEditsSpec),
     /// Write a line to the proxy's log.
     Log(LogSpec),
+    /// Change the request body (request phase only; docs/bodies.md).
+    RequestBody(BodyEditsSpec),
+    /// Change the response body (response phase only).
+    ResponseBody(BodyEditsSpec),
 }
 
 /// Every action name, in the order the reference lists them.
-pub const ACTION_NAMES: [&str; 7] =
-    ["request_headers", "response_headers", "respond", "redirect", "rewrite", "query", "log"];
+pub const ACTION_NAMES: [&str; 9] = [
+    "request_headers",
+    "response_headers",
+    "respond",
+    "redirect",
+    "rewrite",
+    "query",
+    "log",
+    "request_body",
+    "response_body",
+];
 
 /// The keys an action item may hold; exactly one is given. (serde_yaml reads enums only from YAML tags, so
 /// the single-key map form is decoded through this struct.)
@@ -193,6 +210,8 @@ struct ActionItem {
     rewrite: Option<RewriteSpec>,
     query: Option<QueryEditsSpec>,
     log: Option<LogSpec>,
+    request_body: Option<BodyEditsSpec>,
+    response_body: Option<BodyEditsSpec>,
 }
 
 impl<'de> Deserialize<'de> for ActionSpec {
@@ -206,6 +225,8 @@ impl<'de> Deserialize<'de> for ActionSpec {
             item.rewrite.map(|a| ("rewrite", ActionSpec::Rewrite(a))),
             item.query.map(|a| ("query", ActionSpec::Query(a))),
             item.log.map(|a| ("log", ActionSpec::Log(a))),
+            item.request_body.map(|a| ("request_body", ActionSpec::RequestBody(a))),
+            item.response_body.map(|a| ("response_body", ActionSpec::ResponseBody(a))),
         ]
         .into_iter()
         .flatten()

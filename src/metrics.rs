@@ -12,7 +12,7 @@
 //! becomes `rulefilter_rule_matches_total{plugin="default.edge",rule="block-admin",mode="enforce"}` in
 //! `/stats/prometheus`. The form is unambiguous for any rule name, dots included.
 
-use crate::ruleset::{Action, Rule, RuleSet};
+use crate::ruleset::{Action, HeaderMap, Rule, RuleSet};
 
 /// One counter of a compiled rule set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -102,6 +102,8 @@ impl Action {
             Action::Rewrite(_) => "rewrite",
             Action::Query(_) => "query",
             Action::Log { .. } => "log",
+            Action::Body { map: HeaderMap::Request, .. } => "request_body",
+            Action::Body { map: HeaderMap::Response, .. } => "response_body",
         }
     }
 }

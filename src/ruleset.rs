@@ -6,6 +6,7 @@
 
 use regex::Regex;
 
+use crate::body::rule::{BodyEdits, BodyRule};
 use crate::cidr::Cidr;
 use crate::error::Phase;
 use crate::index::PhaseIndex;
@@ -121,6 +122,9 @@ pub(crate) struct Rule {
     pub capture_cells: usize,
     /// The id of the rule's first counter (see [`crate::metrics`]).
     pub counter_base: u32,
+    /// For a rule that reads or writes its phase's body: what it needs of the body. `None` for every other
+    /// rule, which then costs nothing more per request.
+    pub body: Option<Box<BodyRule>>,
 }
 
 /// A tree of conditions. `Any`, `Not` and leaves keep the field path they were written at (`match.any`,
@@ -225,7 +229,15 @@ pub(crate) enum Action {
     Redirect(Redirect),
     Rewrite(Rewrite),
     Query(QueryEdits),
-    Log { level: log::Level, message: Template },
+    Log {
+        level: log::Level,
+        message: Template,
+    },
+    /// `request_body` / `response_body`: only in a rule with a [`Rule::body`], applied when the body is whole.
+    Body {
+        map: HeaderMap,
+        edits: BodyEdits,
+    },
 }
 
 /// Header changes; names are lower-case. Applied in field order.

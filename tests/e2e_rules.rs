@@ -57,6 +57,7 @@ fn run(envoy: &Envoy, upstream: &EchoUpstream, case: &Case) -> Observed {
     for (name, value) in case.request.header_list() {
         request = request.header(&name, &value);
     }
+    request = request.body(case.request.body.as_bytes());
     let response = request.send(envoy.listener);
     let received = upstream.received();
     assert!(received.len() <= 1, "{}: the upstream got {} requests", case.name, received.len());
@@ -65,6 +66,7 @@ fn run(envoy: &Envoy, upstream: &EchoUpstream, case: &Case) -> Observed {
         path: r.path,
         host: r.headers.iter().find(|(n, _)| n == "host").map(|(_, v)| v.clone()).unwrap_or_default(),
         headers: r.headers.into_iter().filter(|(n, _)| n != "host").collect(),
+        body: r.body,
     });
     Observed { status: response.status, headers: response.headers, body: response.body, upstream: upstream_request }
 }

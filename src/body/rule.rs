@@ -55,24 +55,43 @@ pub enum FieldTest {
     Present(bool),
 }
 
-/// A body read once for every rule that tests it: the JSON is parsed on first need.
-#[derive(Debug)]
-pub struct ReadBody<'b> {
-    bytes: &'b [u8],
+/// A whole body, read once from the proxy for every rule that waits for it: its JSON is parsed on first need
+/// and again only after an edit.
+#[derive(Debug, Default)]
+pub struct HeldBody {
+    bytes: Vec<u8>,
     json: Option<Option<Value>>,
+    /// An edit changed it: the proxy must be given the new body.
+    changed: bool,
 }
 
-impl<'b> ReadBody<'b> {
-    pub fn new(bytes: &'b [u8]) -> Self {
-        ReadBody { bytes, json: None }
+impl HeldBody {
+    pub fn new(bytes: Vec<u8>) -> Self {
+        HeldBody { bytes, json: None, changed: false }
     }
 
-    pub fn bytes(&self) -> &'b [u8] {
-        self.bytes
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// Whether an edit changed the body since it was read.
+    pub fn changed(&self) -> bool {
+        self.changed
     }
 
     fn json(&mut self) -> Option<&Value> {
-        self.json.get_or_insert_with(|| json::parse(self.bytes)).as_ref()
+        let bytes = &self.bytes;
+        self.json.get_or_insert_with(|| json::parse(bytes)).as_ref()
+    }
+
+    /// Applies `edits` (see [`BodyEdits::apply`]).
+    pub fn edit(&mut self, edits: &BodyEdits, max_len: usize) -> Applied {
+        let applied = edits.apply(&mut self.bytes, max_len);
+        if applied.changed {
+            self.changed = true;
+            self.json = None;
+        }
+        applied
     }
 }
 
@@ -83,7 +102,7 @@ impl BodyRule {
     }
 
     /// `Ok` when every test holds of `body`; otherwise the first that fails, with why (for traces).
-    pub fn check(&self, body: &mut ReadBody<'_>) -> Result<(), (String, String)> {
+    pub fn check(&self, body: &mut HeldBody) -> Result<(), (String, String)> {
         for test in &self.tests {
             if let Err(reason) = test.check(body) {
                 return Err((test.field.to_string(), reason));
@@ -94,7 +113,7 @@ impl BodyRule {
 }
 
 impl BodyTest {
-    fn check(&self, body: &mut ReadBody<'_>) -> Result<(), String> {
+    fn check(&self, body: &mut HeldBody) -> Result<(), String> {
         let holds = match &self.kind {
             BodyTestKind::Contains(needle) => text::find(body.bytes(), needle.as_bytes()).is_some(),
             BodyTestKind::Regex(regex) => regex.is_match(&text::as_text(body.bytes())),
@@ -201,6 +220,10 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn held(bytes: &[u8]) -> HeldBody {
+        HeldBody::new(bytes.to_vec())
+    }
+
     fn rule(tests: Vec<BodyTest>) -> BodyRule {
         BodyRule { content_types: vec!["application/json".into()], max_bytes: 100, over_limit: OverLimit::Pass, tests }
     }
@@ -217,17 +240,17 @@ mod tests {
     fn json_fields_are_tested_by_pointer() {
         let admin =
             rule(vec![json_test("/user/role", FieldTest::Matches(CompiledMatch::exact("admin", false)), false)]);
-        assert_eq!(admin.check(&mut ReadBody::new(br#"{"user":{"role":"admin"}}"#)), Ok(()));
-        let (field, reason) = admin.check(&mut ReadBody::new(br#"{"user":{"role":"viewer"}}"#)).unwrap_err();
+        assert_eq!(admin.check(&mut held(br#"{"user":{"role":"admin"}}"#)), Ok(()));
+        let (field, reason) = admin.check(&mut held(br#"{"user":{"role":"viewer"}}"#)).unwrap_err();
         assert_eq!(
             (field.as_str(), reason.as_str()),
             ("body.json./user/role", r#"got "viewer", wanted exact "admin""#)
         );
-        let (_, reason) = admin.check(&mut ReadBody::new(b"role=admin")).unwrap_err();
+        let (_, reason) = admin.check(&mut held(b"role=admin")).unwrap_err();
         assert_eq!(reason, "the body is not JSON");
         let absent = rule(vec![json_test("/debug", FieldTest::Present(false), false)]);
-        assert_eq!(absent.check(&mut ReadBody::new(br#"{"a":1}"#)), Ok(()));
-        assert!(absent.check(&mut ReadBody::new(br#"{"debug":false}"#)).is_err());
+        assert_eq!(absent.check(&mut held(br#"{"a":1}"#)), Ok(()));
+        assert!(absent.check(&mut held(br#"{"debug":false}"#)).is_err());
     }
 
     #[test]
@@ -243,9 +266,9 @@ mod tests {
             kind: BodyTestKind::Regex(Regex::new("[0-9]{4}-[0-9]{4}").unwrap()),
         };
         let both = rule(vec![contains, regex]);
-        assert_eq!(both.check(&mut ReadBody::new(b"x DROP card 1234-5678 y")), Ok(()));
-        assert_eq!(both.check(&mut ReadBody::new(b"x card 1234-5678")).unwrap_err().0, "body.contains");
-        assert_eq!(both.check(&mut ReadBody::new(b"DROP card")).unwrap_err().0, "body.regex");
+        assert_eq!(both.check(&mut held(b"x DROP card 1234-5678 y")), Ok(()));
+        assert_eq!(both.check(&mut held(b"x card 1234-5678")).unwrap_err().0, "body.contains");
+        assert_eq!(both.check(&mut held(b"DROP card")).unwrap_err().0, "body.regex");
     }
 
     #[test]

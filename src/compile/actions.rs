@@ -55,6 +55,16 @@ impl Compiler<'_> {
                     self.query_edits(edits, &field, ctx).map(Action::Query)
                 }
                 ActionSpec::Log(log) => self.log(log, &format!("actions[{i}].log"), ctx),
+                ActionSpec::RequestBody(edits) => {
+                    let field = format!("actions[{i}].request_body");
+                    self.body_edits(edits, HeaderMap::Request, &field, ctx)
+                        .map(|edits| Action::Body { map: HeaderMap::Request, edits })
+                }
+                ActionSpec::ResponseBody(edits) => {
+                    let field = format!("actions[{i}].response_body");
+                    self.body_edits(edits, HeaderMap::Response, &field, ctx)
+                        .map(|edits| Action::Body { map: HeaderMap::Response, edits })
+                }
             };
             actions.extend(action);
         }

@@ -5,6 +5,7 @@
 
 mod actions;
 mod answers;
+mod body;
 mod conditions;
 mod templates;
 
@@ -241,6 +242,7 @@ impl Compiler<'_> {
             );
         }
         let actions = self.actions(&spec.actions, &mut ctx);
+        let body = self.rule_body(&spec, &mut ctx);
         if let Some(expr) = &mut when {
             attach_captures(expr, &mut ctx.bindings);
         }
@@ -260,6 +262,7 @@ impl Compiler<'_> {
             dry_run,
             capture_cells: ctx.capture_cells,
             counter_base: 0,
+            body,
         })
     }
 

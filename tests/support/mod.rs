@@ -171,11 +171,25 @@ pub struct ClientRequest {
     pub headers: Vec<(String, String)>,
     /// The local address to connect from (any 127.0.0.0/8 address works on Linux); `None`: the system's choice.
     pub source: Option<IpAddr>,
+    /// Sent with a `content-length`; none for an empty body.
+    pub body: Vec<u8>,
 }
 
 impl ClientRequest {
     pub fn new(method: &str, target: &str) -> Self {
-        ClientRequest { method: method.into(), target: target.into(), host: None, headers: Vec::new(), source: None }
+        ClientRequest {
+            method: method.into(),
+            target: target.into(),
+            host: None,
+            headers: Vec::new(),
+            source: None,
+            body: Vec::new(),
+        }
+    }
+
+    pub fn body(mut self, body: &[u8]) -> Self {
+        self.body = body.to_vec();
+        self
     }
 
     pub fn host(mut self, host: &str) -> Self {
@@ -202,8 +216,12 @@ impl ClientRequest {
         for (name, value) in &self.headers {
             text.push_str(&format!("{name}: {value}\r\n"));
         }
+        if !self.body.is_empty() {
+            text.push_str(&format!("content-length: {}\r\n", self.body.len()));
+        }
         text.push_str("\r\n");
         (&stream).write_all(text.as_bytes()).unwrap();
+        (&stream).write_all(&self.body).unwrap();
         HttpResponse::read(&mut BufReader::new(&stream), self.method == "HEAD")
             .unwrap_or_else(|| panic!("no response to {self:?}"))
     }
