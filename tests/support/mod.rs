@@ -209,6 +209,11 @@ impl ClientRequest {
 
     /// Sends it on a fresh connection and reads the whole response.
     pub fn send(&self, addr: SocketAddr) -> HttpResponse {
+        self.send_in_pieces(addr, usize::MAX, Duration::ZERO)
+    }
+
+    /// [`Self::send`] with the body written `piece` bytes at a time, `pause` apart (a slow client).
+    pub fn send_in_pieces(&self, addr: SocketAddr, piece: usize, pause: Duration) -> HttpResponse {
         let stream = connect(addr, self.source);
         stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         let host = self.host.clone().unwrap_or_else(|| addr.to_string());
@@ -221,7 +226,12 @@ impl ClientRequest {
         }
         text.push_str("\r\n");
         (&stream).write_all(text.as_bytes()).unwrap();
-        (&stream).write_all(&self.body).unwrap();
+        for (i, chunk) in self.body.chunks(piece.max(1)).enumerate() {
+            if i > 0 {
+                std::thread::sleep(pause);
+            }
+            (&stream).write_all(chunk).unwrap();
+        }
         HttpResponse::read(&mut BufReader::new(&stream), self.method == "HEAD")
             .unwrap_or_else(|| panic!("no response to {self:?}"))
     }
