@@ -19,6 +19,8 @@ const DOCUMENTS: &[(&str, &str)] = &[
     ("rules/errors.yaml", include_str!("../../rules/errors.yaml")),
     ("rules/header-hygiene.yaml", include_str!("../../rules/header-hygiene.yaml")),
     ("rules/hello.yaml", include_str!("../../rules/hello.yaml")),
+    ("rules/html-fixup.yaml", include_str!("../../rules/html-fixup.yaml")),
+    ("rules/json-guard.yaml", include_str!("../../rules/json-guard.yaml")),
     ("rules/legacy-redirects.yaml", include_str!("../../rules/legacy-redirects.yaml")),
     ("rules/maintenance.yaml", include_str!("../../rules/maintenance.yaml")),
     ("rules/security-headers.yaml", include_str!("../../rules/security-headers.yaml")),
@@ -27,6 +29,7 @@ const DOCUMENTS: &[(&str, &str)] = &[
     ("tests/cases/dry-run-document.yaml", include_str!("../../tests/cases/dry-run-document.yaml")),
     ("fuzz/documents/nasty.yaml", include_str!("../documents/nasty.yaml")),
     ("fuzz/documents/indexed.yaml", include_str!("../documents/indexed.yaml")),
+    ("fuzz/documents/bodies.yaml", include_str!("../documents/bodies.yaml")),
 ];
 
 /// Headers the rules write, copy or remove without reading them as conditions.
@@ -49,6 +52,9 @@ const VALUES: &[&str] = &[
     "application/vnd.example.v2+json", "application/json", "text/html", "OldClient/1.0", "Googlebot", "utm_source=x",
     "api-version=2", "x@y", "admin", "z", "deep=1", "?q=", "c=", "/API/V2/users", "/v2/", "/SHOP", "/old/",
     "shop.example.com:8443", "app.example.org", "Canary", "dbg-", "s-", "session=s-", "/form", "/Admin/x", "z=admin",
+    "/api/users", "{\"user\":{\"role\":\"admin\",\"id\":1}}", "{", "}", "[", "]", "\"", ":", "\\u0000", "1e999",
+    "<body>", "http://internal.example.local", "text/event-stream", "application/grpc", "websocket", "~1", "/-",
+    "application/problem+json; charset=utf-8",
 ];
 
 #[derive(Arbitrary, Debug)]
@@ -89,6 +95,8 @@ struct Exchange {
     huge: Rarely,
     status: u16,
     response_headers: Vec<(Name, Vec<Part>)>,
+    request_body: Vec<Part>,
+    response_body: Vec<Part>,
 }
 
 /// Sizes spread over orders of magnitude: a size is a power of two.
@@ -221,13 +229,15 @@ fuzz_target!(|exchange: Exchange| {
         scheme: build.text(&exchange.scheme),
         headers,
         source,
+        body: build.text(&exchange.request_body),
     };
+    let response_headers = build.headers(&exchange.response_headers);
     let mut upstream =
-        Response { status: exchange.status, headers: build.headers(&exchange.response_headers), body: String::new() };
+        Response { status: exchange.status, headers: response_headers, body: build.text(&exchange.response_body) };
     match &exchange.huge.0 {
         Some(Huge::Value { place, fragment, log2 }) => {
             let value = build.long(fragment, 1 << (log2 % 17));
-            match place % 6 {
+            match place % 8 {
                 0 => request.path.push_str(&value),
                 1 => request.authority.push_str(&value),
                 2 => request.headers.push(("cookie".into(), value)),
@@ -236,7 +246,9 @@ fuzz_target!(|exchange: Exchange| {
                     Some((_, first)) => first.push_str(&value),
                     None => request.headers.push(("x-huge".into(), value)),
                 },
-                _ => upstream.headers.push(("location".into(), value)),
+                5 => upstream.headers.push(("location".into(), value)),
+                6 => request.body.push_str(&value),
+                _ => upstream.body.push_str(&value),
             }
         }
         Some(Huge::Repeated { name, value, log2 }) => {
