@@ -8,7 +8,7 @@ mod support;
 use std::time::Duration;
 
 use support::http2;
-use support::{echo, options, start, ClientRequest, EchoUpstream, Envoy, Plugin};
+use support::{echo, options, options_for, start, ClientRequest, EchoUpstream, Envoy, Plugin};
 
 const DOCUMENT: &str = r#"
 request:
@@ -155,4 +155,35 @@ fn bodies_are_judged_edited_and_bounded_over_http1_and_http2() {
             assert_eq!(length.parse::<usize>().unwrap(), unedited.body.len(), "{}", at("big content-length"));
         }
     }
+}
+
+/// Body rules that would read and edit anything (`*/*`) leave a gRPC call alone: its messages and trailers
+/// pass untouched, never held.
+#[test]
+fn a_grpc_call_passes_untouched_through_body_rules() {
+    let document = r#"
+request:
+  - name: any-request-body
+    body: {content_types: ["*/*"]}
+    actions: [{request_body: {set: "replaced"}}]
+response:
+  - name: any-response-body
+    body: {content_types: ["*/*"]}
+    actions: [{response_body: {set: "replaced"}}]
+"#;
+    let upstream = http2::H2Upstream::start();
+    let document: serde_yaml::Value = serde_yaml::from_str(document).unwrap();
+    let plugin = Plugin::new("grpc-bodies", Some(support::document_json(&document)));
+    let envoy = start(options_for(plugin, upstream.addr).use_client_protocol(true));
+    let message = [0x0a, 0x03, b'a', b'b', b'c', 0xff];
+    let headers = [("content-type", "application/grpc"), ("te", "trailers")];
+    let response =
+        http2::request(envoy.listener, "POST", "/grpc.test.Echo/Say", &headers, &http2::grpc_frame(&message));
+    assert_eq!(response.status, 200, "{response:?}");
+    assert_eq!(response.body, http2::grpc_frame(&[b"reply to ".as_slice(), &message].concat()), "{response:?}");
+    assert!(response.trailers.as_ref().is_some_and(|t| t.iter().any(|(n, v)| n == "grpc-status" && v == "0")));
+    assert_eq!(upstream.received.only().body, http2::grpc_frame(&message), "the request message arrives as sent");
+    // The same rules do edit an ordinary body over the same proxy.
+    let plain = http2::request(envoy.listener, "POST", "/x", &[("content-type", "text/plain")], b"original");
+    assert_eq!(plain.body, b"replaced", "{plain:?}");
 }
