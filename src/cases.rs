@@ -98,6 +98,9 @@ pub struct CaseRequest {
     /// The issuer of the file's `jwt_authn`, copied here when the file is read.
     #[serde(skip)]
     pub jwt_issuer: Option<String>,
+    /// The request body (sent with a `content-length`); none by default.
+    #[serde(default)]
+    pub body: String,
 }
 
 /// The scheme a case's request arrives with.
@@ -155,6 +158,8 @@ pub struct Expect {
     /// Request headers the upstream must not receive.
     #[serde(default)]
     pub upstream_headers_absent: Vec<String>,
+    /// The request body the upstream receives.
+    pub upstream_body: Option<String>,
 }
 
 /// The value a header must have: one value, or a list for a repeated header. Compared as HTTP combines a
@@ -205,6 +210,7 @@ pub struct UpstreamRequest {
     pub host: String,
     /// Without pseudo-headers and without `host`.
     pub headers: Headers,
+    pub body: String,
 }
 
 impl CaseFile {
@@ -284,15 +290,21 @@ pub fn case_file_beside(rules: &Path) -> PathBuf {
 impl CaseRequest {
     /// The request the simulated proxy receives, from port 40000 of `source`.
     pub fn to_request(&self) -> Request {
+        let mut headers = self.header_list();
+        // As the e2e client sends a body: with its length.
+        if !self.body.is_empty() && !headers.iter().any(|(n, _)| n == "content-length") {
+            headers.push(("content-length".into(), self.body.len().to_string()));
+        }
         Request {
             method: self.method.clone(),
             path: self.path.clone(),
             authority: self.host.clone(),
             scheme: self.scheme.as_str().into(),
-            headers: self.header_list(),
+            headers,
             source: simulate::client_address(&self.source),
             attributes: Vec::new(),
             jwt_issuer: self.jwt_issuer.clone(),
+            body: self.body.clone(),
         }
     }
 
@@ -361,6 +373,7 @@ fn observed(outcome: simulate::Outcome) -> Observed {
             path: pseudo(":path"),
             host: pseudo(":authority"),
             headers: headers.iter().filter(|(n, _)| !n.starts_with(':') && n != "host").cloned().collect(),
+            body: outcome.upstream_body.clone(),
         }
     });
     Observed {
@@ -399,7 +412,8 @@ pub fn check(expect: &Expect, observed: &Observed) -> Vec<String> {
     let upstream_expected = expect.upstream_path.is_some()
         || expect.upstream_host.is_some()
         || !expect.upstream_headers.is_empty()
-        || !expect.upstream_headers_absent.is_empty();
+        || !expect.upstream_headers_absent.is_empty()
+        || expect.upstream_body.is_some();
     match &observed.upstream {
         None if upstream_expected => differences.push("upstream: expected a request upstream, there was none".into()),
         None => {}
@@ -412,6 +426,11 @@ pub fn check(expect: &Expect, observed: &Observed) -> Vec<String> {
             if let Some(host) = &expect.upstream_host {
                 if upstream.host != *host {
                     differences.push(format!("upstream host: expected {host:?}, got {:?}", upstream.host));
+                }
+            }
+            if let Some(body) = &expect.upstream_body {
+                if upstream.body != *body {
+                    differences.push(format!("upstream body: expected {body:?}, got {:?}", upstream.body));
                 }
             }
             let (wanted, absent) = (&expect.upstream_headers, &expect.upstream_headers_absent);

@@ -10,6 +10,7 @@ use std::fmt;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 
+use crate::body::spec::BodyEditsSpec;
 use crate::json::Json;
 
 /// A whole rules document. Rules are kept as raw values here so that each one is decoded on its own: one bad
@@ -51,6 +52,8 @@ pub struct RuleSpec {
     /// `dry_run`: when the rule matches, log and count what it would do, and change nothing.
     #[serde(default)]
     pub mode: Mode,
+    /// The rule reads its phase's body (docs/bodies.md): decided once the body has arrived, after `match`.
+    pub body: Option<crate::body::spec::BodySpec>,
 }
 
 /// Whether rules act or only say what they would do.
@@ -216,11 +219,25 @@ pub enum ActionSpec {
     Log(LogSpec),
     /// Limit requests per key, in buckets every worker of the proxy shares (request phase only).
     RateLimit(RateLimitSpec),
+    /// Change the request body (request phase only; docs/bodies.md).
+    RequestBody(BodyEditsSpec),
+    /// Change the response body (response phase only).
+    ResponseBody(BodyEditsSpec),
 }
 
 /// Every action name, in the order the reference lists them.
-pub const ACTION_NAMES: [&str; 8] =
-    ["request_headers", "response_headers", "respond", "redirect", "rewrite", "query", "log", "rate_limit"];
+pub const ACTION_NAMES: [&str; 10] = [
+    "request_headers",
+    "response_headers",
+    "respond",
+    "redirect",
+    "rewrite",
+    "query",
+    "log",
+    "rate_limit",
+    "request_body",
+    "response_body",
+];
 
 /// The keys an action item may hold; exactly one is given. (The single-key map form is decoded through
 /// this struct, so a wrong key is named and its problems get their paths like any other field's.)
@@ -235,6 +252,8 @@ struct ActionItem {
     query: Option<QueryEditsSpec>,
     log: Option<LogSpec>,
     rate_limit: Option<RateLimitSpec>,
+    request_body: Option<BodyEditsSpec>,
+    response_body: Option<BodyEditsSpec>,
 }
 
 impl<'de> Deserialize<'de> for ActionSpec {
@@ -249,6 +268,8 @@ impl<'de> Deserialize<'de> for ActionSpec {
             item.query.map(|a| ("query", ActionSpec::Query(a))),
             item.log.map(|a| ("log", ActionSpec::Log(a))),
             item.rate_limit.map(|a| ("rate_limit", ActionSpec::RateLimit(a))),
+            item.request_body.map(|a| ("request_body", ActionSpec::RequestBody(a))),
+            item.response_body.map(|a| ("response_body", ActionSpec::ResponseBody(a))),
         ]
         .into_iter()
         .flatten()

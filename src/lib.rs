@@ -7,6 +7,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing))]
 
 pub mod attributes;
+pub mod body;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod cases;
 pub mod cidr;

@@ -48,3 +48,12 @@ pub const MAX_DOCUMENT_DEPTH: usize = 4 + 2 * MAX_NESTING + 2 + 2;
 /// Kubernetes objects wraps a rules document in `spec.pluginConfig`, and other objects, a CRD's schema say,
 /// nest deeper than rules do). serde_yaml's own recursion limit is 128, so nothing deeper could be read anyway.
 pub const MAX_FILE_DEPTH: usize = 128;
+
+/// Bytes of body a body rule holds when its document says nothing (`body.max_bytes`): enough for a JSON API
+/// call or a small page, small enough that holding it in every worker for many requests at once is cheap.
+pub const DEFAULT_BODY_BYTES: usize = 8 * 1024;
+
+/// Most bytes of body a rule may hold (`body.max_bytes`), and the most an edit may make a body grow to. It
+/// equals Envoy's default `per_connection_buffer_limit_bytes` (1 MiB): past its own limit Envoy itself answers
+/// 413 (request) or 500 (response) to a message a filter holds, so a larger value would never be reached.
+pub const MAX_BODY_HOLD_BYTES: usize = 1024 * 1024;

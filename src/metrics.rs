@@ -12,7 +12,7 @@
 //! becomes `rulefilter_rule_matches_total{plugin="default.edge",rule="block-admin",mode="enforce"}` in
 //! `/stats/prometheus`. The form is unambiguous for any rule name, dots included.
 
-use crate::ruleset::{Action, Rule, RuleSet};
+use crate::ruleset::{Action, HeaderMap, Rule, RuleSet};
 
 /// One counter of a compiled rule set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -120,6 +120,8 @@ impl Action {
             Action::Query(_) => "query",
             Action::Log { .. } => "log",
             Action::RateLimit(_) => "rate_limit",
+            Action::Body { map: HeaderMap::Request, .. } => "request_body",
+            Action::Body { map: HeaderMap::Response, .. } => "response_body",
         }
     }
 }

@@ -7,6 +7,7 @@
 use regex::Regex;
 
 use crate::attributes::{Property, SpiffePart};
+use crate::body::rule::{BodyEdits, BodyRule};
 use crate::cidr::Cidr;
 use crate::encoding::Encoding;
 use crate::error::Phase;
@@ -141,6 +142,9 @@ pub(crate) struct Rule {
     pub capture_cells: usize,
     /// The id of the rule's first counter (see [`crate::metrics`]).
     pub counter_base: u32,
+    /// For a rule that reads or writes its phase's body: what it needs of the body. `None` for every other
+    /// rule, which then costs nothing more per request.
+    pub body: Option<Box<BodyRule>>,
 }
 
 /// A tree of conditions. `Any`, `Not` and leaves keep the field path they were written at (`match.any`,
@@ -267,8 +271,16 @@ pub(crate) enum Action {
     Redirect(Redirect),
     Rewrite(Rewrite),
     Query(QueryEdits),
-    Log { level: log::Level, message: Template },
+    Log {
+        level: log::Level,
+        message: Template,
+    },
     RateLimit(RateLimit),
+    /// `request_body` / `response_body`: only in a rule with a [`Rule::body`], applied when the body is whole.
+    Body {
+        map: HeaderMap,
+        edits: BodyEdits,
+    },
 }
 
 /// A `rate_limit` action: which bucket a request counts against, and the rule's table of buckets.

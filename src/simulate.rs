@@ -5,7 +5,9 @@
 //! manager does by default, and touching a header map outside its phase is recorded as a host error (Envoy
 //! answers such calls with an error status).
 
+use crate::body::limit;
 use crate::engine::{Flow, Host, RequestState};
+use crate::error::Phase;
 use crate::metrics::CounterId;
 use crate::ratelimit::{MemoryData, SharedData};
 use crate::ruleset::{HeaderMap, RuleSet};
@@ -34,6 +36,8 @@ pub struct Request {
     /// The issuer a `jwt_authn` filter in front verifies tokens of (Istio's `RequestAuthentication`); see
     /// [`crate::simulate::jwt_authn`].
     pub jwt_issuer: Option<String>,
+    /// The request body (empty: none).
+    pub body: String,
 }
 
 impl Request {
@@ -47,6 +51,7 @@ impl Request {
             source: "127.0.0.1:50000".into(),
             attributes: Vec::new(),
             jwt_issuer: None,
+            body: String::new(),
         }
     }
 
@@ -59,6 +64,11 @@ impl Request {
     /// Puts a `jwt_authn` filter verifying tokens of `issuer` in front of the rules.
     pub fn jwt_issuer(mut self, issuer: &str) -> Self {
         self.jwt_issuer = Some(issuer.into());
+        self
+    }
+
+    pub fn body(mut self, body: &str) -> Self {
+        self.body = body.into();
         self
     }
 
@@ -116,6 +126,8 @@ impl Response {
 pub struct Outcome {
     /// The request headers the upstream received (pseudo-headers included), or `None` if it was not called.
     pub upstream_request: Option<Headers>,
+    /// The request body the upstream received (empty if it was not called).
+    pub upstream_body: String,
     /// What the client received.
     pub response: Response,
     /// Whether a rule made the response (in either phase).
@@ -189,6 +201,7 @@ fn exchange(
             Err(refusal) => {
                 return Outcome {
                     upstream_request: None,
+                    upstream_body: String::new(),
                     response: refusal,
                     responded_locally: false,
                     host_errors: Vec::new(),
@@ -198,7 +211,11 @@ fn exchange(
             }
         }
     }
-    if rules.on_request_headers(&mut state, &mut host) == Flow::Responded {
+    let mut flow = rules.on_request_headers(&mut state, &mut host);
+    if flow == Flow::Continue {
+        flow = body_phase(rules, &mut state, &mut host, Phase::Request);
+    }
+    if flow == Flow::Responded {
         // Envoy passes the filter's own answer through the filter's response callback, as any response.
         let local = host.local.take().unwrap_or_else(Response::ok);
         host.phase = Some(HeaderMap::Response);
@@ -210,6 +227,7 @@ fn exchange(
         let response = Response { status: local.status, headers, body: local.body };
         return Outcome {
             upstream_request: None,
+            upstream_body: String::new(),
             response,
             responded_locally: true,
             host_errors: host.errors,
@@ -218,27 +236,51 @@ fn exchange(
         };
     }
     let upstream_request = host.request.clone();
+    let upstream_body = String::from_utf8_lossy(&host.request_body).into_owned();
     host.phase = Some(HeaderMap::Response);
     let mut response_headers = vec![(":status".to_owned(), upstream.status.to_string())];
     response_headers.extend(upstream.headers.iter().cloned());
     host.response = response_headers;
-    let flow = rules.on_response_headers(&mut state, &mut host);
+    host.response_body = upstream.body.clone().into_bytes();
+    let mut flow = rules.on_response_headers(&mut state, &mut host);
+    if flow == Flow::Continue {
+        flow = body_phase(rules, &mut state, &mut host, Phase::Response);
+    }
     let response = match host.local.take() {
         Some(local) if flow == Flow::Responded => local,
         _ => {
             let status = first(&host.response, ":status").and_then(|s| s.parse().ok()).unwrap_or(upstream.status);
             let headers = host.response.iter().filter(|(n, _)| !n.starts_with(':')).cloned().collect();
-            Response { status, headers, body: upstream.body.clone() }
+            Response { status, headers, body: String::from_utf8_lossy(&host.response_body).into_owned() }
         }
     };
     Outcome {
         upstream_request: Some(upstream_request),
+        upstream_body,
         response,
         responded_locally: flow == Flow::Responded,
         host_errors: host.errors,
         trace: state.into_trace(),
         counted: host.counted,
     }
+}
+
+/// The body phase as Envoy runs it: only when a rule waits for the body, which arrives whole (or, longer than
+/// the rules hold, is passed on unread).
+fn body_phase(rules: &RuleSet, state: &mut RequestState, host: &mut SimulatedHost, phase: Phase) -> Flow {
+    let Some(hold) = state.body_hold(phase) else { return Flow::Continue };
+    let length = match phase {
+        Phase::Request => host.request_body.len(),
+        Phase::Response => host.response_body.len(),
+    };
+    host.in_body = true;
+    let fill = limit::fill(length, hold, true);
+    let flow = match phase {
+        Phase::Request => rules.on_request_body(state, host, fill),
+        Phase::Response => rules.on_response_body(state, host, fill),
+    };
+    host.in_body = false;
+    flow
 }
 
 /// The client address as Envoy's connection manager with its defaults (`use_remote_address: false`, no trusted
@@ -271,6 +313,10 @@ struct SimulatedHost<'p> {
     attributes: Vec<(String, Vec<u8>)>,
     /// The dynamic metadata `jwt_authn` left for a verified token.
     claims: Option<Vec<u8>>,
+    request_body: Vec<u8>,
+    response_body: Vec<u8>,
+    /// Inside a body callback: only then does Envoy offer the body.
+    in_body: bool,
 }
 
 impl<'p> SimulatedHost<'p> {
@@ -295,6 +341,9 @@ impl<'p> SimulatedHost<'p> {
             attributes,
             claims: None,
             source,
+            request_body: request.body.clone().into_bytes(),
+            response_body: Vec::new(),
+            in_body: false,
         }
     }
 
@@ -389,5 +438,28 @@ impl Host for SimulatedHost<'_> {
             return (self.phase == Some(HeaderMap::Response)).then(|| b"via_upstream".to_vec());
         }
         self.attributes.iter().find(|(name, _)| *name == dotted).map(|(_, value)| value.clone())
+    }
+
+    fn body(&mut self, message: HeaderMap) -> Vec<u8> {
+        if !self.in_body || self.phase != Some(message) {
+            self.errors.push(format!("body of the {message:?} outside its body callback"));
+            return Vec::new();
+        }
+        match message {
+            HeaderMap::Request => self.request_body.clone(),
+            HeaderMap::Response => self.response_body.clone(),
+        }
+    }
+
+    fn set_body(&mut self, message: HeaderMap, body: &[u8]) -> bool {
+        if !self.in_body || self.phase != Some(message) {
+            self.errors.push(format!("set_body of the {message:?} outside its body callback"));
+            return false;
+        }
+        match message {
+            HeaderMap::Request => self.request_body = body.to_vec(),
+            HeaderMap::Response => self.response_body = body.to_vec(),
+        }
+        true
     }
 }

@@ -43,6 +43,14 @@ pub enum Event {
     Credentials(String),
     /// A header whose template rendered empty was left out (see `docs/reference.md`, Templated values).
     LeftOut(String),
+    /// A body rule's `match` held and the message is one it reads: it waits for the body, held up to
+    /// `max_bytes`.
+    AwaitsBody { map: HeaderMap, max_bytes: usize },
+    /// A body that rules waited for: whole, of `bytes` bytes, or `None` when it went past their limit and was
+    /// not read. The waiting rules are decided next.
+    BodyArrived { map: HeaderMap, bytes: Option<usize> },
+    /// Body edits were made: the proxy sends this many bytes on instead.
+    BodyEdited { map: HeaderMap, bytes: usize },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

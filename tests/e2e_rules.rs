@@ -81,6 +81,7 @@ fn run(envoy: &Envoy, upstream: &EchoUpstream, case: &Case, https: Option<&Liste
     for (name, value) in case.request.header_list() {
         request = request.header(&name, &value);
     }
+    request = request.body(case.request.body.as_bytes());
     let response = match (case.request.scheme, https, envoy.tls_listener) {
         (Scheme::Https, Some(files), Some(listener)) => tls::send(&request, listener, files),
         (Scheme::Https, ..) => panic!("{}: an https case, and Envoy has no HTTPS listener", case.name),
@@ -93,6 +94,7 @@ fn run(envoy: &Envoy, upstream: &EchoUpstream, case: &Case, https: Option<&Liste
         path: r.path,
         host: r.headers.iter().find(|(n, _)| n == "host").map(|(_, v)| v.clone()).unwrap_or_default(),
         headers: r.headers.into_iter().filter(|(n, _)| n != "host").collect(),
+        body: r.body,
     });
     Observed { status: response.status, headers: response.headers, body: response.body, upstream: upstream_request }
 }

@@ -5,6 +5,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
+use rulefilter::body::spec::{BodyEditsSpec, BodySpec};
 use rulefilter::cases::{Case, CaseFile, CaseRequest, CaseUpstream, Expect};
 use rulefilter::config::{
     ActionSpec, Document, FromTo, HeaderEditsSpec, LogSpec, MatchFields, MatchSpec, PrefixRewriteSpec, QueryEditsSpec,
@@ -67,6 +68,8 @@ fn the_schemas_have_exactly_the_fields_of_the_rust_types() {
         ("apiKeyEntry", serde_fields::<ApiKeyEntry>(), def("apiKeyEntry")),
         ("basicAuth", serde_fields::<BasicAuthSpec>(), def("basicAuth")),
         ("basicUser", serde_fields::<BasicUserEntry>(), def("basicUser")),
+        ("body", serde_fields::<BodySpec>(), def("body")),
+        ("bodyEdits", serde_fields::<BodyEditsSpec>(), def("bodyEdits")),
     ];
     let cases = schema("rulefilter-cases.schema.json");
     let case_def = |name: &str| cases["$defs"][name].clone();

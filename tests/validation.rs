@@ -24,7 +24,7 @@ fn unknown_fields_are_named_with_the_fields_that_exist() {
     refused(
         "request:\n  - name: a\n    actions: [{respnd: {status: 200}}]",
         &[
-            r#"request[0] "a": actions[0].respnd: unknown field `respnd`, expected one of `request_headers`, `response_headers`, `respond`, `redirect`, `rewrite`, `query`, `log`, `rate_limit`"#,
+            r#"request[0] "a": actions[0].respnd: unknown field `respnd`, expected one of `request_headers`, `response_headers`, `respond`, `redirect`, `rewrite`, `query`, `log`, `rate_limit`, `request_body`, `response_body`"#,
         ],
     );
     refused(

@@ -94,6 +94,19 @@ fn parts() -> Vec<Part> {
                 "actions: [rate_limit: {key: \"${header.user-agent}\", requests: 1000000000, per: second}]".into()
             })
         }),
+        // The echo upstream answers the API call with its JSON (about 600 bytes): each rule holds that
+        // response body and tests a field; the body is read from Envoy and parsed once for all ten.
+        part("a response body rule testing a JSON field (body held, read and parsed once)", {
+            rules("response", |_| {
+                "body: {content_types: [application/json], json: {/method: GET}}
+    actions: [log: {level: debug, message: x}]"
+                    .into()
+            })
+        }),
+        part("set a field in the JSON response body (json_set; held, parsed, written back once)", {
+            let field = |i| format!("/edited/f{i}: true");
+            one_rule("response", &format!("response_body: {{json_set: {{{}}}}}", uses(field)))
+        }),
     ]
 }
 

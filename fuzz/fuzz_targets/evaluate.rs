@@ -22,6 +22,8 @@ const DOCUMENTS: &[(&str, &str)] = &[
     ("rules/gateway-routes.yaml", include_str!("../../rules/gateway-routes.yaml")),
     ("rules/header-hygiene.yaml", include_str!("../../rules/header-hygiene.yaml")),
     ("rules/hello.yaml", include_str!("../../rules/hello.yaml")),
+    ("rules/html-fixup.yaml", include_str!("../../rules/html-fixup.yaml")),
+    ("rules/json-guard.yaml", include_str!("../../rules/json-guard.yaml")),
     ("rules/jwt-claims.yaml", include_str!("../../rules/jwt-claims.yaml")),
     ("rules/legacy-redirects.yaml", include_str!("../../rules/legacy-redirects.yaml")),
     ("rules/maintenance.yaml", include_str!("../../rules/maintenance.yaml")),
@@ -36,6 +38,7 @@ const DOCUMENTS: &[(&str, &str)] = &[
     ("tests/cases/test-format.yaml", include_str!("../../tests/cases/test-format.yaml")),
     ("fuzz/documents/nasty.yaml", include_str!("../documents/nasty.yaml")),
     ("fuzz/documents/indexed.yaml", include_str!("../documents/indexed.yaml")),
+    ("fuzz/documents/bodies.yaml", include_str!("../documents/bodies.yaml")),
 ];
 
 /// Headers the rules write, copy or remove without reading them as conditions.
@@ -62,6 +65,9 @@ const VALUES: &[&str] = &[
     "spiffe://", "/ns/", "/sa/",
     "/ops", "/hooks/payments", "key=", "Basic ", "basic ", "Bearer ", "YWxpY2U6b3BlbiBzZXNhbWU=", "YWxpY2U6",
     "acme-live-7Qm2vX9pL4", "whsec-9fK3mQ7zLx2B", "initech-live-Tn5cR2wY8e", "authorization", "x-api-key",
+    "/api/users", "{\"user\":{\"role\":\"admin\",\"id\":1}}", "{", "}", "[", "]", "\"", ":", "\\u0000", "1e999",
+    "<body>", "http://internal.example.local", "text/event-stream", "application/grpc", "websocket", "~1", "/-",
+    "application/problem+json; charset=utf-8",
 ];
 
 #[derive(Arbitrary, Debug)]
@@ -107,6 +113,8 @@ struct Exchange {
     principal: Option<Vec<Part>>,
     /// A jwt_authn filter in front, reading bearer tokens of the issuer the documents' cases use.
     jwt_authn: bool,
+    request_body: Vec<Part>,
+    response_body: Vec<Part>,
 }
 
 /// Sizes spread over orders of magnitude: a size is a power of two.
@@ -241,6 +249,7 @@ fuzz_target!(|exchange: Exchange| {
         source,
         attributes: Vec::new(),
         jwt_issuer: exchange.jwt_authn.then(|| "https://auth.example.com".to_owned()),
+        body: build.text(&exchange.request_body),
     };
     if let Some(name) = &exchange.server_name {
         request.attributes.push(("connection.requested_server_name".into(), build.text(name)));
@@ -249,12 +258,13 @@ fuzz_target!(|exchange: Exchange| {
         request.attributes.push(("connection.mtls".into(), "true".into()));
         request.attributes.push(("source.principal".into(), build.text(principal)));
     }
+    let response_headers = build.headers(&exchange.response_headers);
     let mut upstream =
-        Response { status: exchange.status, headers: build.headers(&exchange.response_headers), body: String::new() };
+        Response { status: exchange.status, headers: response_headers, body: build.text(&exchange.response_body) };
     match &exchange.huge.0 {
         Some(Huge::Value { place, fragment, log2 }) => {
             let value = build.long(fragment, 1 << (log2 % 17));
-            match place % 6 {
+            match place % 8 {
                 0 => request.path.push_str(&value),
                 1 => request.authority.push_str(&value),
                 2 => request.headers.push(("cookie".into(), value)),
@@ -263,7 +273,9 @@ fuzz_target!(|exchange: Exchange| {
                     Some((_, first)) => first.push_str(&value),
                     None => request.headers.push(("x-huge".into(), value)),
                 },
-                _ => upstream.headers.push(("location".into(), value)),
+                5 => upstream.headers.push(("location".into(), value)),
+                6 => request.body.push_str(&value),
+                _ => upstream.body.push_str(&value),
             }
         }
         Some(Huge::Repeated { name, value, log2 }) => {

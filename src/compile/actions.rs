@@ -64,6 +64,16 @@ impl Compiler<'_> {
                     }
                     self.rate_limit(limit, &field, ctx)
                 }
+                ActionSpec::RequestBody(edits) => {
+                    let field = format!("actions[{i}].request_body");
+                    self.body_edits(edits, HeaderMap::Request, &field, ctx)
+                        .map(|edits| Action::Body { map: HeaderMap::Request, edits })
+                }
+                ActionSpec::ResponseBody(edits) => {
+                    let field = format!("actions[{i}].response_body");
+                    self.body_edits(edits, HeaderMap::Response, &field, ctx)
+                        .map(|edits| Action::Body { map: HeaderMap::Response, edits })
+                }
             };
             actions.extend(action);
         }

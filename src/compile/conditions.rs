@@ -398,6 +398,22 @@ fn string_test(
     Some((test, None))
 }
 
+/// A value test on something no template can capture from (a JSON field of a body), and its description for
+/// traces; `None` after recording the reason.
+pub(super) fn uncaptured_value_test(
+    fields: &MatchFields,
+    field: &str,
+    ctx: &mut RuleContext,
+) -> Option<(Test, String)> {
+    let (test, regex_id) = string_test(fields, Operand::Optional, field, ctx)?;
+    if regex_id.is_some() {
+        // Bodies are read after the rule's templates could use a capture: forget the regex's groups.
+        ctx.regexes.pop();
+        ctx.bindings.pop();
+    }
+    Some((test, describe_test(fields)))
+}
+
 /// `^(?:pattern)$` with the size limit every rule regex has.
 pub(super) fn anchored_regex(pattern: &str, ignore_case: bool) -> Result<Regex, String> {
     CompiledMatch::regex(pattern, ignore_case).and_then(|m| m.into_regex().ok_or_else(|| "not a regex".to_owned()))

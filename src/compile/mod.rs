@@ -6,6 +6,7 @@
 mod actions;
 mod answers;
 mod attributes;
+mod body;
 mod conditions;
 mod credentials;
 mod paths;
@@ -251,6 +252,7 @@ impl Compiler<'_> {
             );
         }
         let actions = self.actions(&spec.actions, &mut ctx);
+        let body = self.rule_body(&spec, &mut ctx);
         if let Some(expr) = &mut when {
             attach_captures(expr, &mut ctx.bindings);
         }
@@ -270,6 +272,7 @@ impl Compiler<'_> {
             dry_run,
             capture_cells: ctx.capture_cells,
             counter_base: 0,
+            body,
         })
     }
 

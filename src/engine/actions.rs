@@ -45,6 +45,8 @@ impl<'r, H: Host> Run<'r, '_, H> {
             }
             Action::RateLimit(limit) => return self.rate_limit(rule, limit, captures),
             Action::Rewrite(rewrite) => self.rewrite(rule, rewrite, captures),
+            // Made on the held body when it is whole (engine/body.rs), never from here.
+            Action::Body { .. } => {}
             Action::Query(edits) => self.edit_query(rule, edits, captures),
             Action::Log { level, message } => {
                 // Rendered only when the line can be written (or a trace wants it).

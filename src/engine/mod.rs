@@ -7,6 +7,7 @@
 
 mod actions;
 mod answers;
+mod body;
 mod conditions;
 mod credentials;
 mod empty_values;
@@ -59,6 +60,15 @@ pub trait Host {
     fn property(&mut self, _path: &[&str]) -> Option<Vec<u8>> {
         None
     }
+    /// The whole body of `message`, which the proxy held for a body rule. Only called from the body phase
+    /// (`RuleSet::on_request_body` / `on_response_body`) with `Fill::Complete`.
+    fn body(&mut self, _message: HeaderMap) -> Vec<u8> {
+        Vec::new()
+    }
+    /// Replaces the body of `message` (from the body phase only); returns whether the proxy accepted it.
+    fn set_body(&mut self, _message: HeaderMap, _body: &[u8]) -> bool {
+        false
+    }
 }
 
 /// How a phase ended.
@@ -100,6 +110,8 @@ pub struct RequestState {
     /// Counts the engine's writes to values the phase's indexes read, so it notices when its candidates may
     /// have changed.
     writes: u32,
+    /// Body rules whose `match` held, waiting for their phase's body (empty without body rules).
+    waiting: Vec<body::Waiting>,
 }
 
 impl RequestState {
@@ -129,6 +141,7 @@ impl RuleSet {
             matched: Vec::new(),
             trace: None,
             writes: 0,
+            waiting: Vec::new(),
         }
     }
 
@@ -280,6 +293,9 @@ impl<'r, H: Host> Run<'r, '_, H> {
         self.rule_name = &rule.name;
         let mut captures: Vec<Option<String>> = vec![None; rule.capture_cells];
         let matched = rule.when.as_ref().is_none_or(|expr| self.eval(expr, &mut captures));
+        if let Some(need) = rule.body.as_deref().filter(|_| matched) {
+            return self.await_body(index, rule, need, captures);
+        }
         if self.state.trace.is_some() {
             let miss = match (&rule.when, matched) {
                 (Some(expr), false) => self.explain(expr, &mut captures),
@@ -290,11 +306,7 @@ impl<'r, H: Host> Run<'r, '_, H> {
         if !matched {
             return Outcome::NoMatch;
         }
-        self.log(log::Level::Debug, format_args!("{} rule {:?} matched", self.phase.key(), &*rule.name));
-        self.host.count(rule.matched_counter());
-        if self.rules.debug_header.is_some() {
-            self.state.matched.push((self.phase, index));
-        }
+        self.note_match(index, rule);
         for (action_index, action) in rule.actions.iter().enumerate() {
             self.host.count(rule.action_counter(action_index));
             if self.action(rule, index, action_index, action, &captures) == Outcome::Responded {
@@ -302,6 +314,15 @@ impl<'r, H: Host> Run<'r, '_, H> {
             }
         }
         Outcome::Matched
+    }
+
+    /// A rule matched: logged, counted, and listed for the debug header.
+    fn note_match(&mut self, index: usize, rule: &Rule) {
+        self.log(log::Level::Debug, format_args!("{} rule {:?} matched", self.phase.key(), &*rule.name));
+        self.host.count(rule.matched_counter());
+        if self.rules.debug_header.is_some() {
+            self.state.matched.push((self.phase, index));
+        }
     }
 
     // ----- tracing -----

@@ -18,6 +18,8 @@ pub struct ReceivedRequest {
     pub path: String,
     /// Names lower-cased, in order, repeats kept.
     pub headers: Vec<(String, String)>,
+    /// The body as text (odd bytes as U+FFFD).
+    pub body: String,
 }
 
 impl ReceivedRequest {
@@ -185,6 +187,7 @@ fn serve_connection(
             method: method.clone(),
             path: path.clone(),
             headers: request.headers.clone(),
+            body: String::from_utf8_lossy(&request.body).into_owned(),
         });
         let scripted = script.lock().unwrap_or_else(PoisonError::into_inner).clone();
         let head = method == "HEAD";

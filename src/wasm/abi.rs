@@ -79,6 +79,13 @@ extern "C" {
         return_buffer_data: *mut *mut u8,
         return_buffer_size: *mut usize,
     ) -> u32;
+    fn proxy_set_buffer_bytes(
+        buffer_type: BufferType,
+        start: usize,
+        size: usize,
+        data: *const u8,
+        data_size: usize,
+    ) -> u32;
 }
 
 /// Takes ownership of bytes the host allocated for us.
@@ -194,11 +201,16 @@ pub fn send_response(status: u16, headers: &[(&str, &str)], body: &[u8]) -> Resu
 
 /// The plugin configuration (`configuration` of the Wasm filter); `None` when there is none.
 pub fn plugin_configuration() -> Result<Option<Vec<u8>>, HostStatus> {
+    buffer(BufferType::PluginConfiguration, usize::MAX)
+}
+
+/// The first `max` bytes of a buffer (the plugin configuration, or a body inside its body callback); `None`
+/// when there is none.
+pub fn buffer(buffer: BufferType, max: usize) -> Result<Option<Vec<u8>>, HostStatus> {
     let mut data: *mut u8 = null_mut();
     let mut size: usize = 0;
     // SAFETY: as in `header_pairs`.
-    let status =
-        unsafe { proxy_get_buffer_bytes(BufferType::PluginConfiguration, 0, usize::MAX, &mut data, &mut size) };
+    let status = unsafe { proxy_get_buffer_bytes(buffer, 0, max, &mut data, &mut size) };
     match status {
         OK if data.is_null() => Ok(None),
         OK => Ok(Some(unsafe { take_host_bytes(data, size) })),
@@ -239,6 +251,14 @@ pub fn current_time_nanos() -> Result<u64, HostStatus> {
         OK => Ok(nanos),
         status => Err(HostStatus(status)),
     }
+}
+
+/// Replaces the first `replaced` bytes of a buffer with `data`: with `replaced` its whole length, the whole
+/// body (only inside that body's callback).
+pub fn set_buffer(buffer: BufferType, replaced: usize, data: &[u8]) -> Result<(), HostStatus> {
+    // SAFETY: `data` is valid for `data.len()` bytes for the duration of the call; the host copies it.
+    let status = unsafe { proxy_set_buffer_bytes(buffer, 0, replaced, data.as_ptr(), data.len()) };
+    status_result(status)
 }
 
 fn status_result(status: u32) -> Result<(), HostStatus> {

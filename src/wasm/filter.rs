@@ -6,11 +6,13 @@ use std::rc::Rc;
 use log::{error, info, warn};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{Action, ContextType, LogLevel, MapType};
+use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType};
 
 use super::abi;
 use super::counters::{self, Counters};
+use crate::body::{self, Fill};
 use crate::engine::{Flow, Host, RequestState};
+use crate::error::Phase;
 use crate::header_block::HeaderBlock;
 use crate::metrics::{self, CounterId};
 use crate::ruleset::{HeaderMap, RuleSet};
@@ -166,14 +168,32 @@ struct Exchange {
 impl Context for Exchange {}
 
 impl HttpContext for Exchange {
-    fn on_http_request_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
+    fn on_http_request_headers(&mut self, _headers: usize, end_of_stream: bool) -> Action {
         let flow = self.rules.on_request_headers(&mut self.state, &mut Envoy::new(&self.counters));
-        action(flow)
+        self.after_headers(Phase::Request, flow, end_of_stream)
     }
 
-    fn on_http_response_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
+    fn on_http_response_headers(&mut self, _headers: usize, end_of_stream: bool) -> Action {
         let flow = self.rules.on_response_headers(&mut self.state, &mut Envoy::new(&self.counters));
-        action(flow)
+        self.after_headers(Phase::Response, flow, end_of_stream)
+    }
+
+    /// Returns at once unless a body rule waits for this body (a document without body rules never holds).
+    fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        self.on_body(Phase::Request, body_size, end_of_stream)
+    }
+
+    fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        self.on_body(Phase::Response, body_size, end_of_stream)
+    }
+
+    /// Trailers end a body without `end_of_stream` on it: the rules waiting for it let it go unread.
+    fn on_http_request_trailers(&mut self, _trailers: usize) -> Action {
+        self.body_ended_by_trailers(Phase::Request)
+    }
+
+    fn on_http_response_trailers(&mut self, _trailers: usize) -> Action {
+        self.body_ended_by_trailers(Phase::Response)
     }
 
     /// An exchange that outlived its plugin's configuration flushes its counts itself: nobody else will.
@@ -181,6 +201,46 @@ impl HttpContext for Exchange {
         if Rc::strong_count(&self.counters) == 1 {
             self.counters.flush();
         }
+    }
+}
+
+impl Exchange {
+    /// After a headers phase: the headers always go on (pausing them would hold the body back too: Envoy's
+    /// proxy-wasm host turns a headers `Pause` into StopAllIteration, and no body callback comes until the
+    /// stream is resumed). A body some rule waits for is then held piece by piece in the body callbacks; a
+    /// message that ends with its headers is decided now, on an empty body.
+    fn after_headers(&mut self, phase: Phase, flow: Flow, end_of_stream: bool) -> Action {
+        if flow == Flow::Continue && end_of_stream && self.state.body_hold(phase).is_some() {
+            return self.decide_body(phase, Fill::Complete, None);
+        }
+        action(flow)
+    }
+
+    fn on_body(&mut self, phase: Phase, body_size: usize, end_of_stream: bool) -> Action {
+        let Some(hold) = self.state.body_hold(phase) else { return Action::Continue };
+        match body::limit::fill(body_size, hold, end_of_stream) {
+            // Envoy keeps the pieces (StopIterationAndBuffer) until the body is whole or too long.
+            Fill::Waiting => Action::Pause,
+            fill => self.decide_body(phase, fill, Some(body_size)),
+        }
+    }
+
+    fn body_ended_by_trailers(&mut self, phase: Phase) -> Action {
+        if self.state.body_hold(phase).is_some() {
+            return self.decide_body(phase, Fill::Over, None);
+        }
+        Action::Continue
+    }
+
+    /// Runs the waiting rules; `body_size` is what Envoy holds when called from a body callback.
+    fn decide_body(&mut self, phase: Phase, fill: Fill, body_size: Option<usize>) -> Action {
+        let mut envoy = Envoy::new(&self.counters);
+        envoy.body_size = body_size;
+        let flow = match phase {
+            Phase::Request => self.rules.on_request_body(&mut self.state, &mut envoy, fill),
+            Phase::Response => self.rules.on_response_body(&mut self.state, &mut envoy, fill),
+        };
+        action(flow)
     }
 }
 
@@ -199,11 +259,14 @@ struct Envoy<'c> {
     /// [`HeaderBlock`]); an empty block if the proxy refused them. The engine reads only its phase's map, but
     /// asking for the other one simply fetches that instead.
     headers: Option<(HeaderMap, HeaderBlock)>,
+    /// Bytes of body Envoy holds, when called from a body callback (the only time a body may be read or
+    /// replaced: the SDK's own calls panic elsewhere); `None` otherwise.
+    body_size: Option<usize>,
 }
 
 impl<'c> Envoy<'c> {
     fn new(counters: &'c Counters) -> Self {
-        Envoy { counters, headers: None }
+        Envoy { counters, headers: None, body_size: None }
     }
 
     fn headers(&mut self, map: HeaderMap) -> &mut HeaderBlock {
@@ -327,5 +390,34 @@ impl Host for Envoy<'_> {
                 None
             }
         }
+    }
+    fn body(&mut self, message: HeaderMap) -> Vec<u8> {
+        let Some(size) = self.body_size.filter(|&size| size > 0) else { return Vec::new() };
+        match abi::buffer(body_buffer(message), size) {
+            Ok(bytes) => bytes.unwrap_or_default(),
+            Err(status) => {
+                warn!("cannot read the {} body (status {}); treating it as empty", message.key(), status.0);
+                Vec::new()
+            }
+        }
+    }
+
+    fn set_body(&mut self, message: HeaderMap, body: &[u8]) -> bool {
+        // A message that ended with its headers has no body to replace.
+        let Some(size) = self.body_size else { return false };
+        match abi::set_buffer(body_buffer(message), size, body) {
+            Ok(()) => true,
+            Err(status) => {
+                warn!("cannot replace the {} body (status {})", message.key(), status.0);
+                false
+            }
+        }
+    }
+}
+
+fn body_buffer(message: HeaderMap) -> BufferType {
+    match message {
+        HeaderMap::Request => BufferType::HttpRequestBody,
+        HeaderMap::Response => BufferType::HttpResponseBody,
     }
 }

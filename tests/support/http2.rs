@@ -67,7 +67,20 @@ fn runtime() -> tokio::runtime::Runtime {
 /// One request on a fresh h2c connection (prior knowledge: no upgrade dance, as gRPC clients do); reads the
 /// whole response, trailers included. Fails after 10 s rather than hang.
 pub fn request(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> H2Response {
+    request_in_pieces(addr, method, path, headers, &[body], Duration::ZERO)
+}
+
+/// [`request`] with the body sent as `pieces`, one data frame each, `pause` apart (a slow client).
+pub fn request_in_pieces(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    pieces: &[&[u8]],
+    pause: Duration,
+) -> H2Response {
     let what = format!("HTTP/2 {method} {path}");
+    let body_len: usize = pieces.iter().map(|p| p.len()).sum();
     let exchange = async {
         let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
         let (client, connection) = h2::client::handshake(tcp).await.unwrap();
@@ -79,9 +92,17 @@ pub fn request(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &st
         for (name, value) in headers {
             builder = builder.header(*name, *value);
         }
-        let (response, mut stream) = client.send_request(builder.body(()).unwrap(), body.is_empty()).unwrap();
-        if !body.is_empty() {
-            stream.send_data(Bytes::copy_from_slice(body), true).unwrap();
+        let (response, mut stream) = client.send_request(builder.body(()).unwrap(), body_len == 0).unwrap();
+        let sent: Vec<&[u8]> = pieces.iter().copied().filter(|p| !p.is_empty()).collect();
+        for (i, piece) in sent.iter().enumerate() {
+            if i > 0 {
+                tokio::time::sleep(pause).await;
+            }
+            stream.reserve_capacity(piece.len());
+            // The proxy may answer before the body is all sent (a refused upload) and close the stream.
+            if stream.send_data(Bytes::copy_from_slice(piece), i + 1 == sent.len()).is_err() {
+                break;
+            }
         }
         let (parts, received) = response.await.unwrap_or_else(|e| panic!("{what}: {e}")).into_parts();
         let headers_ended_stream = received.is_end_stream();

@@ -185,11 +185,25 @@ pub struct ClientRequest {
     pub headers: Vec<(String, String)>,
     /// The local address to connect from (any 127.0.0.0/8 address works on Linux); `None`: the system's choice.
     pub source: Option<IpAddr>,
+    /// Sent with a `content-length`; none for an empty body.
+    pub body: Vec<u8>,
 }
 
 impl ClientRequest {
     pub fn new(method: &str, target: &str) -> Self {
-        ClientRequest { method: method.into(), target: target.into(), host: None, headers: Vec::new(), source: None }
+        ClientRequest {
+            method: method.into(),
+            target: target.into(),
+            host: None,
+            headers: Vec::new(),
+            source: None,
+            body: Vec::new(),
+        }
+    }
+
+    pub fn body(mut self, body: &[u8]) -> Self {
+        self.body = body.to_vec();
+        self
     }
 
     pub fn host(mut self, host: &str) -> Self {
@@ -209,8 +223,13 @@ impl ClientRequest {
 
     /// Sends it on a fresh connection and reads the whole response.
     pub fn send(&self, addr: SocketAddr) -> HttpResponse {
+        self.send_in_pieces(addr, usize::MAX, Duration::ZERO)
+    }
+
+    /// [`Self::send`] with the body written `piece` bytes at a time, `pause` apart (a slow client).
+    pub fn send_in_pieces(&self, addr: SocketAddr, piece: usize, pause: Duration) -> HttpResponse {
         let stream = self.connect(addr);
-        self.exchange(stream, addr)
+        self.exchange_in_pieces(stream, addr, piece, pause)
     }
 
     /// A fresh connection to `addr`, from [`Self::source`] if given.
@@ -221,14 +240,34 @@ impl ClientRequest {
     }
 
     /// Writes the request on `stream` (connected to `addr`) and reads the whole response.
-    pub fn exchange(&self, mut stream: impl std::io::Read + Write, addr: SocketAddr) -> HttpResponse {
+    pub fn exchange(&self, stream: impl std::io::Read + Write, addr: SocketAddr) -> HttpResponse {
+        self.exchange_in_pieces(stream, addr, usize::MAX, Duration::ZERO)
+    }
+
+    /// [`Self::exchange`] with the body written `piece` bytes at a time, `pause` apart.
+    fn exchange_in_pieces(
+        &self,
+        mut stream: impl std::io::Read + Write,
+        addr: SocketAddr,
+        piece: usize,
+        pause: Duration,
+    ) -> HttpResponse {
         let host = self.host.clone().unwrap_or_else(|| addr.to_string());
         let mut text = format!("{} {} HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\n", self.method, self.target);
         for (name, value) in &self.headers {
             text.push_str(&format!("{name}: {value}\r\n"));
         }
+        if !self.body.is_empty() {
+            text.push_str(&format!("content-length: {}\r\n", self.body.len()));
+        }
         text.push_str("\r\n");
         stream.write_all(text.as_bytes()).unwrap();
+        for (i, chunk) in self.body.chunks(piece.max(1)).enumerate() {
+            if i > 0 {
+                std::thread::sleep(pause);
+            }
+            stream.write_all(chunk).unwrap();
+        }
         HttpResponse::read(&mut BufReader::new(stream), self.method == "HEAD")
             .unwrap_or_else(|| panic!("no response to {self:?}"))
     }

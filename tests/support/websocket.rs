@@ -111,6 +111,7 @@ fn serve(stream: TcpStream, received: &Recorder<ReceivedRequest>) -> std::io::Re
         method: start.next().unwrap_or_default().to_owned(),
         path: start.next().unwrap_or_default().to_owned(),
         headers: request.headers,
+        body: String::new(),
     };
     received.push(request.clone());
     let upgrade = request.header("upgrade").is_some_and(|v| v.eq_ignore_ascii_case("websocket"));

@@ -43,10 +43,12 @@ Request options:
       --attribute NAME=VALUE    What Envoy would say about the connection (docs/attributes.md), e.g.
                                 source.principal=spiffe://td/ns/prod/sa/web, connection.mtls=true,
                                 connection.requested_server_name=a.example.com; repeatable
+  -d, --body TEXT               The request body (sent with its content-length), for body rules
 Upstream options (how the upstream answers, for the response phase):
       --status CODE             Its status (default 200)
       --response-header 'NAME: VALUE'
                                 A header it answers with; repeatable
+      --response-body TEXT      The body it answers with
 Other options:
       --request FILE            Read the request (and upstream answer) from FILE instead
       --case NAME               The case to run, from the test-case file given in place of RULES
@@ -56,6 +58,8 @@ Other options:
 Examples:
   rulefilter trace rules/canary.yaml --path /api/orders -H 'cookie: canary=yes'
   rulefilter trace rules/errors.yaml --path /shop --status 503
+  rulefilter trace rules/json-guard.yaml -X POST --path /api/users -H 'content-type: application/json' \
+      -H 'x-forwarded-for: 203.0.113.9' -d '{\"user\": {\"role\": \"admin\"}}'
   rulefilter trace --env REGION=eu --env MAINTENANCE_RETRY_AFTER=60 rules/maintenance.yaml --path /api/x
   rulefilter trace rules/maintenance.test.yaml --case 'API clients get JSON'
 
@@ -85,6 +89,8 @@ struct Options {
     attributes: Vec<(String, String)>,
     status: Option<u16>,
     response_headers: Vec<(String, String)>,
+    body: Option<String>,
+    response_body: Option<String>,
     env: HashMap<String, String>,
 }
 
@@ -100,6 +106,8 @@ impl Options {
             || !self.attributes.is_empty()
             || self.status.is_some()
             || !self.response_headers.is_empty()
+            || self.body.is_some()
+            || self.response_body.is_some()
     }
 }
 
@@ -142,6 +150,8 @@ fn options(mut args: lexopt::Parser) -> Result<Option<Options>, lexopt::Error> {
             Long("response-header") => {
                 o.response_headers.push(header(&args.value()?.string()?, "--response-header")?);
             }
+            Long("body") | Short('d') => o.body = Some(args.value()?.string()?),
+            Long("response-body") => o.response_body = Some(args.value()?.string()?),
             Long("request") => o.request_file = Some(args.value()?.into()),
             Long("case") => o.case = Some(args.value()?.string()?),
             Long("attribute") => {
@@ -242,8 +252,14 @@ fn from_options(o: &Options) -> (Request, Response) {
     }
     request.headers = o.headers.clone();
     request.attributes = o.attributes.clone();
-    let upstream =
-        Response { status: o.status.unwrap_or(200), headers: o.response_headers.clone(), body: String::new() };
+    if let Some(body) = &o.body {
+        if !request.headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("content-length")) {
+            request.headers.push(("content-length".into(), body.len().to_string()));
+        }
+        request.body = body.clone();
+    }
+    let body = o.response_body.clone().unwrap_or_default();
+    let upstream = Response { status: o.status.unwrap_or(200), headers: o.response_headers.clone(), body };
     (request, upstream)
 }
 
@@ -368,6 +384,22 @@ fn report(rules_path: &Path, rules: &RuleSet, request: &Request, upstream: &Resp
             Event::LeftOut(message) => {
                 let _ = writeln!(out, "        {message}");
             }
+            Event::AwaitsBody { map, max_bytes } => {
+                let _ = writeln!(out, "        waits for the {} body (held up to {max_bytes} bytes)", map.key());
+            }
+            Event::BodyArrived { map, bytes: Some(bytes) } => {
+                let _ = writeln!(out, "\n{} body: {bytes} bytes; the rules waiting for it:", map.key());
+            }
+            Event::BodyArrived { map, bytes: None } => {
+                let _ = writeln!(
+                    out,
+                    "\n{} body: past every waiting rule's limit, not read; it went on unmodified:",
+                    map.key()
+                );
+            }
+            Event::BodyEdited { map, bytes } => {
+                let _ = writeln!(out, "  {} body edited: {bytes} bytes go on", map.key());
+            }
         }
     }
     if !seen_response_phase && outcome.responded_locally {
@@ -398,6 +430,9 @@ fn result(outcome: &Outcome) -> String {
                 pseudo(":path")
             );
             write_headers(&mut out, headers);
+            if !outcome.upstream_body.is_empty() {
+                let _ = writeln!(out, "  body: {}", rulefilter::trace::quote(&outcome.upstream_body));
+            }
         }
     }
     let by = if outcome.responded_locally { " (made by the proxy)" } else { "" };
