@@ -18,6 +18,7 @@ pub mod header_block;
 mod index;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod input;
+pub mod lazy_regex;
 pub mod limits;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod local;
