@@ -365,3 +365,58 @@ fn edge_loop() {
         }
     }
 }
+
+/// A header an action writes is resolved to the slot rules read it from when the document is compiled; later
+/// rules see every kind of write, in both phases, over what earlier rules read before it.
+#[test]
+fn later_rules_see_what_earlier_ones_wrote() {
+    use rulefilter::simulate::{self, Request, Response};
+    let document = r#"
+request:
+  - name: read-before
+    match:
+      any:
+        - headers: {x-set: "0"}
+        - headers: {x-added: "0"}
+        - headers: {x-copied: "0"}
+        - headers: {x-renamed: "0"}
+        - headers: {x-old: "0"}
+        - headers: {x-gone: "0"}
+    actions: [respond: {status: 500}]
+  - name: write
+    actions:
+      - request_headers:
+          set: {x-set: "1"}
+          add: {x-added: "2"}
+          copy: [{from: x-in, to: x-copied}]
+          rename: [{from: x-old, to: x-renamed}]
+          remove: [x-gone]
+  - name: read
+    match:
+      headers:
+        x-set: "1"
+        x-added: "2"
+        x-copied: in
+        x-renamed: old
+        x-old: {absent: true}
+        x-gone: {absent: true}
+    actions: [respond: {status: 418}]
+response:
+  - name: read-response-before
+    match: {any: [{response_headers: {x-out: "0"}}, {response_headers: {server: "0"}}]}
+    actions: [respond: {status: 500}]
+  - name: write-response
+    actions: [response_headers: {set: {x-out: "3"}, remove: [server]}]
+  - name: read-response
+    match: {response_headers: {x-out: "3", server: {absent: true}}}
+    actions: [response_headers: {set: {x-seen: "yes"}}]
+"#;
+    let rules = rules(document);
+    let request = Request::get("/").header("x-in", "in").header("x-old", "old").header("x-gone", "x");
+    assert_eq!(simulate::run(&rules, &request, &Response::ok()).response.status, 418);
+    let passing = Request::get("/");
+    let mut response = Response::ok();
+    response.headers.push(("server".to_owned(), "upstream".to_owned()));
+    let outcome = simulate::run(&rules, &passing, &response);
+    assert_eq!(outcome.response.header("x-seen"), Some("yes"), "{:?}", outcome.response);
+}

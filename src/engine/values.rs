@@ -2,7 +2,7 @@
 
 use super::{Host, Lookup, Run};
 use crate::error::Phase;
-use crate::ruleset::{HeaderMap, Slot, View};
+use crate::ruleset::{HeaderMap, HeaderName, Slot, View};
 use crate::{cidr, url};
 use std::borrow::Cow;
 
@@ -59,9 +59,8 @@ impl<'r, H: Host> Run<'r, '_, H> {
     }
 
     /// A header's current value: from the cache when a rule reads it, otherwise from the proxy.
-    pub(super) fn current_header(&mut self, map: HeaderMap, name: &str) -> Option<String> {
-        let slot = self.header_slot(map, name);
-        if let Some(slot) = slot {
+    pub(super) fn current_header(&mut self, map: HeaderMap, name: &HeaderName) -> Option<String> {
+        if let Some(slot) = name.slot {
             self.ensure(slot);
             return self.get(slot).map(str::to_owned);
         }
