@@ -420,3 +420,24 @@ response:
     let outcome = simulate::run(&rules, &passing, &response);
     assert_eq!(outcome.response.header("x-seen"), Some("yes"), "{:?}", outcome.response);
 }
+
+/// The path is split at its `?` once per value: a rule that rewrites it or edits its query makes later rules
+/// split the new one.
+#[test]
+fn later_rules_split_the_path_as_rewritten() {
+    use rulefilter::simulate::{self, Request, Response};
+    let document = r#"
+request:
+  - name: move
+    match: {path: {prefix: /old/}, query: {keep: "1"}}
+    actions: [rewrite: {path: "/new/place?moved=yes"}]
+  - name: tag
+    match: {path: /new/place, query: {moved: "yes"}}
+    actions: [query: {set: {tagged: "1"}}]
+  - name: seen
+    match: {path: /new/place, query: {tagged: "1", moved: "yes"}}
+    actions: [respond: {status: 418}]
+"#;
+    let outcome = simulate::run(&rules(document), &Request::get("/old/x?keep=1"), &Response::ok());
+    assert_eq!(outcome.response.status, 418, "{outcome:?}");
+}

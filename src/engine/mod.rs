@@ -78,6 +78,8 @@ pub struct RequestState {
     /// Counts the engine's writes to values the phase's indexes read, so it notices when its candidates may
     /// have changed.
     writes: u32,
+    /// Where the `:path` in a slot has its `?`, once found: `(slot, offset)` (see `Run::split_path`).
+    path_split: std::cell::Cell<Option<(usize, Option<usize>)>>,
 }
 
 impl RequestState {
@@ -107,6 +109,7 @@ impl RuleSet {
             matched: Vec::new(),
             trace: None,
             writes: 0,
+            path_split: std::cell::Cell::new(None),
         }
     }
 

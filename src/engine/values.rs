@@ -43,9 +43,11 @@ impl<'r, H: Host> Run<'r, '_, H> {
         let value = self.get(slot);
         match view {
             View::Whole => value.map(Cow::Borrowed),
-            View::PathOnly => value.map(|p| Cow::Borrowed(url::split_path(p).0)),
-            View::QueryString => value.map(|p| Cow::Borrowed(url::split_path(p).1.unwrap_or_default())),
-            View::QueryParam(name) => value.and_then(|p| url::split_path(p).1).and_then(|q| url::query_param(q, name)),
+            View::PathOnly => value.map(|p| Cow::Borrowed(self.split_path(slot, p).0)),
+            View::QueryString => value.map(|p| Cow::Borrowed(self.split_path(slot, p).1.unwrap_or_default())),
+            View::QueryParam(name) => {
+                value.and_then(|p| self.split_path(slot, p).1).and_then(|q| url::query_param(q, name))
+            }
             View::Cookie(name) => value.and_then(|c| cookie(c, name)).map(Cow::Borrowed),
             View::HostOnly => value.map(|a| Cow::Borrowed(strip_port(a))),
             View::Ip => value.and_then(cidr::parse_address).map(|ip| Cow::Owned(ip.to_string())),
@@ -55,6 +57,23 @@ impl<'r, H: Host> Run<'r, '_, H> {
                 // Fewer entries than trusted proxies: the header cannot be trusted; use the peer address.
                 forwarded.flatten().or(value).map(Cow::Borrowed)
             }
+        }
+    }
+
+    /// `path` (the value in `slot`) split at its `?`, found once per value rather than once per condition: the
+    /// place is kept until the engine writes the slot.
+    fn split_path<'p>(&self, slot: usize, path: &'p str) -> (&'p str, Option<&'p str>) {
+        let query_at = match self.state.path_split.get() {
+            Some((split_slot, at)) if split_slot == slot => at,
+            _ => {
+                let at = path.find('?');
+                self.state.path_split.set(Some((slot, at)));
+                at
+            }
+        };
+        match query_at.and_then(|at| Some((path.get(..at)?, path.get(at + 1..)?))) {
+            Some((path, query)) => (path, Some(query)),
+            None => (path, None),
         }
     }
 
@@ -71,10 +90,20 @@ impl<'r, H: Host> Run<'r, '_, H> {
 /// The value of cookie `name` in a `cookie` header (`a=1; b=2`). Several `cookie` headers reach us joined with
 /// `,`, which RFC 6265 does not allow inside a cookie, so it separates pairs too.
 fn cookie<'c>(header: &'c str, name: &str) -> Option<&'c str> {
-    header.split([';', ',']).find_map(|pair| {
-        let (key, value) = pair.trim().split_once('=')?;
-        (key.trim() == name).then(|| value.trim())
-    })
+    // Split on the two ASCII bytes rather than by a set of chars: this runs for every cookie test.
+    header
+        .as_bytes()
+        .split(|&b| b == b';' || b == b',')
+        .scan(0, |start, pair| {
+            let at = *start;
+            *start += pair.len() + 1;
+            Some(header.get(at..at + pair.len()))
+        })
+        .flatten()
+        .find_map(|pair| {
+            let (key, value) = pair.split_once('=')?;
+            (key.trim() == name).then(|| value.trim())
+        })
 }
 
 /// The `n`-th address from the right of an `x-forwarded-for` list (1 = rightmost).

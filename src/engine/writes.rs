@@ -25,6 +25,9 @@ impl<'r, H: Host> Run<'r, '_, H> {
         if slot.is_some_and(|slot| indexes.reads(slot)) {
             self.state.writes = self.state.writes.wrapping_add(1);
         }
+        if slot.is_some() && self.state.path_split.get().map(|(split, _)| split) == slot {
+            self.state.path_split.set(None);
+        }
         let Some(cell) = slot.and_then(|slot| self.state.values.get_mut(slot)) else { return };
         match write {
             Write::Set(value) => *cell = Lookup::Present(value.to_owned()),
