@@ -50,7 +50,7 @@ impl<'r, H: Host> Run<'r, '_, H> {
             }
             View::Cookie(name) => value.and_then(|c| cookie(c, name)).map(Cow::Borrowed),
             View::HostOnly => value.map(|a| Cow::Borrowed(strip_port(a))),
-            View::Ip => value.and_then(cidr::parse_address).map(|ip| Cow::Owned(ip.to_string())),
+            View::Ip => value.and_then(address_text),
             View::Client { xff_slot, trusted_hops } => {
                 let forwarded =
                     (*trusted_hops > 0).then(|| self.get(*xff_slot).and_then(|xff| nth_from_right(xff, *trusted_hops)));
@@ -104,6 +104,17 @@ fn cookie<'c>(header: &'c str, name: &str) -> Option<&'c str> {
             let (key, value) = pair.split_once('=')?;
             (key.trim() == name).then(|| value.trim())
         })
+}
+
+/// The address of an `ip:port` (or a bare address) as text: a dotted IPv4 address is borrowed as written (the
+/// standard parser takes only its canonical form), any other is parsed and formatted.
+fn address_text(text: &str) -> Option<Cow<'_, str>> {
+    let trimmed = text.trim();
+    let dotted = [Some(trimmed), trimmed.rsplit_once(':').map(|(ip, _)| ip)];
+    if let Some(ip) = dotted.into_iter().flatten().find(|ip| ip.parse::<std::net::Ipv4Addr>().is_ok()) {
+        return Some(Cow::Borrowed(ip));
+    }
+    cidr::parse_address(text).map(|ip| Cow::Owned(ip.to_string()))
 }
 
 /// The `n`-th address from the right of an `x-forwarded-for` list (1 = rightmost).
@@ -161,6 +172,17 @@ mod tests {
         assert_eq!(cookie(header, "missing"), None);
         // Two cookie headers, as the proxy joins them.
         assert_eq!(cookie("a=1,b=2", "b"), Some("2"));
+    }
+
+    #[test]
+    fn addresses_read_as_the_parser_formats_them() {
+        for text in
+            ["10.0.0.1:51234", " 10.0.0.1 ", "[2001:db8::1]:443", "2001:DB8:0::1", "[::ffff:10.1.2.3]:80", "x:1"]
+        {
+            let formatted = cidr::parse_address(text).map(|ip| ip.to_string());
+            assert_eq!(address_text(text).map(Cow::into_owned), formatted, "{text}");
+        }
+        assert!(matches!(address_text("10.0.0.1:80"), Some(Cow::Borrowed("10.0.0.1"))));
     }
 
     #[test]
