@@ -24,6 +24,10 @@ use crate::ruleset::{Condition, Expr, Rule, Test, View};
 /// Below this many rules a phase is evaluated rule by rule: looking values up would cost more than it saves.
 pub const MIN_INDEXED_RULES: usize = 8;
 
+/// Largest character class the literal prefixes of a regex are expanded through (`v[23]/` gives `v2/` and
+/// `v3/`; `[0-9]` ends the prefix).
+const MAX_CLASS_EXPANSION: usize = 4;
+
 /// Most literal prefixes one regex is filed under; a regex with more stays in the ordered list.
 const MAX_REGEX_PREFIXES: usize = 16;
 
@@ -255,7 +259,10 @@ fn leaf_keys(condition: &Condition) -> Option<Choice> {
 /// when there is no bounded set of non-empty ones. Computed once when the regex is checked (see
 /// [`crate::lazy_regex`]), from the parse it makes anyway.
 pub(crate) fn literal_prefixes(hir: &Hir) -> Option<Vec<Box<[u8]>>> {
-    let seq = Extractor::new().kind(ExtractKind::Prefix).extract(hir);
+    // Classes of more than a few characters end a literal rather than multiply it (`[0-9]` would make ten of
+    // each, then a hundred…): the longest common prefix below wants the text before them, and expanding them
+    // was most of the time a 1,000-regex document took to compile.
+    let seq = Extractor::new().kind(ExtractKind::Prefix).limit_class(MAX_CLASS_EXPANSION).extract(hir);
     let literals = seq.literals()?;
     if literals.is_empty() || literals.iter().any(|l| l.as_bytes().is_empty()) {
         return None;
