@@ -134,7 +134,7 @@ fn group_names(hir: &Hir) -> Box<[Option<Box<str>>]> {
 /// A generous bound on the bytes the regex crate's NFA for `hir` takes (it checks its size limit against the
 /// forward and the reverse NFA as it builds them). Every byte range of a UTF-8 sequence is a transition; every
 /// node and every repeated copy adds states. Each is charged [`BYTES_PER_UNIT`], several times what a state or a
-/// transition takes, so the bound stays above the real figure (tests/lazy_regex.rs checks this against the
+/// transition takes, so the bound stays above the real figure (the tests below check this against the
 /// regex crate on patterns of every kind).
 pub fn automaton_bound(hir: &Hir) -> usize {
     units(hir).saturating_mul(BYTES_PER_UNIT).saturating_add(BYTES_FIXED)
