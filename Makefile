@@ -26,7 +26,7 @@ FUZZ_SECONDS ?= 300
 IMAGE_FORMAT ?= oci
 RULEFILTER ?= cargo run $(CARGO_LOCKED) --bin rulefilter --
 
-.PHONY: all toolchain build image push envoy run test lint soak bench bench-anchors handwritten bench-costs fuzz fuzz-ci clean
+.PHONY: all toolchain build image push envoy run test lint soak bench bench-anchors bench-compile handwritten bench-costs fuzz fuzz-ci clean
 
 all: build
 
@@ -100,6 +100,11 @@ bench: build envoy handwritten
 ## rulefilter (hello.yaml, and 1,000-rule documents of each common shape): CPU per request, start, RSS
 bench-anchors: build envoy handwritten
 	$(PERF) anchors --seconds $(BENCH_SECONDS) --rounds $(BENCH_ROUNDS) --starts $(BENCH_STARTS)
+
+## bench-compile: how long the module's on_configure takes per VM for the anchors' documents (hello.yaml and
+## the 1,000-rule ones), read from its debug line; bench-anchors ends with the same table
+bench-compile: build envoy
+	$(PERF) compile --rounds $(BENCH_ROUNDS)
 
 ## handwritten: the bench's hand-written proxy-wasm filter (tests/fixtures/handwritten), its own lock file
 handwritten:

@@ -14,6 +14,7 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, DefaultHasher, Hasher};
 
 use regex_syntax::hir::literal::{ExtractKind, Extractor};
+use regex_syntax::hir::Hir;
 
 use crate::cidr::{self, Cidr};
 use crate::limits::MAX_RULES;
@@ -22,6 +23,10 @@ use crate::ruleset::{Condition, Expr, Rule, Test, View};
 
 /// Below this many rules a phase is evaluated rule by rule: looking values up would cost more than it saves.
 pub const MIN_INDEXED_RULES: usize = 8;
+
+/// Largest character class the literal prefixes of a regex are expanded through (`v[23]/` gives `v2/` and
+/// `v3/`; `[0-9]` ends the prefix).
+const MAX_CLASS_EXPANSION: usize = 4;
 
 /// Most literal prefixes one regex is filed under; a regex with more stays in the ordered list.
 const MAX_REGEX_PREFIXES: usize = 16;
@@ -230,10 +235,10 @@ fn leaf_keys(condition: &Condition) -> Option<Choice> {
                 StringMatcher::Suffix(text) if !text.is_empty() => {
                     Some(vec![Key::Suffix { place, ignore_case, text: text.clone() }])
                 }
-                StringMatcher::Regex(regex) if !ignore_case => regex_prefixes(regex.as_str()).map(|prefixes| {
+                StringMatcher::Regex(regex) if !ignore_case => regex.literal_prefixes().map(|prefixes| {
                     prefixes
-                        .into_iter()
-                        .map(|text| Key::Prefix { place: place.clone(), ignore_case: false, text })
+                        .iter()
+                        .map(|text| Key::Prefix { place: place.clone(), ignore_case: false, text: text.clone() })
                         .collect()
                 }),
                 _ => None,
@@ -251,11 +256,14 @@ fn leaf_keys(condition: &Condition) -> Option<Choice> {
     }
 }
 
-/// The literal prefixes a value must start with for `pattern` (case-sensitive, as compiled) to match it:
-/// `None` when there is no bounded set of non-empty ones.
-fn regex_prefixes(pattern: &str) -> Option<Vec<Box<[u8]>>> {
-    let hir = regex_syntax::ParserBuilder::new().build().parse(pattern).ok()?;
-    let seq = Extractor::new().kind(ExtractKind::Prefix).extract(&hir);
+/// The literal prefixes a value must start with for a regex (case-sensitive, as compiled) to match it: `None`
+/// when there is no bounded set of non-empty ones. Computed once when the regex is checked (see
+/// [`crate::lazy_regex`]), from the parse it makes anyway.
+pub(crate) fn literal_prefixes(hir: &Hir) -> Option<Vec<Box<[u8]>>> {
+    // Classes of more than a few characters end a literal rather than multiply it (`[0-9]` would make ten of
+    // each, then a hundred…): the longest common prefix below wants the text before them, and expanding them
+    // was most of the time a 1,000-regex document took to compile.
+    let seq = Extractor::new().kind(ExtractKind::Prefix).limit_class(MAX_CLASS_EXPANSION).extract(hir);
     let literals = seq.literals()?;
     if literals.is_empty() || literals.iter().any(|l| l.as_bytes().is_empty()) {
         return None;
@@ -538,8 +546,10 @@ mod tests {
 
     #[test]
     fn regexes_are_filed_under_their_literal_prefixes() {
-        let prefixes =
-            |p: &str| regex_prefixes(&format!("^(?:{p})$")).map(|v| v.iter().map(|b| b.to_vec()).collect::<Vec<_>>());
+        let prefixes = |p: &str| {
+            let hir = regex_syntax::ParserBuilder::new().build().parse(&format!("^(?:{p})$")).unwrap();
+            literal_prefixes(&hir).map(|v| v.iter().map(|b| b.to_vec()).collect::<Vec<_>>())
+        };
         assert_eq!(prefixes("/shop/item-[0-9]+"), Some(vec![b"/shop/item-".to_vec()]));
         assert_eq!(prefixes("/(healthz|readyz)"), Some(vec![b"/healthz".to_vec(), b"/readyz".to_vec()]));
         assert_eq!(prefixes(".*/admin"), None);

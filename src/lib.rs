@@ -26,6 +26,7 @@ mod index;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod input;
 pub mod json;
+pub mod lazy_regex;
 pub mod limits;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod local;

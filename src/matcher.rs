@@ -1,8 +1,9 @@
-//! Compiled string tests. Built once from the document; matching allocates nothing except for
-//! case-insensitive `contains`.
+//! Compiled string tests. Built once from the document (regexes at their first use); matching allocates
+//! nothing.
 
 use regex::{Regex, RegexBuilder};
 
+use crate::lazy_regex::{self, LazyRegex};
 pub use crate::limits::REGEX_SIZE_LIMIT;
 
 /// A compiled string test.
@@ -14,8 +15,9 @@ pub enum StringMatcher {
     SegmentPrefix(Box<str>),
     Suffix(Box<str>),
     Contains(Box<str>),
-    /// Anchored at both ends: the whole value must match, as in Envoy's and Istio's `regex`.
-    Regex(Regex),
+    /// Anchored at both ends: the whole value must match, as in Envoy's and Istio's `regex`. Built at its first
+    /// use (see [`crate::lazy_regex`]).
+    Regex(LazyRegex),
 }
 
 /// A string test plus whether ASCII case matters.
@@ -45,21 +47,17 @@ impl CompiledMatch {
         CompiledMatch { matcher: StringMatcher::Contains(needle.into()), ignore_case }
     }
 
-    /// Compiles `pattern` as a whole-value match. The error is the regex crate's reason, on one line.
+    /// Checks `pattern` as a whole-value match, to be built at its first use. The error is the regex crate's
+    /// reason, on one line.
     pub fn regex(pattern: &str, ignore_case: bool) -> Result<Self, String> {
-        crate::regex_subset::check(pattern)?;
-        RegexBuilder::new(&format!("^(?:{pattern})$"))
-            .case_insensitive(ignore_case)
-            .size_limit(REGEX_SIZE_LIMIT)
-            .build()
-            .map(|regex| CompiledMatch { matcher: StringMatcher::Regex(regex), ignore_case })
-            .map_err(|e| regex_reason(&e))
+        let regex = LazyRegex::new(pattern, ignore_case)?;
+        Ok(CompiledMatch { matcher: StringMatcher::Regex(regex), ignore_case })
     }
 
     /// Compiles `pattern` to search anywhere in a value (for rewrites), with the same size limit.
     pub fn search_regex(pattern: &str) -> Result<Regex, String> {
         crate::regex_subset::check(pattern)?;
-        RegexBuilder::new(pattern).size_limit(REGEX_SIZE_LIMIT).build().map_err(|e| regex_reason(&e))
+        RegexBuilder::new(pattern).size_limit(REGEX_SIZE_LIMIT).build().map_err(|e| lazy_regex::reason(&e))
     }
 
     pub fn is_match(&self, value: &str) -> bool {
@@ -88,7 +86,7 @@ impl CompiledMatch {
                 .and_then(|start| value.get(start..))
                 .is_some_and(|tail| tail.eq_ignore_ascii_case(want)),
             StringMatcher::Suffix(want) => value.ends_with(&**want),
-            StringMatcher::Contains(want) if ic => value.to_ascii_lowercase().contains(&**want),
+            StringMatcher::Contains(want) if ic => contains_ignoring_case(value, want),
             StringMatcher::Contains(want) => value.contains(&**want),
             StringMatcher::Regex(regex) => regex.is_match(value),
         }
@@ -106,39 +104,40 @@ impl CompiledMatch {
         self.ignore_case
     }
 
-    /// The compiled regex, for a regex test.
+    /// The regex, for a regex test: built now if this is its first use; `None` if it cannot be (see
+    /// [`LazyRegex::get`]).
     pub fn as_regex(&self) -> Option<&Regex> {
         match &self.matcher {
-            StringMatcher::Regex(regex) => Some(regex),
+            StringMatcher::Regex(regex) => regex.get(),
             _ => None,
         }
     }
 
+    /// The regex, built now (for regexes that every use needs at once, such as header-name removals).
     pub fn into_regex(self) -> Option<Regex> {
         match self.matcher {
-            StringMatcher::Regex(regex) => Some(regex),
+            StringMatcher::Regex(regex) => regex.get().cloned(),
             _ => None,
         }
     }
 
     /// For a regex test, its groups by index (0 is the whole match) with their names; otherwise empty.
     pub fn group_names(&self) -> Vec<Option<String>> {
-        self.as_regex().map_or_else(Vec::new, |r| r.capture_names().map(|n| n.map(str::to_owned)).collect())
+        match &self.matcher {
+            StringMatcher::Regex(regex) => regex.group_names(),
+            _ => Vec::new(),
+        }
     }
 }
 
-/// The regex crate explains syntax errors over several lines with a caret; keep the reason itself.
-fn regex_reason(error: &regex::Error) -> String {
-    match error {
-        regex::Error::Syntax(text) => text
-            .lines()
-            .find_map(|line| line.trim().strip_prefix("error: "))
-            .map_or_else(|| text.clone(), str::to_owned),
-        regex::Error::CompiledTooBig(limit) => {
-            format!("compiles to more than {limit} bytes; simplify it")
-        }
-        other => other.to_string(),
-    }
+/// Whether `haystack` contains `needle` (already lower-case) regardless of ASCII case, without lower-casing a
+/// copy of the haystack.
+fn contains_ignoring_case(haystack: &str, needle: &str) -> bool {
+    let needle = needle.as_bytes();
+    let Some((&first, _)) = needle.split_first() else { return true };
+    haystack.as_bytes().windows(needle.len()).any(|window| {
+        window.first().is_some_and(|b| b.to_ascii_lowercase() == first) && window.eq_ignore_ascii_case(needle)
+    })
 }
 
 #[cfg(test)]

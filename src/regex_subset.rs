@@ -8,10 +8,15 @@ use regex_syntax::ast::{self, Ast, ClassSetItem, ClassUnicode, Visitor};
 /// `Err(reason)` if `pattern` uses a class the rules language leaves out. A pattern that does not parse passes
 /// here: the regex crate then reports its own syntax error.
 pub fn check(pattern: &str) -> Result<(), String> {
-    let Ok(tree) = ast::parse::Parser::new().parse(pattern) else {
-        return Ok(());
-    };
-    ast::visit(&tree, RefuseUnicodeClasses).map_err(|class| {
+    match ast::parse::Parser::new().parse(pattern) {
+        Ok(tree) => check_parsed(&tree, pattern),
+        Err(_) => Ok(()),
+    }
+}
+
+/// [`check`] on a pattern already parsed (`tree` from `pattern`), so that a caller parses it once.
+pub fn check_parsed(tree: &Ast, pattern: &str) -> Result<(), String> {
+    ast::visit(tree, RefuseUnicodeClasses).map_err(|class| {
         let written = pattern.get(class.span.start.offset..class.span.end.offset).unwrap_or("\\p{…}");
         format!(
             "{written}: Unicode property classes (\\p{{…}}, \\P{{…}}) are not supported; list the characters \

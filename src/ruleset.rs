@@ -123,6 +123,19 @@ impl RuleSet {
         }
     }
 
+    /// Resolves the slot of every header an action edits by name: slots are only all known once every rule
+    /// is compiled (a later rule may read what an earlier one writes). Part of compiling a document.
+    pub(crate) fn resolve_write_slots(&mut self) {
+        let rules = self.request_rules.iter_mut().chain(&mut self.response_rules);
+        for action in rules.flat_map(|rule| rule.actions.iter_mut()) {
+            match action {
+                Action::RequestHeaders(edits) => edits.resolve_slots(HeaderMap::Request, &self.slots),
+                Action::ResponseHeaders(edits) => edits.resolve_slots(HeaderMap::Response, &self.slots),
+                _ => {}
+            }
+        }
+    }
+
     /// The values rules read, each once, in slot order.
     pub fn slots(&self) -> &[Slot] {
         &self.slots
@@ -297,12 +310,12 @@ pub(crate) struct RateLimit {
 /// Header changes; names are lower-case. Applied in field order.
 #[derive(Debug, Default)]
 pub(crate) struct HeaderEdits {
-    pub copy: Vec<(Box<str>, Box<str>)>,
-    pub rename: Vec<(Box<str>, Box<str>)>,
-    pub set: Vec<(Box<str>, Template)>,
-    pub set_if_absent: Vec<(Box<str>, Template)>,
-    pub add: Vec<(Box<str>, Template)>,
-    pub remove: Vec<Box<str>>,
+    pub copy: Vec<(HeaderName, HeaderName)>,
+    pub rename: Vec<(HeaderName, HeaderName)>,
+    pub set: Vec<(HeaderName, Template)>,
+    pub set_if_absent: Vec<(HeaderName, Template)>,
+    pub add: Vec<(HeaderName, Template)>,
+    pub remove: Vec<HeaderName>,
     pub remove_prefix: Vec<Box<str>>,
     pub remove_regex: Vec<Regex>,
 }
@@ -311,6 +324,44 @@ impl HeaderEdits {
     /// Whether applying the edits needs the names of every header (to remove by prefix or regex).
     pub fn needs_names(&self) -> bool {
         !self.remove_prefix.is_empty() || !self.remove_regex.is_empty()
+    }
+
+    /// Gives every header the edits name the slot rules read it from, if any; `map` is the map they edit.
+    pub fn resolve_slots(&mut self, map: HeaderMap, slots: &[Slot]) {
+        let pairs = self.copy.iter_mut().chain(&mut self.rename).flat_map(|(from, to)| [from, to]);
+        let templated = self.set.iter_mut().chain(&mut self.set_if_absent).chain(&mut self.add).map(|(name, _)| name);
+        for name in pairs.chain(templated).chain(&mut self.remove) {
+            name.slot = slots.iter().position(|s| matches!(s, Slot::Header(m, n) if *m == map && *n == name.name));
+        }
+    }
+}
+
+/// A header an action reads or writes by name, with the slot rules read it from (resolved once the whole
+/// document is compiled, see [`RuleSet::resolve_write_slots`]): a write then keeps later rules' view of it
+/// current without looking the name up per request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct HeaderName {
+    pub name: Box<str>,
+    /// `None`: no rule reads this header.
+    pub slot: Option<usize>,
+}
+
+impl std::ops::Deref for HeaderName {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.name
+    }
+}
+
+impl From<String> for HeaderName {
+    fn from(name: String) -> Self {
+        HeaderName { name: name.into(), slot: None }
+    }
+}
+
+impl From<Box<str>> for HeaderName {
+    fn from(name: Box<str>) -> Self {
+        HeaderName { name, slot: None }
     }
 }
 

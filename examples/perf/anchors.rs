@@ -137,7 +137,7 @@ pub fn run(options: &Options) -> Result<bool, String> {
         for _ in 0..options.starts {
             // The last start's Envoy takes the load.
             drop(proxy.take());
-            let started = Proxy::start(options, leg, pinned)?;
+            let started = Proxy::start(options, leg, pinned, "info")?;
             leg.start.push(started.first_answer.as_secs_f64());
             progress(&format!(" {:.2} s", started.first_answer.as_secs_f64()));
             proxy = Some(started);
@@ -157,7 +157,65 @@ pub fn run(options: &Options) -> Result<bool, String> {
         println!("; {:.1} µs/request ({} requests); RSS {}", cpu * 1e6, report.requests, mib(rss));
     }
     print_table(&legs)?;
+    compile_times(options, &legs, pinned)?;
     Ok(crate::verdict("anchors", &failures))
+}
+
+/// `perf compile`: only the compile times of rulefilter's legs.
+pub fn compile(options: &Options) -> Result<bool, String> {
+    std::fs::create_dir_all(scratch_dir()).map_err(|e| format!("cannot create {}: {e}", scratch_dir().display()))?;
+    compile_times(options, &legs(options)?, Pinning::choose())?;
+    Ok(true)
+}
+
+/// How long rulefilter's `on_configure` took per VM for each of its legs' documents, as the module reports it:
+/// a debug line `compiled N rules in X ms (M indexed)`, written once by the main thread's VM and once by the
+/// worker's. Read from Envoy started at debug level, one start per round, apart from the load (at debug, the
+/// module would also log every matching rule and slow the requests down).
+fn compile_times(options: &Options, legs: &[Leg], pinned: Pinning) -> Result<(), String> {
+    let ours: Vec<&Leg> = legs.iter().filter(|leg| leg.module() == Some(options.module.as_path())).collect();
+    println!();
+    println!(
+        "compiling the document in on_configure, per VM (the module's debug line; Envoy started at debug level, \
+         {} start(s) a leg, each VM's line a figure):",
+        options.rounds
+    );
+    for leg in ours {
+        progress(&format!("  {:<5} {:<34}", leg.tag, leg.what));
+        let mut millis = Vec::new();
+        let mut counts = String::new();
+        for _ in 0..options.rounds {
+            let proxy = Proxy::start(options, leg, pinned, "debug")?;
+            let log_path = scratch_dir().join("anchors").join(leg.tag.trim_matches(['(', ')'])).join("envoy.log");
+            let log = std::fs::read_to_string(&log_path).map_err(|e| format!("{}: {e}", log_path.display()))?;
+            drop(proxy);
+            let lines: Vec<(f64, String)> = log.lines().filter_map(compile_line).collect();
+            if lines.is_empty() {
+                return Err(format!(
+                    "{} {}: no `compiled … rules in … ms` line in {}",
+                    leg.tag,
+                    leg.what,
+                    log_path.display()
+                ));
+            }
+            for (ms, what) in lines {
+                millis.push(ms / 1000.0);
+                counts = what;
+            }
+        }
+        println!(" {:>22} ms   ({counts})", spread(&millis, 1000.0, 1));
+    }
+    println!("  (median (least–greatest) over the VMs' lines: the main thread's and the worker's, every start)");
+    Ok(())
+}
+
+/// `compiled 1000 rules in 12.345 ms (998 indexed)` in an Envoy log line: the milliseconds, and the counts.
+fn compile_line(line: &str) -> Option<(f64, String)> {
+    let (_, rest) = line.split_once("compiled ")?;
+    let (rules, rest) = rest.split_once(" rules in ")?;
+    let (ms, indexed) = rest.split_once(" ms (")?;
+    let indexed = indexed.trim_end().strip_suffix(')')?;
+    Some((ms.trim().parse().ok()?, format!("{rules} rules, {indexed}")))
 }
 
 /// Prints `text` without ending the line, at once.
@@ -201,7 +259,9 @@ struct Proxy {
 
 impl Proxy {
     /// Starts `leg`'s Envoy and waits (up to 60 s) for its first right answer to `GET /hello`.
-    fn start(options: &Options, leg: &Leg, pinned: Pinning) -> Result<Proxy, String> {
+    /// Starts the leg's Envoy and waits for its first right answer; `log_level` is Envoy's (`info`, or `debug`
+    /// to read the module's compile-time line).
+    fn start(options: &Options, leg: &Leg, pinned: Pinning, log_level: &str) -> Result<Proxy, String> {
         let dir = scratch_dir().join("anchors").join(leg.tag.trim_matches(['(', ')']));
         std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         let listener = free_port()?;
@@ -215,7 +275,7 @@ impl Proxy {
         command
             .arg("-c")
             .arg(&config)
-            .args(["--concurrency", "1", "--disable-hot-restart", "--log-level", "info"])
+            .args(["--concurrency", "1", "--disable-hot-restart", "--log-level", log_level])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log);

@@ -9,6 +9,7 @@
 //! cargo run --release --example perf -- bench [--seconds 5] [--rounds 3]
 //! cargo run --release --example perf -- costs [--seconds 4] [--rounds 3]
 //! cargo run --release --example perf -- anchors [--seconds 5] [--rounds 3] [--starts 2]
+//! cargo run --release --example perf -- compile [--rounds 3]
 //! ```
 
 mod anchors;
@@ -41,6 +42,7 @@ Usage: perf soak [--seconds N] [--connections N] [--envoy PATH] [--module PATH]
        perf bench [--seconds N] [--rounds N] [--envoy PATH] [--module PATH]
        perf costs [--seconds N] [--rounds N] [--envoy PATH] [--module PATH]
        perf anchors [--seconds N] [--rounds N] [--starts N] [--envoy PATH] [--module PATH] [--handwritten PATH]
+       perf compile [--rounds N] [--envoy PATH] [--module PATH]   (on_configure's time per VM, each document)
        perf engine-loop DOCUMENT REQUESTS   (for callgrind: runs the soak mix through one rules/ document)";
 
 fn main() -> ExitCode {
@@ -120,6 +122,7 @@ fn run() -> Result<bool, String> {
         "bench" => bench::run(&options),
         "costs" => costs::run(&options),
         "anchors" => anchors::run(&options),
+        "compile" => anchors::compile(&options),
         _ => Err(USAGE.into()),
     }
 }

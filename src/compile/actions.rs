@@ -8,7 +8,7 @@ use super::{
 use crate::config::{ActionSpec, FromTo, HeaderEditsSpec, LogSpec};
 use crate::error::Phase;
 use crate::reserved::Edit;
-use crate::ruleset::{Action, HeaderEdits, HeaderMap, Template};
+use crate::ruleset::{Action, HeaderEdits, HeaderMap, HeaderName, Template};
 
 impl Compiler<'_> {
     pub(super) fn actions(&mut self, specs: &[ActionSpec], ctx: &mut RuleContext) -> Vec<Action> {
@@ -90,10 +90,14 @@ impl Compiler<'_> {
         let before = ctx.error_count();
         let copy = name_pairs(&spec.copy, Move::Copy, map, &format!("{field}.copy"), ctx);
         let rename = name_pairs(&spec.rename, Move::Rename, map, &format!("{field}.rename"), ctx);
-        let set = self.templated_headers(&spec.set, map, &format!("{field}.set"), ctx);
-        let set_if_absent = self.templated_headers(&spec.set_if_absent, map, &format!("{field}.set_if_absent"), ctx);
-        let add = self.templated_headers(&spec.add, map, &format!("{field}.add"), ctx);
-        let mut remove: Vec<Box<str>> = Vec::new();
+        let named = |pairs: Vec<(Box<str>, Template)>| -> Vec<(HeaderName, Template)> {
+            pairs.into_iter().map(|(name, template)| (name.into(), template)).collect()
+        };
+        let set = named(self.templated_headers(&spec.set, map, &format!("{field}.set"), ctx));
+        let set_if_absent =
+            named(self.templated_headers(&spec.set_if_absent, map, &format!("{field}.set_if_absent"), ctx));
+        let add = named(self.templated_headers(&spec.add, map, &format!("{field}.add"), ctx));
+        let mut remove: Vec<HeaderName> = Vec::new();
         for (i, name) in spec.remove.iter().enumerate() {
             let at = format!("{field}.remove[{i}]");
             if let Some(name) = edited_header(name, map, Edit::Remove, &at, ctx) {
@@ -213,7 +217,7 @@ fn name_pairs(
     map: HeaderMap,
     field: &str,
     ctx: &mut RuleContext,
-) -> Vec<(Box<str>, Box<str>)> {
+) -> Vec<(HeaderName, HeaderName)> {
     let mut out = Vec::new();
     for (i, pair) in pairs.iter().enumerate() {
         let at = format!("{field}[{i}].from");

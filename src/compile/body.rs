@@ -37,6 +37,7 @@ impl Compiler<'_> {
                 ActionSpec::Respond(_)
                 | ActionSpec::Redirect(_)
                 | ActionSpec::Log(_)
+                | ActionSpec::RateLimit(_)
                 | ActionSpec::RequestBody(_)
                 | ActionSpec::ResponseBody(_) => continue,
             };
@@ -158,7 +159,7 @@ impl Compiler<'_> {
             let test = match test {
                 Test::Matches(m) => FieldTest::Matches(m),
                 Test::Present(want) => FieldTest::Present(want),
-                Test::OneOf { .. } | Test::Status(_) | Test::Cidrs(_) => continue,
+                Test::OneOf { .. } | Test::Status(_) | Test::Cidrs(_) | Test::Sample { .. } => continue,
             };
             let invert = spec.json.get(pointer_text).is_some_and(|t| t.0.invert);
             tests.push(BodyTest {

@@ -123,7 +123,7 @@ pub fn compile(document: &Json, env: &dyn Environment) -> Result<RuleSet, Config
         return Err(ConfigErrors(compiler.errors));
     }
     crate::metrics::assign_counters(&mut request_rules, &mut response_rules);
-    Ok(RuleSet {
+    let mut rules = RuleSet {
         request_index: PhaseIndex::build(&request_rules),
         response_index: PhaseIndex::build(&response_rules),
         request_rules,
@@ -132,7 +132,9 @@ pub fn compile(document: &Json, env: &dyn Environment) -> Result<RuleSet, Config
         carried_slots: compiler.carried,
         log_level,
         debug_header,
-    })
+    };
+    rules.resolve_write_slots();
+    Ok(rules)
 }
 
 struct Compiler<'e> {

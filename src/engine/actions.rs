@@ -87,7 +87,7 @@ impl<'r, H: Host> Run<'r, '_, H> {
         for (from, to) in &edits.rename {
             if let Some(value) = self.current_header(map, from) {
                 self.set_header(map, to, &value);
-                self.remove_header(map, from);
+                self.remove_header(map, from, from.slot);
             }
         }
         let mut values = values.iter().map(|value| value.as_ref().map(AsRef::as_ref));
@@ -121,7 +121,7 @@ impl<'r, H: Host> Run<'r, '_, H> {
             }
         }
         for name in &edits.remove {
-            self.remove_header(map, name);
+            self.remove_header(map, name, name.slot);
         }
         if edits.needs_names() {
             let mut names = self.host.header_names(map);
@@ -130,7 +130,7 @@ impl<'r, H: Host> Run<'r, '_, H> {
             for name in names.iter().filter(|n| !n.starts_with(':')) {
                 let by_prefix = edits.remove_prefix.iter().any(|p| name.starts_with(&**p));
                 if by_prefix || edits.remove_regex.iter().any(|r| r.is_match(name)) {
-                    self.remove_header(map, name);
+                    self.remove_header(map, name, self.header_slot(map, name));
                 }
             }
         }

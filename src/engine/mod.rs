@@ -112,6 +112,8 @@ pub struct RequestState {
     writes: u32,
     /// Body rules whose `match` held, waiting for their phase's body (empty without body rules).
     waiting: Vec<body::Waiting>,
+    /// Where the `:path` in a slot has its `?`, once found: `(slot, offset)` (see `Run::split_path`).
+    path_split: std::cell::Cell<Option<(usize, Option<usize>)>>,
 }
 
 impl RequestState {
@@ -142,6 +144,7 @@ impl RuleSet {
             trace: None,
             writes: 0,
             waiting: Vec::new(),
+            path_split: std::cell::Cell::new(None),
         }
     }
 
@@ -152,7 +155,8 @@ impl RuleSet {
 
     /// Runs the request rules; call when the request headers arrive.
     pub fn on_request_headers(&self, state: &mut RequestState, host: &mut impl Host) -> Flow {
-        let mut run = Run { rules: self, state, host, phase: Phase::Request, dry_run: false, rule_name: "" };
+        let mut run =
+            Run { rules: self, state, host, phase: Phase::Request, dry_run: false, rule_name: "", capture_cells: 0 };
         run.record(|| Event::Phase(Phase::Request));
         run.host.count(metrics::REQUESTS);
         if run.rules(&self.request_rules, &self.request_index) == Flow::Responded {
@@ -172,7 +176,8 @@ impl RuleSet {
         if state.responded && deferred.is_empty() {
             return Flow::Continue;
         }
-        let mut run = Run { rules: self, state, host, phase: Phase::Response, dry_run: false, rule_name: "" };
+        let mut run =
+            Run { rules: self, state, host, phase: Phase::Response, dry_run: false, rule_name: "", capture_cells: 0 };
         run.record(|| Event::Phase(Phase::Response));
         for edits in &deferred {
             let Some(rule) = self.request_rules.get(edits.rule) else { continue };
@@ -229,6 +234,8 @@ struct Run<'r, 's, H: Host> {
     dry_run: bool,
     /// The rule acting now, for log lines.
     rule_name: &'r str,
+    /// The capture cells of the rule acting now: what its captures grow to once one is found.
+    capture_cells: usize,
 }
 
 impl<'r, H: Host> Run<'r, '_, H> {
@@ -291,14 +298,19 @@ impl<'r, H: Host> Run<'r, '_, H> {
     fn rule(&mut self, index: usize, rule: &'r Rule) -> Outcome {
         self.dry_run = rule.dry_run;
         self.rule_name = &rule.name;
-        let mut captures: Vec<Option<String>> = vec![None; rule.capture_cells];
-        let matched = rule.when.as_ref().is_none_or(|expr| self.eval(expr, &mut captures));
+        self.capture_cells = rule.capture_cells;
+        // Captures are taken only from a rule that matched: one that does not allocates nothing.
+        let matched = rule.when.as_ref().is_none_or(|expr| self.eval(expr, None));
+        let mut captures: Vec<Option<String>> = Vec::new();
+        if let Some(expr) = rule.when.as_ref().filter(|_| matched && rule.capture_cells > 0) {
+            self.eval(expr, Some(&mut captures));
+        }
         if let Some(need) = rule.body.as_deref().filter(|_| matched) {
             return self.await_body(index, rule, need, captures);
         }
         if self.state.trace.is_some() {
             let miss = match (&rule.when, matched) {
-                (Some(expr), false) => self.explain(expr, &mut captures),
+                (Some(expr), false) => self.explain(expr),
                 _ => None,
             };
             self.record(|| Event::Rule { index, name: rule.name.to_string(), miss });

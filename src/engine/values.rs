@@ -2,7 +2,7 @@
 
 use super::{Host, Lookup, Run};
 use crate::error::Phase;
-use crate::ruleset::{HeaderMap, Slot, View};
+use crate::ruleset::{HeaderMap, HeaderName, Slot, View};
 use crate::{attributes, cidr, claims, url};
 use std::borrow::Cow;
 
@@ -53,12 +53,14 @@ impl<'r, H: Host> Run<'r, '_, H> {
         let value = self.get(slot);
         match view {
             View::Whole => value.map(Cow::Borrowed),
-            View::PathOnly => value.map(|p| Cow::Borrowed(url::split_path(p).0)),
-            View::QueryString => value.map(|p| Cow::Borrowed(url::split_path(p).1.unwrap_or_default())),
-            View::QueryParam(name) => value.and_then(|p| url::split_path(p).1).and_then(|q| url::query_param(q, name)),
+            View::PathOnly => value.map(|p| Cow::Borrowed(self.split_path(slot, p).0)),
+            View::QueryString => value.map(|p| Cow::Borrowed(self.split_path(slot, p).1.unwrap_or_default())),
+            View::QueryParam(name) => {
+                value.and_then(|p| self.split_path(slot, p).1).and_then(|q| url::query_param(q, name))
+            }
             View::Cookie(name) => value.and_then(|c| cookie(c, name)).map(Cow::Borrowed),
             View::HostOnly => value.map(|a| Cow::Borrowed(strip_port(a))),
-            View::Ip => value.and_then(cidr::parse_address).map(|ip| Cow::Owned(ip.to_string())),
+            View::Ip => value.and_then(address_text),
             View::Client { xff_slot, trusted_hops } => {
                 let forwarded =
                     (*trusted_hops > 0).then(|| self.get(*xff_slot).and_then(|xff| nth_from_right(xff, *trusted_hops)));
@@ -74,10 +76,26 @@ impl<'r, H: Host> Run<'r, '_, H> {
         }
     }
 
+    /// `path` (the value in `slot`) split at its `?`, found once per value rather than once per condition: the
+    /// place is kept until the engine writes the slot.
+    fn split_path<'p>(&self, slot: usize, path: &'p str) -> (&'p str, Option<&'p str>) {
+        let query_at = match self.state.path_split.get() {
+            Some((split_slot, at)) if split_slot == slot => at,
+            _ => {
+                let at = path.find('?');
+                self.state.path_split.set(Some((slot, at)));
+                at
+            }
+        };
+        match query_at.and_then(|at| Some((path.get(..at)?, path.get(at + 1..)?))) {
+            Some((path, query)) => (path, Some(query)),
+            None => (path, None),
+        }
+    }
+
     /// A header's current value: from the cache when a rule reads it, otherwise from the proxy.
-    pub(super) fn current_header(&mut self, map: HeaderMap, name: &str) -> Option<String> {
-        let slot = self.header_slot(map, name);
-        if let Some(slot) = slot {
+    pub(super) fn current_header(&mut self, map: HeaderMap, name: &HeaderName) -> Option<String> {
+        if let Some(slot) = name.slot {
             self.ensure(slot);
             return self.get(slot).map(str::to_owned);
         }
@@ -88,10 +106,31 @@ impl<'r, H: Host> Run<'r, '_, H> {
 /// The value of cookie `name` in a `cookie` header (`a=1; b=2`). Several `cookie` headers reach us joined with
 /// `,`, which RFC 6265 does not allow inside a cookie, so it separates pairs too.
 fn cookie<'c>(header: &'c str, name: &str) -> Option<&'c str> {
-    header.split([';', ',']).find_map(|pair| {
-        let (key, value) = pair.trim().split_once('=')?;
-        (key.trim() == name).then(|| value.trim())
-    })
+    // Split on the two ASCII bytes rather than by a set of chars: this runs for every cookie test.
+    header
+        .as_bytes()
+        .split(|&b| b == b';' || b == b',')
+        .scan(0, |start, pair| {
+            let at = *start;
+            *start += pair.len() + 1;
+            Some(header.get(at..at + pair.len()))
+        })
+        .flatten()
+        .find_map(|pair| {
+            let (key, value) = pair.split_once('=')?;
+            (key.trim() == name).then(|| value.trim())
+        })
+}
+
+/// The address of an `ip:port` (or a bare address) as text: a dotted IPv4 address is borrowed as written (the
+/// standard parser takes only its canonical form), any other is parsed and formatted.
+fn address_text(text: &str) -> Option<Cow<'_, str>> {
+    let trimmed = text.trim();
+    let dotted = [Some(trimmed), trimmed.rsplit_once(':').map(|(ip, _)| ip)];
+    if let Some(ip) = dotted.into_iter().flatten().find(|ip| ip.parse::<std::net::Ipv4Addr>().is_ok()) {
+        return Some(Cow::Borrowed(ip));
+    }
+    cidr::parse_address(text).map(|ip| Cow::Owned(ip.to_string()))
 }
 
 /// The `n`-th address from the right of an `x-forwarded-for` list (1 = rightmost).
@@ -149,6 +188,17 @@ mod tests {
         assert_eq!(cookie(header, "missing"), None);
         // Two cookie headers, as the proxy joins them.
         assert_eq!(cookie("a=1,b=2", "b"), Some("2"));
+    }
+
+    #[test]
+    fn addresses_read_as_the_parser_formats_them() {
+        for text in
+            ["10.0.0.1:51234", " 10.0.0.1 ", "[2001:db8::1]:443", "2001:DB8:0::1", "[::ffff:10.1.2.3]:80", "x:1"]
+        {
+            let formatted = cidr::parse_address(text).map(|ip| ip.to_string());
+            assert_eq!(address_text(text).map(Cow::into_owned), formatted, "{text}");
+        }
+        assert!(matches!(address_text("10.0.0.1:80"), Some(Cow::Borrowed("10.0.0.1"))));
     }
 
     #[test]

@@ -5,24 +5,28 @@ use crate::compile::is_header_value;
 use crate::error::Phase;
 use crate::limits::{MAX_HEADER_VALUE_BYTES, MAX_RENDERED_BYTES};
 use crate::metrics;
-use crate::ruleset::{HeaderMap, Slot};
+use crate::ruleset::{HeaderMap, HeaderName, Slot};
 use crate::trace::{Edit, Event, UrlChange};
 
 impl<'r, H: Host> Run<'r, '_, H> {
-    /// The slot of header `name` of `map`, if some rule reads it.
+    /// The slot of header `name` of `map`, if some rule reads it: for names known only per request (removed by
+    /// prefix or regex) and the URL's pseudo-headers. Names an action gives are resolved when the document is
+    /// compiled ([`HeaderName`]).
     pub(super) fn header_slot(&self, map: HeaderMap, name: &str) -> Option<usize> {
         self.rules.slots.iter().position(|s| matches!(s, Slot::Header(m, n) if *m == map && &**n == name))
     }
 
-    /// Records the engine's own write so later rules in this exchange see it.
-    fn note_write(&mut self, map: HeaderMap, name: &str, write: Write<'_>) {
-        let slot = self.header_slot(map, name);
+    /// Records the engine's own write to the header in `slot` so later rules in this exchange see it.
+    fn note_write(&mut self, slot: Option<usize>, write: Write<'_>) {
         let indexes = match self.phase {
             Phase::Request => &self.rules.request_index,
             Phase::Response => &self.rules.response_index,
         };
         if slot.is_some_and(|slot| indexes.reads(slot)) {
             self.state.writes = self.state.writes.wrapping_add(1);
+        }
+        if slot.is_some() && self.state.path_split.get().map(|(split, _)| split) == slot {
+            self.state.path_split.set(None);
         }
         let Some(cell) = slot.and_then(|slot| self.state.values.get_mut(slot)) else { return };
         match write {
@@ -41,12 +45,12 @@ impl<'r, H: Host> Run<'r, '_, H> {
         }
     }
 
-    pub(super) fn set_header(&mut self, map: HeaderMap, name: &str, value: &str) {
+    pub(super) fn set_header(&mut self, map: HeaderMap, name: &HeaderName, value: &str) {
         if self.dry_run {
-            return self.would(format!("set {} header {name:?} to {value:?}", map.key()));
+            return self.would(format!("set {} header {:?} to {value:?}", map.key(), &**name));
         }
-        self.write_header(map, name, value);
-        self.record(|| Event::Header { map, name: name.to_owned(), edit: Edit::Set(value.to_owned()) });
+        self.write_header(map, name, name.slot, value);
+        self.record(|| Event::Header { map, name: name.to_string(), edit: Edit::Set(value.to_owned()) });
     }
 
     /// A `rewrite` or `query` action's new path or host; traced and dry-run as that action, not as a header.
@@ -54,30 +58,32 @@ impl<'r, H: Host> Run<'r, '_, H> {
         if self.dry_run {
             return self.would(format!("{change} {value:?}"));
         }
-        self.write_header(HeaderMap::Request, change.pseudo_header(), value);
+        let name = change.pseudo_header();
+        self.write_header(HeaderMap::Request, name, self.header_slot(HeaderMap::Request, name), value);
         self.record(|| Event::Url { change, value: value.to_owned() });
     }
 
-    fn write_header(&mut self, map: HeaderMap, name: &str, value: &str) {
+    fn write_header(&mut self, map: HeaderMap, name: &str, slot: Option<usize>, value: &str) {
         self.host.set_header(map, name, value);
-        self.note_write(map, name, Write::Set(value));
+        self.note_write(slot, Write::Set(value));
     }
 
-    pub(super) fn add_header(&mut self, map: HeaderMap, name: &str, value: &str) {
+    pub(super) fn add_header(&mut self, map: HeaderMap, name: &HeaderName, value: &str) {
         if self.dry_run {
-            return self.would(format!("add {} header {name:?} with {value:?}", map.key()));
+            return self.would(format!("add {} header {:?} with {value:?}", map.key(), &**name));
         }
         self.host.add_header(map, name, value);
-        self.note_write(map, name, Write::Add(value));
-        self.record(|| Event::Header { map, name: name.to_owned(), edit: Edit::Add(value.to_owned()) });
+        self.note_write(name.slot, Write::Add(value));
+        self.record(|| Event::Header { map, name: name.to_string(), edit: Edit::Add(value.to_owned()) });
     }
 
-    pub(super) fn remove_header(&mut self, map: HeaderMap, name: &str) {
+    /// Removes header `name`, whose slot is `slot` (see [`Self::header_slot`] for a name known only now).
+    pub(super) fn remove_header(&mut self, map: HeaderMap, name: &str, slot: Option<usize>) {
         if self.dry_run {
             return self.would(format!("remove {} header {name:?}", map.key()));
         }
         self.host.remove_header(map, name);
-        self.note_write(map, name, Write::Remove);
+        self.note_write(slot, Write::Remove);
         self.record(|| Event::Header { map, name: name.to_owned(), edit: Edit::Remove });
     }
 
