@@ -305,6 +305,7 @@ fn the_limits_table_states_the_enforced_bounds() {
         MAX_BODY_BYTES,
         MAX_HEADER_VALUE_BYTES,
         MAX_RENDERED_BYTES,
+        MAX_BODY_HOLD_BYTES,
     ];
     // `1 MiB`, `8 KiB`, `16 deep`, `1000`: the number times its unit.
     let value = |limit: &str| -> usize {

@@ -96,7 +96,7 @@ impl<'r, H: Host> Run<'r, '_, H> {
             if let Some(Some(value)) = values.next() {
                 if rendered_empty(value, template) {
                     self.leave_out(format_args!("set {which} header {name:?} rendered empty: removed instead"));
-                    self.remove_header(map, name);
+                    self.remove_header(map, name, name.slot);
                 } else {
                     self.set_header(map, name, value);
                 }

@@ -68,7 +68,7 @@ impl RuleSet {
             return Flow::Continue;
         }
         let map = message(phase);
-        let mut run = Run { rules: self, state, host, phase, dry_run: false, rule_name: "" };
+        let mut run = Run { rules: self, state, host, phase, dry_run: false, rule_name: "", capture_cells: 0 };
         let mut body = match fill {
             Fill::Complete => Some(HeldBody::new(run.host.body(map))),
             Fill::Waiting | Fill::Over => None,
@@ -134,10 +134,10 @@ impl<'r, H: Host> Run<'r, '_, H> {
     fn admit(&mut self, need: &BodyRule) -> Result<(), (Miss, bool)> {
         let map = message(self.phase);
         let miss = |field: &str, reason: String| Miss { field: field.to_owned(), reason, alternatives: Vec::new() };
-        let content_type = self.current_header(map, "content-type").unwrap_or_default();
+        let content_type = self.current_header_by_name(map, "content-type").unwrap_or_default();
         let media = media::media_type(&content_type);
         let upgrade = match self.phase {
-            Phase::Request => self.current_header(map, "upgrade"),
+            Phase::Request => self.current_header_by_name(map, "upgrade"),
             Phase::Response => None,
         };
         if let Some(stream) = media::stream_kind(&media, upgrade.as_deref()) {
@@ -148,7 +148,7 @@ impl<'r, H: Host> Run<'r, '_, H> {
             let reason = format!("got {got}, wanted one of {}", need.content_types.join(", "));
             return Err((miss("body.content_types", reason), false));
         }
-        let length = self.current_header(map, "content-length");
+        let length = self.current_header_by_name(map, "content-length");
         if limit::announced_over(length.as_deref(), need.max_bytes) {
             let announced = length.unwrap_or_default();
             let reason = format!(

@@ -101,6 +101,18 @@ impl<'r, H: Host> Run<'r, '_, H> {
         }
         self.host.header(map, name)
     }
+
+    /// [`Self::current_header`] for a header the engine itself asks for by name (not one an action was
+    /// compiled with), its slot looked up now.
+    pub(super) fn current_header_by_name(&mut self, map: HeaderMap, name: &str) -> Option<String> {
+        match self.header_slot(map, name) {
+            Some(slot) => {
+                self.ensure(slot);
+                self.get(slot).map(str::to_owned)
+            }
+            None => self.host.header(map, name),
+        }
+    }
 }
 
 /// The value of cookie `name` in a `cookie` header (`a=1; b=2`). Several `cookie` headers reach us joined with
