@@ -14,6 +14,7 @@
 use std::sync::OnceLock;
 
 use regex::{Regex, RegexBuilder};
+use regex_syntax::ast::Ast;
 use regex_syntax::hir::translate::TranslatorBuilder;
 use regex_syntax::hir::{Class, Hir, HirKind};
 
@@ -45,6 +46,11 @@ impl LazyRegex {
         let anchored = format!("^(?:{pattern})$");
         // Parsed once, for the subset check, the syntax, the groups, the size bound and the index keys.
         let ast = regex_syntax::ast::parse::Parser::new().parse(&anchored).map_err(|e| one_line(&e.to_string()))?;
+        if !stays_inside_anchors(&ast, &anchored) {
+            return Err("an unbalanced `)` ends the pattern early, so the anchors would hold for part of it only: \
+                        balance the parentheses, or write a literal `)` as `\\)`"
+                .to_owned());
+        }
         crate::regex_subset::check_parsed(&ast, &anchored)?;
         let hir = TranslatorBuilder::new()
             .case_insensitive(ignore_case)
@@ -182,6 +188,19 @@ pub fn reason(error: &regex::Error) -> String {
     }
 }
 
+/// Whether the parse of `^(?:pattern)$` is those three parts, the group spanning the whole pattern. A pattern
+/// with an unbalanced `)`, such as `a)|(b`, parses too, as `^(?:a)` or `(b)$`, and would match values that
+/// merely start with `a`.
+fn stays_inside_anchors(ast: &Ast, anchored: &str) -> bool {
+    let Ast::Concat(concat) = ast else { return false };
+    match concat.asts.as_slice() {
+        [Ast::Assertion(_), Ast::Group(group), Ast::Assertion(_)] => {
+            group.span.start.offset == 1 && group.span.end.offset + 1 == anchored.len()
+        }
+        _ => false,
+    }
+}
+
 fn one_line(text: &str) -> String {
     text.lines().find_map(|line| line.trim().strip_prefix("error: ")).map_or_else(|| text.to_owned(), str::to_owned)
 }
@@ -189,6 +208,20 @@ fn one_line(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Without the check, `a)|(b` compiles as `^(?:a)|(b)$` and matches anything that starts with `a`.
+    #[test]
+    fn a_pattern_cannot_close_the_anchoring_group() {
+        for pattern in ["a)|(b", "a)(b", ")(", "x)|.*(y"] {
+            let refused = LazyRegex::new(pattern, false).map(|_| ()).unwrap_err();
+            assert!(refused.contains("unbalanced `)`"), "{pattern:?}: {refused}");
+        }
+        for pattern in ["a|b", "(a)|(b)", r"a\)", "[)]", "", "(?:a)(b)"] {
+            assert!(LazyRegex::new(pattern, false).is_ok(), "{pattern:?}");
+        }
+        let either = LazyRegex::new("(a)|(b)", false).unwrap();
+        assert!(either.is_match("a") && !either.is_match("abc"));
+    }
 
     fn hir(anchored: &str) -> Hir {
         regex_syntax::ParserBuilder::new().build().parse(anchored).unwrap()
