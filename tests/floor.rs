@@ -223,6 +223,15 @@ request:
         - query: {utm_source: {present: true}}
         - cookies: {debug: {present: true}}
     actions: [query: {remove: [utm_source]}]
+  - name: attribute
+    match: {attributes: {xds.route_name: admin}}
+    actions: [respond: {status: 403}]
+  - name: claim
+    match: {claims: {groups: admin}}
+    actions: [request_headers: {set: {x-admin: "${claim.sub}"}}]
+  - name: sampled
+    match: {sample: {percent: 0.01, key: "${header.user-agent}"}}
+    actions: [request_headers: {set: {x-sampled: "1"}}]
   - name: not-block
     match:
       path: {prefix: /api/}
