@@ -134,7 +134,9 @@ pub struct Resolved {
 /// A value fetched from Envoy with `get_property`: one slot per distinct property a document reads.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Property {
-    pub path: Box<[Box<str>]>,
+    /// Envoy's property path in the form `get_property` takes, its parts separated by NUL
+    /// (`xds\0route_name`): made once when the document compiles, handed to the host as it is.
+    pub path: Box<str>,
     pub encoding: Encoding,
     pub available: Available,
 }
@@ -142,7 +144,7 @@ pub struct Property {
 impl Property {
     /// The request's dynamic metadata, where `jwt_authn` leaves the verified token's claims.
     pub fn jwt_claims() -> Self {
-        Property { path: Box::new(["metadata".into()]), encoding: Encoding::JwtClaims, available: Available::Request }
+        Property { path: "metadata".into(), encoding: Encoding::JwtClaims, available: Available::Request }
     }
 
     /// The phase whose callback fetches it.
@@ -155,7 +157,7 @@ impl Property {
 
     /// The path as Envoy's attribute name, `connection.mtls`, for traces.
     pub fn dotted(&self) -> String {
-        self.path.join(".")
+        self.path.replace('\0', ".")
     }
 }
 
@@ -165,7 +167,7 @@ pub fn resolve(name: &str) -> Result<Resolved, String> {
         if key.is_empty() || key.split('.').any(str::is_empty) {
             return Err(format!("`{name}`: name a node metadata key, e.g. `node.metadata.NAMESPACE`"));
         }
-        let path = ["xds", "node", "metadata"].into_iter().chain(key.split('.')).map(Box::from).collect();
+        let path = ["xds", "node", "metadata"].into_iter().chain(key.split('.')).collect::<Vec<_>>().join("\0").into();
         let property = Property { path, encoding: Encoding::Text, available: Available::Request };
         return Ok(Resolved { property, spiffe: None });
     }
@@ -178,7 +180,7 @@ pub fn resolve(name: &str) -> Result<Resolved, String> {
         "source.trust_domain" => Some(SpiffePart::TrustDomain),
         _ => None,
     };
-    let path = known.envoy.iter().map(|&s| Box::from(s)).collect();
+    let path = known.envoy.join("\0").into();
     Ok(Resolved { property: Property { path, encoding: known.encoding, available: known.available }, spiffe })
 }
 

@@ -429,8 +429,8 @@ impl Host for SimulatedHost<'_> {
 
     /// What the simulated Envoy knows: see [`proxy::attributes`]; `metadata` holds a verified token's claims.
     /// Response values are only there in the response phase, as in Envoy.
-    fn property(&mut self, path: &[&str]) -> Option<Vec<u8>> {
-        let dotted = path.join(".");
+    fn property(&mut self, path: &str) -> Option<Vec<u8>> {
+        let dotted = path.replace('\0', ".");
         if dotted == "metadata" {
             return self.claims.clone();
         }

@@ -97,8 +97,8 @@ impl Host for CountingHost {
     fn send_response(&mut self, _status: u16, _headers: &[(&str, &str)], _body: &str) -> bool {
         true
     }
-    fn property(&mut self, path: &[&str]) -> Option<Vec<u8>> {
-        self.calls.push(path.join("."));
+    fn property(&mut self, path: &str) -> Option<Vec<u8>> {
+        self.calls.push(path.replace('\0', "."));
         Some(b"api".to_vec())
     }
 }

@@ -55,9 +55,10 @@ pub trait Host {
     fn now_nanos(&mut self) -> Option<u64> {
         None
     }
-    /// An Envoy attribute's raw bytes by property path (`["xds", "route_name"]`), `None` when the proxy has
-    /// none; only called for paths a rule reads, in the phase [`crate::attributes`] says the value exists.
-    fn property(&mut self, _path: &[&str]) -> Option<Vec<u8>> {
+    /// An Envoy attribute's raw bytes by property path, its parts separated by NUL as `get_property` takes it
+    /// (`xds\0route_name`, see [`crate::attributes::Property`]), `None` when the proxy has none; only called
+    /// for paths a rule reads, in the phase [`crate::attributes`] says the value exists.
+    fn property(&mut self, _path: &str) -> Option<Vec<u8>> {
         None
     }
     /// The whole body of `message`, which the proxy held for a body rule. Only called from the body phase

@@ -19,18 +19,7 @@ impl<'r, H: Host> Run<'r, '_, H> {
             Slot::Header(map, name) => self.host.header(*map, name),
             Slot::SourceAddress => self.host.source_address(),
             Slot::Property(property) => {
-                // The path's parts as `&str`s, on the stack: the table's attributes have at most 3 parts, and
-                // only an unusually deep `node.metadata` path takes a heap copy.
-                let mut parts = [""; 8];
-                let bytes = if property.path.len() <= parts.len() {
-                    for (part, name) in parts.iter_mut().zip(property.path.iter()) {
-                        *part = name;
-                    }
-                    self.host.property(parts.get(..property.path.len()).unwrap_or_default())
-                } else {
-                    self.host.property(&property.path.iter().map(|p| &**p).collect::<Vec<_>>())
-                };
-                bytes.and_then(|bytes| attributes::decode(&bytes, property.encoding))
+                self.host.property(&property.path).and_then(|bytes| attributes::decode(&bytes, property.encoding))
             }
             Slot::Credential(credential) => self.check_credentials(credential).ok().map(str::to_owned),
         };

@@ -112,13 +112,12 @@ pub fn header_pairs(map: MapType) -> Result<Vec<u8>, HostStatus> {
     }
 }
 
-/// A property such as `source.address`, given as its path segments.
-pub fn property(path: &[&str]) -> Result<Option<Vec<u8>>, HostStatus> {
-    let serialized = path.join("\0");
+/// A property such as `source.address`, given as its path segments separated by NUL (`source\0address`).
+pub fn property(path: &str) -> Result<Option<Vec<u8>>, HostStatus> {
     let mut data: *mut u8 = null_mut();
     let mut size: usize = 0;
     // SAFETY: as in `header_pairs`.
-    match unsafe { proxy_get_property(serialized.as_ptr(), serialized.len(), &mut data, &mut size) } {
+    match unsafe { proxy_get_property(path.as_ptr(), path.len(), &mut data, &mut size) } {
         OK => Ok(Some(unsafe { take_host_bytes(data, size) })),
         NOT_FOUND => Ok(None),
         status => Err(HostStatus(status)),

@@ -113,7 +113,7 @@ impl Root {
 
 /// The `plugin` label of this plugin's metrics: Envoy's filter config name, shortened as Istio names it.
 fn plugin_label() -> String {
-    match abi::property(&["plugin_name"]) {
+    match abi::property("plugin_name") {
         Ok(Some(name)) => metrics::plugin_label(&String::from_utf8_lossy(&name)),
         Ok(None) | Err(_) => metrics::plugin_label(""),
     }
@@ -321,7 +321,7 @@ impl Host for Envoy<'_> {
     }
 
     fn source_address(&mut self) -> Option<String> {
-        match abi::property(&["source", "address"]) {
+        match abi::property("source\0address") {
             Ok(value) => value.map(|bytes| String::from_utf8_lossy(&bytes).into_owned()),
             Err(status) => {
                 warn!("cannot read source.address (status {}); treating it as absent", status.0);
@@ -382,11 +382,11 @@ impl Host for Envoy<'_> {
         abi::current_time_nanos().ok()
     }
 
-    fn property(&mut self, path: &[&str]) -> Option<Vec<u8>> {
+    fn property(&mut self, path: &str) -> Option<Vec<u8>> {
         match abi::property(path) {
             Ok(value) => value,
             Err(status) => {
-                warn!("cannot read {} (status {}); treating it as absent", path.join("."), status.0);
+                warn!("cannot read {} (status {}); treating it as absent", path.replace('\0', "."), status.0);
                 None
             }
         }
