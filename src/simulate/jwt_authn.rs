@@ -34,46 +34,15 @@ fn refusal(body: &str) -> Response {
 fn payload(token: &str) -> Option<serde_json::Map<String, serde_json::Value>> {
     let mut parts = token.split('.');
     let (_, payload, _, None) = (parts.next()?, parts.next()?, parts.next()?, parts.next()) else { return None };
-    match serde_json::from_slice(&base64url(payload)?).ok()? {
+    match serde_json::from_slice(&crate::credentials::base64::decode_url(payload)?).ok()? {
         serde_json::Value::Object(claims) => Some(claims),
         _ => None,
     }
 }
 
-/// Decodes unpadded base64url.
-fn base64url(text: &str) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(text.len() * 3 / 4);
-    let (mut buffer, mut bits) = (0u32, 0u32);
-    for byte in text.bytes() {
-        let value = match byte {
-            b'A'..=b'Z' => byte - b'A',
-            b'a'..=b'z' => byte - b'a' + 26,
-            b'0'..=b'9' => byte - b'0' + 52,
-            b'-' => 62,
-            b'_' => 63,
-            _ => return None,
-        };
-        buffer = (buffer << 6) | u32::from(value);
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((buffer >> bits) as u8);
-            buffer &= (1 << bits) - 1;
-        }
-    }
-    Some(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn base64url_decodes_without_padding() {
-        assert_eq!(base64url("eyJhIjoxfQ").unwrap(), br#"{"a":1}"#);
-        assert_eq!(base64url("-_8").unwrap(), [0xfb, 0xff]);
-        assert_eq!(base64url("a=b"), None);
-    }
 
     #[test]
     fn tokens_from_another_issuer_are_refused_and_the_header_is_not_forwarded() {
