@@ -17,6 +17,7 @@ use regex_syntax::hir::literal::{ExtractKind, Extractor};
 use regex_syntax::hir::Hir;
 
 use crate::cidr::{self, Cidr};
+use crate::fnv::Fnv;
 use crate::limits::MAX_RULES;
 use crate::matcher::StringMatcher;
 use crate::ruleset::{Condition, Expr, Rule, Test, View};
@@ -135,22 +136,6 @@ impl Hasher for Prehashed {
     }
     fn write_u64(&mut self, n: u64) {
         self.0 = n;
-    }
-}
-
-/// FNV-1a, one byte at a time, so prefixes hash as the value is walked.
-#[derive(Clone, Copy)]
-struct Fnv(u64);
-
-impl Fnv {
-    const START: Fnv = Fnv(0xcbf2_9ce4_8422_2325);
-
-    fn byte(self, b: u8) -> Fnv {
-        Fnv((self.0 ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3))
-    }
-
-    fn bytes(self, bytes: impl Iterator<Item = u8>) -> Fnv {
-        bytes.fold(self, Fnv::byte)
     }
 }
 

@@ -20,6 +20,7 @@ pub mod encoding;
 pub mod engine;
 pub mod error;
 pub mod fields;
+mod fnv;
 pub mod header_block;
 pub mod host_port;
 mod index;

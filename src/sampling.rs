@@ -5,6 +5,8 @@
 //! Envoy's connection manager gives each request (and Istio propagates for tracing), so every rule and
 //! filter keyed on it agrees on one draw per request, and a test can choose the draw by sending one.
 
+use crate::fnv::Fnv;
+
 /// The resolution of a percentage: buckets per 100 %.
 pub const BUCKETS: u32 = 10_000;
 
@@ -29,13 +31,7 @@ pub fn buckets_for(percent: f64) -> Result<u32, String> {
 /// and the key, then MurmurHash3's 64-bit finalizer so that keys differing in their last byte spread over
 /// every bucket. Fixed forever: changing it would move every user of a running rollout.
 pub fn bucket(seed: &str, key: &str) -> u32 {
-    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-    const PRIME: u64 = 0x0100_0000_01b3;
-    let mut hash = OFFSET;
-    for byte in seed.bytes().chain([0]).chain(key.bytes()) {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(PRIME);
-    }
+    let mut hash = Fnv::START.bytes(seed.bytes().chain([0]).chain(key.bytes())).0;
     hash ^= hash >> 33;
     hash = hash.wrapping_mul(0xff51_afd7_ed55_8ccd);
     hash ^= hash >> 33;
