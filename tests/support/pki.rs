@@ -3,14 +3,15 @@
 //! JWKS, and tokens signed with it; plus an HTTPS client (rustls) that sends a chosen SNI and client
 //! certificate.
 
-use std::io::{BufReader, Write};
+use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Arc;
 use std::time::Duration;
 
 use rulefilter::local::http::HttpResponse;
+
+use super::ClientRequest;
 
 /// A folder of test keys and certificates, under target/e2e.
 pub struct Pki {
@@ -118,38 +119,16 @@ pub fn https_get(
     path: &str,
     headers: &[(&str, &str)],
 ) -> HttpResponse {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_file_iter(ca).unwrap() {
-        roots.add(cert.unwrap()).unwrap();
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots);
-    let config = match client {
-        Some(identity) => {
-            let chain = CertificateDer::pem_file_iter(&identity.certificate).unwrap().map(Result::unwrap).collect();
-            builder.with_client_auth_cert(chain, PrivateKeyDer::from_pem_file(&identity.key).unwrap()).unwrap()
-        }
-        None => builder.with_no_client_auth(),
-    };
+    let client = client.map(|identity| (identity.certificate.as_path(), identity.key.as_path()));
+    let config = super::tls::client_config_as(ca, client);
     let tcp = TcpStream::connect(addr).unwrap();
     tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let name = ServerName::try_from(sni.to_owned()).unwrap();
-    let tls = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
-    let mut stream = rustls::StreamOwned::new(tls, tcp);
-    let mut text = format!("GET {path} HTTP/1.1\r\nconnection: close\r\n");
-    if !headers.iter().any(|(name, _)| name.eq_ignore_ascii_case("host")) {
-        text.push_str(&format!("host: {sni}\r\n"));
-    }
+    let name = rustls::pki_types::ServerName::try_from(sni.to_owned()).unwrap();
+    let tls = rustls::ClientConnection::new(config, name).unwrap();
+    // The Host is the server name unless a header says otherwise.
+    let mut request = ClientRequest::new("GET", path).host(sni);
     for (name, value) in headers {
-        text.push_str(&format!("{name}: {value}\r\n"));
+        request = if name.eq_ignore_ascii_case("host") { request.host(value) } else { request.header(name, value) };
     }
-    text.push_str("\r\n");
-    stream.write_all(text.as_bytes()).unwrap();
-    HttpResponse::read(&mut BufReader::new(stream), false)
-        .unwrap_or_else(|| panic!("no response to GET {path} (SNI {sni})"))
+    request.exchange(rustls::StreamOwned::new(tls, tcp), addr)
 }

@@ -33,17 +33,29 @@ pub fn self_signed(dir: &Path) -> ListenerTls {
 /// A TLS client configuration that trusts the certificates in the PEM file `roots` (a CA, or a self-signed
 /// server certificate), and nothing else.
 pub fn client_config(roots: &Path) -> Arc<rustls::ClientConfig> {
+    client_config_as(roots, None)
+}
+
+/// [`client_config`] presenting a client certificate: its chain and private key (PEM files), for mTLS.
+pub fn client_config_as(roots: &Path, client: Option<(&Path, &Path)>) -> Arc<rustls::ClientConfig> {
     use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
     let mut store = rustls::RootCertStore::empty();
-    for certificate in rustls::pki_types::CertificateDer::pem_file_iter(roots).unwrap() {
+    for certificate in CertificateDer::pem_file_iter(roots).unwrap() {
         store.add(certificate.unwrap()).unwrap();
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .unwrap()
-        .with_root_certificates(store)
-        .with_no_client_auth();
+        .with_root_certificates(store);
+    let config = match client {
+        Some((chain, key)) => {
+            let chain = CertificateDer::pem_file_iter(chain).unwrap().map(Result::unwrap).collect();
+            builder.with_client_auth_cert(chain, PrivateKeyDer::from_pem_file(key).unwrap()).unwrap()
+        }
+        None => builder.with_no_client_auth(),
+    };
     Arc::new(config)
 }
 
