@@ -98,7 +98,7 @@ pub fn read(text: &str) -> Result<Json, TextError> {
         let first = text.get(start..).and_then(|rest| rest.chars().next()).unwrap_or_default();
         // What no JSON text starts with: YAML (`request:`, `# comment`, `- name`), or a stray character.
         if !matches!(first, '{' | '[' | '"' | '-' | '0'..='9' | 't' | 'f' | 'n') || starts_like_yaml(text, start) {
-            let (line, column) = place(text, start);
+            let (line, column) = json::place(text, start);
             let shown =
                 if first.is_ascii_graphic() { format!("`{first}`") } else { format!("U+{:04X}", u32::from(first)) };
             let message = format!("not JSON (line {line} column {column} starts with {shown}; YAML?): {JSON_ONLY}");
@@ -118,14 +118,6 @@ fn starts_like_yaml(text: &str, start: usize) -> bool {
         || rest.starts_with("-\n")
         || rest.starts_with("---")
         || rest.get(word.len()..).is_some_and(|after| !word.is_empty() && after.starts_with(':'))
-}
-
-/// Line and column (from 1, in characters) of a byte offset.
-fn place(text: &str, at: usize) -> (usize, usize) {
-    let before = text.get(..at).unwrap_or_default();
-    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-    let line = before.bytes().filter(|&b| b == b'\n').count() + 1;
-    (line, before.get(line_start..).unwrap_or_default().chars().count() + 1)
 }
 
 #[cfg(test)]

@@ -129,11 +129,16 @@ pub fn check_depth(text: &str, limit: usize) -> Result<(), TooDeep> {
 }
 
 fn too_deep(text: &str, at: usize, limit: usize) -> TooDeep {
+    let (line, column) = place(text, at);
+    TooDeep { limit, line, column }
+}
+
+/// Line and column (from 1, in characters) of a byte offset.
+pub(crate) fn place(text: &str, at: usize) -> (usize, usize) {
     let before = text.get(..at).unwrap_or_default();
     let line_start = before.rfind('\n').map_or(0, |i| i + 1);
     let line = before.bytes().filter(|&b| b == b'\n').count() + 1;
-    let column = before.get(line_start..).unwrap_or_default().chars().count() + 1;
-    TooDeep { limit, line, column }
+    (line, before.get(line_start..).unwrap_or_default().chars().count() + 1)
 }
 
 impl<'de> Deserialize<'de> for Json {
