@@ -201,7 +201,9 @@ impl<'de> Deserializer<'de> for Node<'de, '_> {
             Json::String(text) => {
                 visitor.visit_enum(BorrowedStrDeserializer::<Error>::new(text)).map_err(|e| e.at(&self.path))
             }
-            _ => self.deserialize_any(visitor),
+            // No other kind of value is a variant: refused here, so a type's other visits are never compiled
+            // (they would only refuse it the same way).
+            other => Err(refused(other, &visitor).at(&self.path)),
         }
     }
 
@@ -213,9 +215,14 @@ impl<'de> Deserializer<'de> for Node<'de, '_> {
         _fields: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value, Error> {
-        match self.value {
-            Json::Array(_) => Err(<Error as de::Error>::invalid_type(de::Unexpected::Seq, &visitor).at(&self.path)),
-            _ => self.deserialize_any(visitor),
+        let Node { value, path, skipped } = self;
+        match value {
+            Json::Object(entries) => visitor
+                .visit_map(Entries { entries: entries.iter(), pending: None, path, skipped })
+                .map_err(|e| e.at(&path)),
+            // Refused here rather than through the visitor's own visits: the same message, and the derived
+            // visitors' other visits (a struct as a list of its fields) are never compiled into the module.
+            other => Err(refused(other, &visitor).at(&path)),
         }
     }
 
@@ -232,6 +239,21 @@ impl<'de> Deserializer<'de> for Node<'de, '_> {
         bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf unit unit_struct seq
         tuple tuple_struct map identifier
     }
+}
+
+/// The error serde's default visits give a value of a kind the visitor does not take.
+fn refused<'de, V: Visitor<'de>>(value: &Json, visitor: &V) -> Error {
+    let unexpected = match value {
+        Json::Null => de::Unexpected::Unit,
+        Json::Bool(b) => de::Unexpected::Bool(*b),
+        Json::Number(Number::Unsigned(n)) => de::Unexpected::Unsigned(*n),
+        Json::Number(Number::Signed(n)) => de::Unexpected::Signed(*n),
+        Json::Number(Number::Float(n)) => de::Unexpected::Float(*n),
+        Json::String(text) => de::Unexpected::Str(text),
+        Json::Array(_) => de::Unexpected::Seq,
+        Json::Object(_) => de::Unexpected::Map,
+    };
+    <Error as de::Error>::invalid_type(unexpected, visitor)
 }
 
 /// A list's items, with their indexes, less the skipped ones.
