@@ -37,6 +37,7 @@ pub mod matcher;
 pub mod metrics;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod nesting;
+pub mod proxy_host;
 pub mod ratelimit;
 pub mod regex_subset;
 mod reserved;

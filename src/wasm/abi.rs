@@ -10,9 +10,7 @@ use std::ptr::{null, null_mut};
 
 use proxy_wasm::types::{BufferType, MapType};
 
-/// A host status other than `Ok` (1 = not found, 2 = bad argument, …).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct HostStatus(pub u32);
+pub use crate::proxy_host::HostStatus;
 
 const OK: u32 = 0;
 const NOT_FOUND: u32 = 1;

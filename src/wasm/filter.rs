@@ -11,10 +11,10 @@ use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType};
 use super::abi;
 use super::counters::{self, Counters};
 use crate::body::{self, Fill};
-use crate::engine::{Flow, Host, RequestState};
+use crate::engine::{Flow, RequestState};
 use crate::error::Phase;
-use crate::header_block::HeaderBlock;
 use crate::metrics::{self, CounterId};
+use crate::proxy_host::{HostCalls, HostStatus, ProxyHost};
 use crate::ruleset::{HeaderMap, RuleSet};
 
 #[allow(unsafe_code)] // the SDK's entry-point macro runs the Wasm constructors
@@ -234,8 +234,7 @@ impl Exchange {
 
     /// Runs the waiting rules; `body_size` is what Envoy holds when called from a body callback.
     fn decide_body(&mut self, phase: Phase, fill: Fill, body_size: Option<usize>) -> Action {
-        let mut envoy = Envoy::new(&self.counters);
-        envoy.body_size = body_size;
+        let mut envoy = ProxyHost::in_body(Envoy { counters: &self.counters }, body_size);
         let flow = match phase {
             Phase::Request => self.rules.on_request_body(&mut self.state, &mut envoy, fill),
             Phase::Response => self.rules.on_response_body(&mut self.state, &mut envoy, fill),
@@ -252,52 +251,14 @@ fn action(flow: Flow) -> Action {
     }
 }
 
-/// The engine's view of Envoy during one callback, through host calls that report errors instead of panicking.
+/// The proxy-wasm calls the engine makes, through the ABI wrappers; counters are kept in the VM.
 struct Envoy<'c> {
     counters: &'c Counters,
-    /// Headers fetched in one host call at the first read, kept in step with the filter's own edits (see
-    /// [`HeaderBlock`]); an empty block if the proxy refused them. The engine reads only its phase's map, but
-    /// asking for the other one simply fetches that instead.
-    headers: Option<(HeaderMap, HeaderBlock)>,
-    /// Bytes of body Envoy holds, when called from a body callback (the only time a body may be read or
-    /// replaced: the SDK's own calls panic elsewhere); `None` otherwise.
-    body_size: Option<usize>,
 }
 
 impl<'c> Envoy<'c> {
-    fn new(counters: &'c Counters) -> Self {
-        Envoy { counters, headers: None, body_size: None }
-    }
-
-    fn headers(&mut self, map: HeaderMap) -> &mut HeaderBlock {
-        let (fetched, block) = self.headers.get_or_insert_with(|| (map, fetch_headers(map)));
-        if *fetched != map {
-            *fetched = map;
-            *block = fetch_headers(map);
-        }
-        block
-    }
-
-    /// Applies an edit the proxy accepted to the headers already fetched; unfetched ones will include it.
-    fn edited(&mut self, map: HeaderMap, edit: impl FnOnce(&mut HeaderBlock)) {
-        if let Some((fetched, block)) = &mut self.headers {
-            if *fetched == map {
-                edit(block);
-            }
-        }
-    }
-}
-
-fn fetch_headers(map: HeaderMap) -> HeaderBlock {
-    match abi::header_pairs(map_type(map)) {
-        Ok(bytes) => HeaderBlock::decode(bytes).unwrap_or_else(|| {
-            warn!("the proxy sent the {} headers malformed; treating them as absent", map.key());
-            HeaderBlock::default()
-        }),
-        Err(status) => {
-            warn!("cannot read the {} headers (status {}); treating them as absent", map.key(), status.0);
-            HeaderBlock::default()
-        }
+    fn new(counters: &'c Counters) -> ProxyHost<Envoy<'c>> {
+        ProxyHost::new(Envoy { counters })
     }
 }
 
@@ -308,116 +269,59 @@ fn map_type(map: HeaderMap) -> MapType {
     }
 }
 
-impl Host for Envoy<'_> {
-    fn header(&mut self, map: HeaderMap, name: &str) -> Option<String> {
-        // Header values may be any bytes; rules compare text, so odd bytes become U+FFFD.
-        self.headers(map).get(name).map(|bytes| {
-            String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
-        })
-    }
-
-    fn header_names(&mut self, map: HeaderMap) -> Vec<String> {
-        self.headers(map).names().map(|name| String::from_utf8_lossy(name).into_owned()).collect()
-    }
-
-    fn source_address(&mut self) -> Option<String> {
-        match abi::property("source\0address") {
-            Ok(value) => value.map(|bytes| String::from_utf8_lossy(&bytes).into_owned()),
-            Err(status) => {
-                warn!("cannot read source.address (status {}); treating it as absent", status.0);
-                None
-            }
-        }
-    }
-
-    fn set_header(&mut self, map: HeaderMap, name: &str, value: &str) {
-        match abi::set_header(map_type(map), name, value) {
-            Ok(()) => self.edited(map, |headers| headers.set(name, value)),
-            Err(status) => warn!("cannot set header {name:?} (status {})", status.0),
-        }
-    }
-
-    fn add_header(&mut self, map: HeaderMap, name: &str, value: &str) {
-        match abi::add_header(map_type(map), name, value) {
-            Ok(()) => self.edited(map, |headers| headers.add(name, value)),
-            Err(status) => warn!("cannot add header {name:?} (status {})", status.0),
-        }
-    }
-
-    fn remove_header(&mut self, map: HeaderMap, name: &str) {
-        // Rules often remove headers that are rarely there (spoofable or internal ones); knowing the map
-        // saves a host call for each that is not.
-        if !self.headers(map).contains(name) {
-            return;
-        }
-        match abi::remove_header(map_type(map), name) {
-            Ok(()) => self.edited(map, |headers| headers.remove(name)),
-            Err(status) => warn!("cannot remove header {name:?} (status {})", status.0),
-        }
-    }
-
-    fn send_response(&mut self, status: u16, headers: &[(&str, &str)], body: &str) -> bool {
-        match abi::send_response(status, headers, body.as_bytes()) {
-            Ok(()) => true,
-            Err(host_status) => {
-                warn!("cannot send the {status} response (status {})", host_status.0);
-                false
-            }
-        }
-    }
-
-    fn count(&mut self, counter: CounterId) {
-        self.counters.add(counter);
-    }
-
-    fn shared_data(&mut self, key: &str) -> Result<Option<(Vec<u8>, u32)>, String> {
-        abi::shared_data(key).map_err(|s| format!("shared data refused (status {})", s.0))
-    }
-
-    fn set_shared_data(&mut self, key: &str, value: &[u8], cas: u32) -> Result<bool, String> {
-        abi::set_shared_data(key, value, cas).map_err(|s| format!("shared data refused (status {})", s.0))
-    }
-
-    fn now_nanos(&mut self) -> Option<u64> {
-        abi::current_time_nanos().ok()
-    }
-
-    fn property(&mut self, path: &str) -> Option<Vec<u8>> {
-        match abi::property(path) {
-            Ok(value) => value,
-            Err(status) => {
-                warn!("cannot read {} (status {}); treating it as absent", path.replace('\0', "."), status.0);
-                None
-            }
-        }
-    }
-    fn body(&mut self, message: HeaderMap) -> Vec<u8> {
-        let Some(size) = self.body_size.filter(|&size| size > 0) else { return Vec::new() };
-        match abi::buffer(body_buffer(message), size) {
-            Ok(bytes) => bytes.unwrap_or_default(),
-            Err(status) => {
-                warn!("cannot read the {} body (status {}); treating it as empty", message.key(), status.0);
-                Vec::new()
-            }
-        }
-    }
-
-    fn set_body(&mut self, message: HeaderMap, body: &[u8]) -> bool {
-        // A message that ended with its headers has no body to replace.
-        let Some(size) = self.body_size else { return false };
-        match abi::set_buffer(body_buffer(message), size, body) {
-            Ok(()) => true,
-            Err(status) => {
-                warn!("cannot replace the {} body (status {})", message.key(), status.0);
-                false
-            }
-        }
-    }
-}
-
 fn body_buffer(message: HeaderMap) -> BufferType {
     match message {
         HeaderMap::Request => BufferType::HttpRequestBody,
         HeaderMap::Response => BufferType::HttpResponseBody,
+    }
+}
+
+impl HostCalls for Envoy<'_> {
+    fn header_pairs(&mut self, map: HeaderMap) -> Result<Vec<u8>, HostStatus> {
+        abi::header_pairs(map_type(map))
+    }
+
+    fn set_header(&mut self, map: HeaderMap, name: &str, value: &str) -> Result<(), HostStatus> {
+        abi::set_header(map_type(map), name, value)
+    }
+
+    fn add_header(&mut self, map: HeaderMap, name: &str, value: &str) -> Result<(), HostStatus> {
+        abi::add_header(map_type(map), name, value)
+    }
+
+    fn remove_header(&mut self, map: HeaderMap, name: &str) -> Result<(), HostStatus> {
+        abi::remove_header(map_type(map), name)
+    }
+
+    fn property(&mut self, path: &str) -> Result<Option<Vec<u8>>, HostStatus> {
+        abi::property(path)
+    }
+
+    fn send_response(&mut self, status: u16, headers: &[(&str, &str)], body: &[u8]) -> Result<(), HostStatus> {
+        abi::send_response(status, headers, body)
+    }
+
+    fn shared_data(&mut self, key: &str) -> Result<Option<(Vec<u8>, u32)>, HostStatus> {
+        abi::shared_data(key)
+    }
+
+    fn set_shared_data(&mut self, key: &str, value: &[u8], cas: u32) -> Result<bool, HostStatus> {
+        abi::set_shared_data(key, value, cas)
+    }
+
+    fn now_nanos(&mut self) -> Result<u64, HostStatus> {
+        abi::current_time_nanos()
+    }
+
+    fn body(&mut self, message: HeaderMap, size: usize) -> Result<Option<Vec<u8>>, HostStatus> {
+        abi::buffer(body_buffer(message), size)
+    }
+
+    fn set_body(&mut self, message: HeaderMap, replaced: usize, body: &[u8]) -> Result<(), HostStatus> {
+        abi::set_buffer(body_buffer(message), replaced, body)
+    }
+
+    fn count(&mut self, counter: CounterId) {
+        self.counters.add(counter);
     }
 }

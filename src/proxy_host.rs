@@ -1,0 +1,203 @@
+//! The engine's [`Host`] over proxy-wasm's host calls. The calls themselves are a trait ([`HostCalls`]): the
+//! module makes them through its ABI wrappers, and tests count them natively (tests/host_calls.rs), so what a
+//! request costs in host calls is checked where it is decided.
+//!
+//! A phase's headers are read in one call ([`HeaderBlock`]) and kept in step with the filter's own edits; each
+//! edit is one call, made at once.
+
+use log::warn;
+
+use crate::engine::Host;
+use crate::header_block::HeaderBlock;
+use crate::metrics::CounterId;
+use crate::ruleset::HeaderMap;
+
+/// A host status other than `Ok` (1 = not found, 2 = bad argument, …).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HostStatus(pub u32);
+
+/// The proxy-wasm host calls the engine needs during a request, each returning the host's status as an error.
+pub trait HostCalls {
+    /// Every header of `map` in proxy-wasm's pairs encoding; empty when the map is empty or absent.
+    fn header_pairs(&mut self, map: HeaderMap) -> Result<Vec<u8>, HostStatus>;
+    fn set_header(&mut self, map: HeaderMap, name: &str, value: &str) -> Result<(), HostStatus>;
+    fn add_header(&mut self, map: HeaderMap, name: &str, value: &str) -> Result<(), HostStatus>;
+    fn remove_header(&mut self, map: HeaderMap, name: &str) -> Result<(), HostStatus>;
+    /// A property by its NUL-separated path; `None` when the proxy has none.
+    fn property(&mut self, path: &str) -> Result<Option<Vec<u8>>, HostStatus>;
+    fn send_response(&mut self, status: u16, headers: &[(&str, &str)], body: &[u8]) -> Result<(), HostStatus>;
+    fn shared_data(&mut self, key: &str) -> Result<Option<(Vec<u8>, u32)>, HostStatus>;
+    fn set_shared_data(&mut self, key: &str, value: &[u8], cas: u32) -> Result<bool, HostStatus>;
+    fn now_nanos(&mut self) -> Result<u64, HostStatus>;
+    /// The first `size` bytes of `message`'s body (only inside its body callback).
+    fn body(&mut self, message: HeaderMap, size: usize) -> Result<Option<Vec<u8>>, HostStatus>;
+    /// Replaces the first `replaced` bytes of `message`'s body (only inside its body callback).
+    fn set_body(&mut self, message: HeaderMap, replaced: usize, body: &[u8]) -> Result<(), HostStatus>;
+    /// A counter of the rule set: kept in the VM, never a host call per request.
+    fn count(&mut self, counter: CounterId);
+}
+
+/// The headers of one map, read in one call.
+struct Held {
+    map: HeaderMap,
+    block: HeaderBlock,
+}
+
+/// The engine's view of the proxy during one callback.
+pub struct ProxyHost<C: HostCalls> {
+    calls: C,
+    held: Option<Held>,
+    /// Bytes of body the proxy holds, when called from a body callback (the only time a body may be read or
+    /// replaced: the SDK's own calls panic elsewhere); `None` otherwise.
+    body_size: Option<usize>,
+}
+
+impl<C: HostCalls> ProxyHost<C> {
+    pub fn new(calls: C) -> Self {
+        ProxyHost { calls, held: None, body_size: None }
+    }
+
+    /// For a body callback: the bytes of body the proxy holds.
+    pub fn in_body(calls: C, body_size: Option<usize>) -> Self {
+        ProxyHost { calls, held: None, body_size }
+    }
+
+    /// The headers of `map`, read in one call at the first use and kept in step with the filter's edits. The
+    /// engine reads only its phase's map; asking for the other one reads that instead.
+    fn headers(&mut self, map: HeaderMap) -> &mut HeaderBlock {
+        if self.held.as_ref().is_some_and(|held| held.map != map) {
+            self.held = None;
+        }
+        let calls = &mut self.calls;
+        &mut self.held.get_or_insert_with(|| read_headers(calls, map)).block
+    }
+
+    /// Applies an edit the proxy accepted to the headers already read; a map read later includes it.
+    fn edited(&mut self, map: HeaderMap, edit: impl FnOnce(&mut HeaderBlock)) {
+        if let Some(held) = self.held.as_mut().filter(|held| held.map == map) {
+            edit(&mut held.block);
+        }
+    }
+}
+
+fn read_headers(calls: &mut impl HostCalls, map: HeaderMap) -> Held {
+    let block = match calls.header_pairs(map) {
+        Ok(bytes) => HeaderBlock::decode(bytes).unwrap_or_else(|| {
+            warn!("the proxy sent the {} headers malformed; treating them as absent", map.key());
+            HeaderBlock::default()
+        }),
+        Err(status) => {
+            warn!("cannot read the {} headers (status {}); treating them as absent", map.key(), status.0);
+            HeaderBlock::default()
+        }
+    };
+    Held { map, block }
+}
+
+impl<C: HostCalls> Host for ProxyHost<C> {
+    fn header(&mut self, map: HeaderMap, name: &str) -> Option<String> {
+        // Header values may be any bytes; rules compare text, so odd bytes become U+FFFD.
+        self.headers(map).get(name).map(|bytes| {
+            String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+        })
+    }
+
+    fn header_names(&mut self, map: HeaderMap) -> Vec<String> {
+        self.headers(map).names().map(|name| String::from_utf8_lossy(name).into_owned()).collect()
+    }
+
+    fn source_address(&mut self) -> Option<String> {
+        match self.calls.property("source\0address") {
+            Ok(value) => value.map(|bytes| String::from_utf8_lossy(&bytes).into_owned()),
+            Err(status) => {
+                warn!("cannot read source.address (status {}); treating it as absent", status.0);
+                None
+            }
+        }
+    }
+
+    fn set_header(&mut self, map: HeaderMap, name: &str, value: &str) {
+        match self.calls.set_header(map, name, value) {
+            Ok(()) => self.edited(map, |headers| headers.set(name, value)),
+            Err(status) => warn!("cannot set header {name:?} (status {})", status.0),
+        }
+    }
+
+    fn add_header(&mut self, map: HeaderMap, name: &str, value: &str) {
+        match self.calls.add_header(map, name, value) {
+            Ok(()) => self.edited(map, |headers| headers.add(name, value)),
+            Err(status) => warn!("cannot add header {name:?} (status {})", status.0),
+        }
+    }
+
+    fn remove_header(&mut self, map: HeaderMap, name: &str) {
+        // Rules often remove headers that are rarely there (spoofable or internal ones); knowing the map
+        // saves a host call for each that is not.
+        if !self.headers(map).contains(name) {
+            return;
+        }
+        match self.calls.remove_header(map, name) {
+            Ok(()) => self.edited(map, |headers| headers.remove(name)),
+            Err(status) => warn!("cannot remove header {name:?} (status {})", status.0),
+        }
+    }
+
+    fn send_response(&mut self, status: u16, headers: &[(&str, &str)], body: &str) -> bool {
+        match self.calls.send_response(status, headers, body.as_bytes()) {
+            Ok(()) => true,
+            Err(host_status) => {
+                warn!("cannot send the {status} response (status {})", host_status.0);
+                false
+            }
+        }
+    }
+
+    fn count(&mut self, counter: CounterId) {
+        self.calls.count(counter);
+    }
+
+    fn shared_data(&mut self, key: &str) -> Result<Option<(Vec<u8>, u32)>, String> {
+        self.calls.shared_data(key).map_err(|s| format!("shared data refused (status {})", s.0))
+    }
+
+    fn set_shared_data(&mut self, key: &str, value: &[u8], cas: u32) -> Result<bool, String> {
+        self.calls.set_shared_data(key, value, cas).map_err(|s| format!("shared data refused (status {})", s.0))
+    }
+
+    fn now_nanos(&mut self) -> Option<u64> {
+        self.calls.now_nanos().ok()
+    }
+
+    fn property(&mut self, path: &str) -> Option<Vec<u8>> {
+        match self.calls.property(path) {
+            Ok(value) => value,
+            Err(status) => {
+                warn!("cannot read {} (status {}); treating it as absent", path.replace('\0', "."), status.0);
+                None
+            }
+        }
+    }
+
+    fn body(&mut self, message: HeaderMap) -> Vec<u8> {
+        let Some(size) = self.body_size.filter(|&size| size > 0) else { return Vec::new() };
+        match self.calls.body(message, size) {
+            Ok(bytes) => bytes.unwrap_or_default(),
+            Err(status) => {
+                warn!("cannot read the {} body (status {}); treating it as empty", message.key(), status.0);
+                Vec::new()
+            }
+        }
+    }
+
+    fn set_body(&mut self, message: HeaderMap, body: &[u8]) -> bool {
+        // A message that ended with its headers has no body to replace.
+        let Some(size) = self.body_size else { return false };
+        match self.calls.set_body(message, size, body) {
+            Ok(()) => true,
+            Err(status) => {
+                warn!("cannot replace the {} body (status {})", message.key(), status.0);
+                false
+            }
+        }
+    }
+}
