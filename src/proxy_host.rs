@@ -3,7 +3,8 @@
 //! request costs in host calls is checked where it is decided.
 //!
 //! A phase's headers are read in one call ([`HeaderBlock`]) and kept in step with the filter's own edits; each
-//! edit is one call, made at once.
+//! edit is one call, made at once. (Writing the whole map in one `proxy_set_header_map_pairs` at the end of the
+//! phase was measured and costs Envoy more: docs/performance.md, "The per-rule floor".)
 
 use log::warn;
 
@@ -41,6 +42,9 @@ pub trait HostCalls {
 struct Held {
     map: HeaderMap,
     block: HeaderBlock,
+    /// Whether the block is the proxy's whole map: a map the proxy refused or sent malformed reads as empty,
+    /// and says nothing about which headers are absent.
+    whole: bool,
 }
 
 /// The engine's view of the proxy during one callback.
@@ -81,17 +85,20 @@ impl<C: HostCalls> ProxyHost<C> {
 }
 
 fn read_headers(calls: &mut impl HostCalls, map: HeaderMap) -> Held {
-    let block = match calls.header_pairs(map) {
-        Ok(bytes) => HeaderBlock::decode(bytes).unwrap_or_else(|| {
-            warn!("the proxy sent the {} headers malformed; treating them as absent", map.key());
-            HeaderBlock::default()
-        }),
+    let (block, whole) = match calls.header_pairs(map) {
+        Ok(bytes) => match HeaderBlock::decode(bytes) {
+            Some(block) => (block, true),
+            None => {
+                warn!("the proxy sent the {} headers malformed; treating them as absent", map.key());
+                (HeaderBlock::default(), false)
+            }
+        },
         Err(status) => {
             warn!("cannot read the {} headers (status {}); treating them as absent", map.key(), status.0);
-            HeaderBlock::default()
+            (HeaderBlock::default(), false)
         }
     };
-    Held { map, block }
+    Held { map, block, whole }
 }
 
 impl<C: HostCalls> Host for ProxyHost<C> {
@@ -117,7 +124,11 @@ impl<C: HostCalls> Host for ProxyHost<C> {
     }
 
     fn set_header(&mut self, map: HeaderMap, name: &str, value: &str) {
-        match self.calls.set_header(map, name, value) {
+        // Setting a header the map does not hold is adding it, and an add spares Envoy looking for old values.
+        let absent = self.held.as_ref().is_some_and(|h| h.map == map && h.whole && !h.block.contains(name));
+        let result =
+            if absent { self.calls.add_header(map, name, value) } else { self.calls.set_header(map, name, value) };
+        match result {
             Ok(()) => self.edited(map, |headers| headers.set(name, value)),
             Err(status) => warn!("cannot set header {name:?} (status {})", status.0),
         }

@@ -229,6 +229,11 @@ fn a_passing_request_reads_each_map_once_and_makes_one_call_per_edit() {
     // response's security, CORS, cache and region headers.
     let api = exchange(&rules, passing().remove(0).1);
     assert_eq!((edits_of(&api, "request"), edits_of(&api, "response")), (7, 15), "{:?}", api.calls);
+    // A header the map lacks is set by an add, which spares Envoy looking for old values; the path, which it
+    // holds, by a replace, as are the response's content-type and cache-control (set twice).
+    assert_eq!(calls(&api, "request", "add_header_map_value"), 6, "{:?}", api.calls);
+    assert_eq!(calls(&api, "request", "replace_header_map_value"), 1, "{:?}", api.calls);
+    assert_eq!(calls(&api, "response", "replace_header_map_value"), 2, "{:?}", api.calls);
     assert!(api.request.iter().any(|(n, v)| n == ":path" && v == "/orders"), "{:?}", api.request);
     assert!(api.request.iter().any(|(n, v)| n == "x-client-ip" && v == "10.1.2.3"), "{:?}", api.request);
     assert_eq!(api.response.iter().filter(|(n, _)| n == "set-cookie").count(), 2, "{:?}", api.response);
@@ -258,4 +263,30 @@ fn edits_reach_the_proxy_before_a_local_reply() {
     assert_eq!(envoy.answered, Some(403));
     assert!(envoy.request.iter().any(|(n, v)| n == "x-client-ip" && v == "10.1.2.3"), "{:?}", envoy.request);
     assert!(envoy.request.iter().any(|(n, _)| n == "x-original-url"), "{:?}", envoy.request);
+}
+
+/// A header set twice is added once, then replaced. A map not read, or one the proxy would not hand over, says
+/// nothing about which headers are absent: every set is then a replace.
+#[test]
+fn only_a_header_known_absent_is_set_by_an_add() {
+    let document = |condition: &str| {
+        let actions = "request_headers: {set: {x-a: \"1\"}}}, {request_headers: {set: {x-a: \"2\", user-agent: x}}";
+        rulefilter::parse(&format!("request:\n  - name: twice\n    {condition}\n    actions: [{{{actions}}}]\n"))
+            .unwrap()
+    };
+    let reads = document("match: {headers: {x-absent: {absent: true}}}");
+    let writes_only = document("stop: false");
+    for (what, rules, refuse_reads, adds) in
+        [("read", &reads, false, 1), ("not read", &writes_only, false, 0), ("refused", &reads, true, 0)]
+    {
+        let read = request("GET", "/", "example.com", &[BROWSER]);
+        let mut envoy = Envoy { request: read, phase: Some(HeaderMap::Request), refuse_reads, ..Envoy::default() };
+        rules.on_request_headers(&mut rules.new_request(), &mut ProxyHost::new(&mut envoy));
+        assert_eq!(calls(&envoy, "request", "add_header_map_value"), adds, "{what}: {:?}", envoy.calls);
+        assert_eq!(calls(&envoy, "request", "replace_header_map_value"), 3 - adds, "{what}: {:?}", envoy.calls);
+        let mut values: Vec<&(String, String)> =
+            envoy.request.iter().filter(|(n, _)| n == "x-a" || n == "user-agent").collect();
+        values.sort();
+        assert_eq!(values, [&("user-agent".to_owned(), "x".to_owned()), &("x-a".to_owned(), "2".to_owned())], "{what}");
+    }
 }
