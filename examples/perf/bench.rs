@@ -19,7 +19,9 @@ use rulefilter::simulate;
 
 use crate::mix::{self, Plan, API_CALL, EDGE_MIX};
 use crate::wrk::{Load, Script};
-use crate::{echo_upstream, h2, interleaved, median, millis, size_of, start_envoy, Document, Memory, Options};
+use crate::{
+    echo_upstream, h2, interleaved, median, millis, size_of, start_envoy, start_envoy_with, Document, Memory, Options,
+};
 
 pub const THREADS: u32 = 1;
 /// Native timing: repetitions per document, each at least this long.
@@ -31,9 +33,14 @@ pub fn run(options: &Options) -> Result<bool, String> {
     let size = size_of(&options.module)?;
     println!("module: {} ({size} bytes)", options.module.display());
     println!();
-    native_engine()?;
-    println!();
-    instructions()?;
+    if let Some(compare) = &options.compare {
+        // The native figures do not depend on the module: an A/B of two modules needs only Envoy's.
+        println!("leg (d): edge.yaml with {} ({} bytes); native figures skipped", compare.display(), size_of(compare)?);
+    } else {
+        native_engine()?;
+        println!();
+        instructions()?;
+    }
     println!();
     ok &= envoy_legs(options)?;
     Ok(ok)
@@ -82,6 +89,10 @@ fn envoy_legs(options: &Options) -> Result<bool, String> {
         Leg::new("(b)", "empty document", start_envoy(options, "bench-empty", Some(empty.plugin()), upstream.addr)?),
         Leg::new("(c)", "edge.yaml, 50 rules", start_envoy(options, "bench-edge", Some(edge.plugin()), upstream.addr)?),
     ];
+    if let Some(compare) = &options.compare {
+        let envoy = start_envoy_with(options, compare, "bench-edge-compare", Some(edge.plugin()), upstream.addr)?;
+        legs.push(Leg::new("(d)", "edge.yaml, --compare", envoy));
+    }
     let seconds = Duration::from_secs(options.seconds);
     println!(
         "Envoy (one worker, as the e2e suite starts it) + echo upstream; {} rounds of {} s per leg and measure, \
@@ -191,7 +202,24 @@ fn envoy_legs(options: &Options) -> Result<bool, String> {
             fixed(&leg.fixed_p99, &baseline.fixed_p99),
         );
     }
+    if let [.., edge, compare] = legs.as_slice() {
+        if options.compare.is_some() {
+            let ratios: Vec<f64> = edge.cpu.iter().zip(&compare.cpu).map(|(c, d)| c / d.max(1e-12)).collect();
+            let (least, greatest) = ratios.iter().fold((f64::MAX, f64::MIN), |(l, g), r| (l.min(*r), g.max(*r)));
+            println!(
+                "A/B, Envoy CPU per request (c)/(d): {:.3} (rounds {least:.3}–{greatest:.3}); (c) {} µs, (d) {} µs by round",
+                median(&ratios),
+                rounds_text(&edge.cpu),
+                rounds_text(&compare.cpu)
+            );
+        }
+    }
     Ok(crate::verdict("bench", &failures))
+}
+
+/// Each round's figure in µs, in round order.
+fn rounds_text(seconds: &[f64]) -> String {
+    seconds.iter().map(|s| format!("{:.1}", s * 1e6)).collect::<Vec<_>>().join(" ")
 }
 
 /// The median of each round's ratio of `values` to `baseline`.

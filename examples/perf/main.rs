@@ -39,7 +39,7 @@ use rulefilter::RuleSet;
 
 const USAGE: &str = "\
 Usage: perf soak [--seconds N] [--connections N] [--envoy PATH] [--module PATH]
-       perf bench [--seconds N] [--rounds N] [--envoy PATH] [--module PATH]
+       perf bench [--seconds N] [--rounds N] [--envoy PATH] [--module PATH] [--compare PATH]
        perf costs [--seconds N] [--rounds N] [--envoy PATH] [--module PATH]
        perf anchors [--seconds N] [--rounds N] [--starts N] [--envoy PATH] [--module PATH] [--handwritten PATH]
        perf compile [--rounds N] [--envoy PATH] [--module PATH]   (on_configure's time per VM, each document)
@@ -67,6 +67,8 @@ pub struct Options {
     pub starts: u32,
     /// anchors: the hand-written module of tests/fixtures/handwritten.
     pub handwritten: PathBuf,
+    /// bench: another module (say main's) run with edge.yaml as leg (d), interleaved with the others: an A/B.
+    pub compare: Option<PathBuf>,
 }
 
 fn run() -> Result<bool, String> {
@@ -92,6 +94,7 @@ fn run() -> Result<bool, String> {
         rounds: 3,
         starts: 2,
         handwritten: anchors::handwritten_module(),
+        compare: None,
     };
     let mut parse = |args: &mut lexopt::Parser| -> Result<(), lexopt::Error> {
         while let Some(arg) = args.next()? {
@@ -103,6 +106,7 @@ fn run() -> Result<bool, String> {
                 Long("rounds") => options.rounds = args.value()?.parse()?,
                 Long("starts") => options.starts = args.value()?.parse()?,
                 Long("handwritten") => options.handwritten = args.value()?.into(),
+                Long("compare") => options.compare = Some(args.value()?.into()),
                 other => return Err(other.unexpected()),
             }
         }
@@ -113,6 +117,9 @@ fn run() -> Result<bool, String> {
         if !path.is_file() {
             return Err(format!("{} not found: run `{hint}`", path.display()));
         }
+    }
+    if let Some(compare) = options.compare.as_ref().filter(|path| !path.is_file()) {
+        return Err(format!("--compare {}: no such module", compare.display()));
     }
     if options.seconds == 0 || options.connections == 0 || options.rounds == 0 || options.starts == 0 {
         return Err("--seconds, --connections, --rounds and --starts must be at least 1".into());
@@ -199,11 +206,22 @@ pub fn start_envoy(
     plugin: Option<Plugin>,
     upstream: SocketAddr,
 ) -> Result<Envoy, String> {
+    start_envoy_with(options, &options.module, label, plugin, upstream)
+}
+
+/// [`start_envoy`] with another module.
+pub fn start_envoy_with(
+    options: &Options,
+    module: &Path,
+    label: &str,
+    plugin: Option<Plugin>,
+    upstream: SocketAddr,
+) -> Result<Envoy, String> {
     let dir = project_dir().join("target/perf").join(label);
     let with_filter = plugin.is_some();
     let plugin = plugin.unwrap_or_else(|| Plugin::new(label, None));
-    let envoy_options = EnvoyOptions::new(options.envoy.clone(), options.module.clone(), dir, plugin, upstream)
-        .wasm_filter(with_filter);
+    let envoy_options =
+        EnvoyOptions::new(options.envoy.clone(), module.to_path_buf(), dir, plugin, upstream).wasm_filter(with_filter);
     Envoy::start(envoy_options).map_err(|failure| format!("Envoy ({label}) did not start: {failure}"))
 }
 
