@@ -12,6 +12,7 @@ use serde::Deserialize;
 
 use crate::body::spec::BodyEditsSpec;
 use crate::json::Json;
+use crate::named::Named;
 
 /// A whole rules document. Rules are kept as raw values here so that each one is decoded on its own: one bad
 /// rule then yields its own error, named by index and name, instead of hiding the rules after it.
@@ -83,13 +84,13 @@ pub struct MatchSpec {
     pub host: Option<OneOrMany<StringMatchSpec>>,
     /// Request headers by name (case-insensitive).
     #[serde(default)]
-    pub headers: BTreeMap<String, StringMatchSpec>,
+    pub headers: Named<StringMatchSpec>,
     /// Query parameters by name, compared after percent-decoding.
     #[serde(default)]
-    pub query: BTreeMap<String, StringMatchSpec>,
+    pub query: Named<StringMatchSpec>,
     /// Cookies by name (case-sensitive), from the `cookie` header.
     #[serde(default)]
-    pub cookies: BTreeMap<String, StringMatchSpec>,
+    pub cookies: Named<StringMatchSpec>,
     /// The client's address.
     pub source: Option<SourceSpec>,
     /// An API key in a header or query parameter is one of a set (see [`crate::credentials`]).
@@ -100,15 +101,15 @@ pub struct MatchSpec {
     pub status: Option<OneOrMany<StatusSpec>>,
     /// Response headers by name (response phase only).
     #[serde(default)]
-    pub response_headers: BTreeMap<String, StringMatchSpec>,
+    pub response_headers: Named<StringMatchSpec>,
     /// Envoy attributes by name (`xds.route_name`, `connection.mtls`, `source.namespace`, `node.metadata.KEY`
     /// …; docs/attributes.md lists them).
     #[serde(default)]
-    pub attributes: BTreeMap<String, ValueTestSpec>,
+    pub attributes: Named<ValueTestSpec>,
     /// Claims of the token Envoy's `jwt_authn` verified, by dotted path (`sub`, `aud`, `org.team`); a list
     /// claim holds when any element passes.
     #[serde(default)]
-    pub claims: BTreeMap<String, ValueTestSpec>,
+    pub claims: Named<ValueTestSpec>,
     /// `true`: the connection asked for a TLS server name (SNI) and the request's host is another one, the
     /// request a gateway answers 421; `false`: the host is the server name.
     pub misdirected: Option<bool>,

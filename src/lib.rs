@@ -35,6 +35,7 @@ pub mod local;
 pub mod locate;
 pub mod matcher;
 pub mod metrics;
+pub mod named;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod nesting;
 pub mod ratelimit;
