@@ -149,7 +149,9 @@ fn unescape(raw: &str) -> Option<Box<str>> {
 pub fn as_text(value: &Value) -> std::borrow::Cow<'_, str> {
     match value {
         Value::String(text) => std::borrow::Cow::Borrowed(text),
-        other => std::borrow::Cow::Owned(other.to_string()),
+        // serde_json::to_string, not `Display`: the same compact text, through the writer edited bodies use
+        // (Display would add a second writer and a pretty printer to the module).
+        other => std::borrow::Cow::Owned(serde_json::to_string(other).unwrap_or_default()),
     }
 }
 
