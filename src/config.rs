@@ -280,7 +280,7 @@ impl<'de> Deserialize<'de> for ActionSpec {
             (Some((_, action)), None) => Ok(action),
             (None, _) => Err(de::Error::custom(format!(
                 "an action item needs one of {}",
-                ACTION_NAMES.map(|n| format!("`{n}`")).join(", ")
+                crate::join::join(&ACTION_NAMES.map(|n| format!("`{n}`")), ", ")
             ))),
             (Some((first, _)), Some((second, _))) => Err(de::Error::custom(format!(
                 "an action item holds one action; found both `{first}` and `{second}` (make them two items)"

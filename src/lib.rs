@@ -26,6 +26,7 @@ pub mod host_port;
 mod index;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod input;
+pub mod join;
 pub mod json;
 pub mod lazy_regex;
 pub mod limits;
