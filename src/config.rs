@@ -14,8 +14,9 @@ use crate::body::spec::BodyEditsSpec;
 use crate::json::Json;
 use crate::named::Named;
 
-/// A whole rules document. Rules are kept as raw values here so that each one is decoded on its own: one bad
-/// rule then yields its own error, named by index and name, instead of hiding the rules after it.
+/// A whole rules document. Its rules are only counted here, and each one is decoded on its own from the
+/// document's value ([`RuleList::rules`]): one bad rule then yields its own error, named by index and name,
+/// instead of hiding the rules after it.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Document {
@@ -31,11 +32,11 @@ pub struct Document {
     /// Opt-in debug aid: a response header, of this name, listing the rules that matched the exchange.
     pub debug_header: Option<String>,
     /// Rules run when the request headers arrive, in the order written.
-    #[serde(default, deserialize_with = "rule_list")]
-    pub request: Vec<Json>,
+    #[serde(default)]
+    pub request: RuleList,
     /// Rules run when the response headers arrive, in the order written.
-    #[serde(default, deserialize_with = "rule_list")]
-    pub response: Vec<Json>,
+    #[serde(default)]
+    pub response: RuleList,
 }
 
 /// One rule: when every condition in `match` holds, its actions run in the order written.
@@ -566,8 +567,37 @@ fn list<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
     deserializer.deserialize_any(ListVisitor { expecting, marker: std::marker::PhantomData })
 }
 
-fn rule_list<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<Json>, D::Error> {
-    list(deserializer, "a list of rules: start each with `- name: …`")
+/// A phase's rules: read as a list of any values (each rule is decoded later, on its own), and counted. Not
+/// copied: [`RuleList::rules`] hands out the document's own values.
+#[derive(Debug, Default)]
+pub struct RuleList {
+    /// `None` when not written.
+    count: Option<usize>,
+}
+
+impl RuleList {
+    pub fn len(&self) -> usize {
+        self.count.unwrap_or_default()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The rules in `document` (the value this list was read from) under `key`.
+    pub fn rules<'a>(&self, document: &'a Json, key: &str) -> &'a [Json] {
+        match (self.count, document.get(key)) {
+            (Some(_), Some(Json::Array(rules))) => rules,
+            _ => &[],
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for RuleList {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let rules: Vec<de::IgnoredAny> = list(deserializer, "a list of rules: start each with `- name: …`")?;
+        Ok(RuleList { count: Some(rules.len()) })
+    }
 }
 
 fn action_list<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<ActionSpec>, D::Error> {
