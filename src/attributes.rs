@@ -167,7 +167,9 @@ pub fn resolve(name: &str) -> Result<Resolved, String> {
         if key.is_empty() || key.split('.').any(str::is_empty) {
             return Err(format!("`{name}`: name a node metadata key, e.g. `node.metadata.NAMESPACE`"));
         }
-        let path = ["xds", "node", "metadata"].into_iter().chain(key.split('.')).collect::<Vec<_>>().join("\0").into();
+        let path =
+            crate::join::join(&["xds", "node", "metadata"].into_iter().chain(key.split('.')).collect::<Vec<_>>(), "\0")
+                .into();
         let property = Property { path, encoding: Encoding::Text, available: Available::Request };
         return Ok(Resolved { property, spiffe: None });
     }
@@ -180,7 +182,7 @@ pub fn resolve(name: &str) -> Result<Resolved, String> {
         "source.trust_domain" => Some(SpiffePart::TrustDomain),
         _ => None,
     };
-    let path = known.envoy.join("\0").into();
+    let path = crate::join::join(known.envoy, "\0").into();
     Ok(Resolved { property: Property { path, encoding: known.encoding, available: known.available }, spiffe })
 }
 

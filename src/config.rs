@@ -12,9 +12,11 @@ use serde::Deserialize;
 
 use crate::body::spec::BodyEditsSpec;
 use crate::json::Json;
+use crate::named::Named;
 
-/// A whole rules document. Rules are kept as raw values here so that each one is decoded on its own: one bad
-/// rule then yields its own error, named by index and name, instead of hiding the rules after it.
+/// A whole rules document. Its rules are only counted here, and each one is decoded on its own from the
+/// document's value ([`RuleList::rules`]): one bad rule then yields its own error, named by index and name,
+/// instead of hiding the rules after it.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Document {
@@ -30,11 +32,11 @@ pub struct Document {
     /// Opt-in debug aid: a response header, of this name, listing the rules that matched the exchange.
     pub debug_header: Option<String>,
     /// Rules run when the request headers arrive, in the order written.
-    #[serde(default, deserialize_with = "rule_list")]
-    pub request: Vec<Json>,
+    #[serde(default)]
+    pub request: RuleList,
     /// Rules run when the response headers arrive, in the order written.
-    #[serde(default, deserialize_with = "rule_list")]
-    pub response: Vec<Json>,
+    #[serde(default)]
+    pub response: RuleList,
 }
 
 /// One rule: when every condition in `match` holds, its actions run in the order written.
@@ -83,13 +85,13 @@ pub struct MatchSpec {
     pub host: Option<OneOrMany<StringMatchSpec>>,
     /// Request headers by name (case-insensitive).
     #[serde(default)]
-    pub headers: BTreeMap<String, StringMatchSpec>,
+    pub headers: Named<StringMatchSpec>,
     /// Query parameters by name, compared after percent-decoding.
     #[serde(default)]
-    pub query: BTreeMap<String, StringMatchSpec>,
+    pub query: Named<StringMatchSpec>,
     /// Cookies by name (case-sensitive), from the `cookie` header.
     #[serde(default)]
-    pub cookies: BTreeMap<String, StringMatchSpec>,
+    pub cookies: Named<StringMatchSpec>,
     /// The client's address.
     pub source: Option<SourceSpec>,
     /// An API key in a header or query parameter is one of a set (see [`crate::credentials`]).
@@ -100,15 +102,15 @@ pub struct MatchSpec {
     pub status: Option<OneOrMany<StatusSpec>>,
     /// Response headers by name (response phase only).
     #[serde(default)]
-    pub response_headers: BTreeMap<String, StringMatchSpec>,
+    pub response_headers: Named<StringMatchSpec>,
     /// Envoy attributes by name (`xds.route_name`, `connection.mtls`, `source.namespace`, `node.metadata.KEY`
     /// …; docs/attributes.md lists them).
     #[serde(default)]
-    pub attributes: BTreeMap<String, ValueTestSpec>,
+    pub attributes: Named<ValueTestSpec>,
     /// Claims of the token Envoy's `jwt_authn` verified, by dotted path (`sub`, `aud`, `org.team`); a list
     /// claim holds when any element passes.
     #[serde(default)]
-    pub claims: BTreeMap<String, ValueTestSpec>,
+    pub claims: Named<ValueTestSpec>,
     /// `true`: the connection asked for a TLS server name (SNI) and the request's host is another one, the
     /// request a gateway answers 421; `false`: the host is the server name.
     pub misdirected: Option<bool>,
@@ -239,52 +241,90 @@ pub const ACTION_NAMES: [&str; 10] = [
     "response_body",
 ];
 
-/// The keys an action item may hold; exactly one is given. (The single-key map form is decoded through
-/// this struct, so a wrong key is named and its problems get their paths like any other field's.)
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ActionItem {
-    request_headers: Option<HeaderEditsSpec>,
-    response_headers: Option<HeaderEditsSpec>,
-    respond: Option<RespondSpec>,
-    redirect: Option<RedirectSpec>,
-    rewrite: Option<RewriteSpec>,
-    query: Option<QueryEditsSpec>,
-    log: Option<LogSpec>,
-    rate_limit: Option<RateLimitSpec>,
-    request_body: Option<BodyEditsSpec>,
-    response_body: Option<BodyEditsSpec>,
-}
-
+/// An action item is a map of one key, the action's name, to its fields. Read as a struct of optional
+/// fields would be (every key's value decoded, an unknown key named at its own path with every action name,
+/// serde's words), then exactly one is required. Written out rather than derived through a struct of ten
+/// options: the module decoded each item twice over (the struct, then the action taken out of it).
 impl<'de> Deserialize<'de> for ActionSpec {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let item = ActionItem::deserialize(deserializer)?;
-        let given: Vec<(&str, ActionSpec)> = [
-            item.request_headers.map(|a| ("request_headers", ActionSpec::RequestHeaders(a))),
-            item.response_headers.map(|a| ("response_headers", ActionSpec::ResponseHeaders(a))),
-            item.respond.map(|a| ("respond", ActionSpec::Respond(a))),
-            item.redirect.map(|a| ("redirect", ActionSpec::Redirect(a))),
-            item.rewrite.map(|a| ("rewrite", ActionSpec::Rewrite(a))),
-            item.query.map(|a| ("query", ActionSpec::Query(a))),
-            item.log.map(|a| ("log", ActionSpec::Log(a))),
-            item.rate_limit.map(|a| ("rate_limit", ActionSpec::RateLimit(a))),
-            item.request_body.map(|a| ("request_body", ActionSpec::RequestBody(a))),
-            item.response_body.map(|a| ("response_body", ActionSpec::ResponseBody(a))),
-        ]
-        .into_iter()
-        .flatten()
-        .collect();
-        let mut given = given.into_iter();
-        match (given.next(), given.next()) {
-            (Some((_, action)), None) => Ok(action),
-            (None, _) => Err(de::Error::custom(format!(
-                "an action item needs one of {}",
-                ACTION_NAMES.map(|n| format!("`{n}`")).join(", ")
-            ))),
-            (Some((first, _)), Some((second, _))) => Err(de::Error::custom(format!(
-                "an action item holds one action; found both `{first}` and `{second}` (make them two items)"
-            ))),
+        deserializer.deserialize_struct("ActionItem", &ACTION_NAMES, ActionItemVisitor)
+    }
+}
+
+struct ActionItemVisitor;
+
+impl<'de> Visitor<'de> for ActionItemVisitor {
+    type Value = ActionSpec;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("struct ActionItem")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ActionSpec, A::Error> {
+        // By place in ACTION_NAMES, so that "found both" names them in that order, whatever the written one.
+        let mut given: [Option<ActionSpec>; ACTION_NAMES.len()] = Default::default();
+        let mut seen = [false; ACTION_NAMES.len()];
+        while let Some(ActionName(index)) = map.next_key()? {
+            // A name given twice is refused before its value is read, as a derived struct refuses it.
+            let (Some(seen), Some(slot)) = (seen.get_mut(index), given.get_mut(index)) else {
+                return Err(de::Error::custom("no such action"));
+            };
+            if *seen {
+                return Err(de::Error::duplicate_field(ACTION_NAMES.get(index).copied().unwrap_or_default()));
+            }
+            *seen = true;
+            // `null` is as if not written, as for any optional field.
+            *slot = match index {
+                0 => map.next_value::<Option<_>>()?.map(ActionSpec::RequestHeaders),
+                1 => map.next_value::<Option<_>>()?.map(ActionSpec::ResponseHeaders),
+                2 => map.next_value::<Option<_>>()?.map(ActionSpec::Respond),
+                3 => map.next_value::<Option<_>>()?.map(ActionSpec::Redirect),
+                4 => map.next_value::<Option<_>>()?.map(ActionSpec::Rewrite),
+                5 => map.next_value::<Option<_>>()?.map(ActionSpec::Query),
+                6 => map.next_value::<Option<_>>()?.map(ActionSpec::Log),
+                7 => map.next_value::<Option<_>>()?.map(ActionSpec::RateLimit),
+                8 => map.next_value::<Option<_>>()?.map(ActionSpec::RequestBody),
+                _ => map.next_value::<Option<_>>()?.map(ActionSpec::ResponseBody),
+            };
         }
+        one_action(given.into_iter().zip(ACTION_NAMES).filter_map(|(action, name)| Some((name, action?))))
+    }
+}
+
+/// The one action of an item, or why there is not exactly one.
+fn one_action<E: de::Error>(mut given: impl Iterator<Item = (&'static str, ActionSpec)>) -> Result<ActionSpec, E> {
+    match (given.next(), given.next()) {
+        (Some((_, action)), None) => Ok(action),
+        (None, _) => Err(E::custom(format!(
+            "an action item needs one of {}",
+            crate::join::join(&ACTION_NAMES.map(|n| format!("`{n}`")), ", ")
+        ))),
+        (Some((first, _)), Some((second, _))) => Err(E::custom(format!(
+            "an action item holds one action; found both `{first}` and `{second}` (make them two items)"
+        ))),
+    }
+}
+
+/// An action item's key: the place of its name in [`ACTION_NAMES`]. Read as a derived struct reads a field
+/// name, so an unknown one is refused with the same message, at the key.
+struct ActionName(usize);
+
+impl<'de> Deserialize<'de> for ActionName {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct NameVisitor;
+        impl Visitor<'_> for NameVisitor {
+            type Value = ActionName;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("field identifier")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<ActionName, E> {
+                match ACTION_NAMES.iter().position(|name| *name == v) {
+                    Some(index) => Ok(ActionName(index)),
+                    None => Err(E::unknown_field(v, &ACTION_NAMES)),
+                }
+            }
+        }
+        deserializer.deserialize_identifier(NameVisitor)
     }
 }
 
@@ -527,8 +567,37 @@ fn list<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
     deserializer.deserialize_any(ListVisitor { expecting, marker: std::marker::PhantomData })
 }
 
-fn rule_list<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<Json>, D::Error> {
-    list(deserializer, "a list of rules: start each with `- name: …`")
+/// A phase's rules: read as a list of any values (each rule is decoded later, on its own), and counted. Not
+/// copied: [`RuleList::rules`] hands out the document's own values.
+#[derive(Debug, Default)]
+pub struct RuleList {
+    /// `None` when not written.
+    count: Option<usize>,
+}
+
+impl RuleList {
+    pub fn len(&self) -> usize {
+        self.count.unwrap_or_default()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The rules in `document` (the value this list was read from) under `key`.
+    pub fn rules<'a>(&self, document: &'a Json, key: &str) -> &'a [Json] {
+        match (self.count, document.get(key)) {
+            (Some(_), Some(Json::Array(rules))) => rules,
+            _ => &[],
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for RuleList {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let rules: Vec<de::IgnoredAny> = list(deserializer, "a list of rules: start each with `- name: …`")?;
+        Ok(RuleList { count: Some(rules.len()) })
+    }
 }
 
 fn action_list<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<ActionSpec>, D::Error> {
@@ -660,5 +729,48 @@ impl<'de> Deserialize<'de> for ValueTestSpec {
             ValueTestSpec(StringMatchSpec(MatchFields { exact: Some(text), ..MatchFields::default() }))
         }
         deserializer.deserialize_any(ValueVisitor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fields::decode;
+    use crate::json::parse;
+
+    /// What an action item's problems are, as `field: message`.
+    fn action_problems(text: &str) -> Vec<String> {
+        let json = parse(text).unwrap_or(Json::Null);
+        decode::<ActionSpec>(&json).1.into_iter().map(|p| format!("{}: {}", p.field, p.message)).collect()
+    }
+
+    #[test]
+    fn an_action_item_reads_as_a_struct_of_optional_actions() {
+        let needs = "an action item needs one of `request_headers`, `response_headers`, `respond`, `redirect`, \
+                     `rewrite`, `query`, `log`, `rate_limit`, `request_body`, `response_body`";
+        assert_eq!(action_problems("{}"), [format!(": {needs}")]);
+        // `null` is as if not written.
+        assert_eq!(action_problems(r#"{"respond": null}"#), [format!(": {needs}")]);
+        assert!(action_problems(r#"{"respond": null, "log": {"message": "m"}}"#).is_empty());
+        // Named in the order of ACTION_NAMES, whatever the written one.
+        assert_eq!(
+            action_problems(r#"{"log": {"message": "m"}, "respond": {"status": 200}}"#),
+            [": an action item holds one action; found both `respond` and `log` (make them two items)"]
+        );
+        // Each value's own problems first; one skipped, the other action is the item's one.
+        assert_eq!(
+            action_problems(r#"{"log": {"message": 1}, "respond": {"status": 200}}"#),
+            ["log.message: invalid type: integer `1`, expected a string"]
+        );
+        assert_eq!(
+            action_problems(r#"{"respnd": {}}"#),
+            ["respnd: unknown field `respnd`, expected one of `request_headers`, `response_headers`, `respond`, \
+                 `redirect`, `rewrite`, `query`, `log`, `rate_limit`, `request_body`, `response_body`"]
+        );
+        assert_eq!(action_problems("[]"), [": invalid type: sequence, expected struct ActionItem"]);
+        assert!(matches!(
+            decode::<ActionSpec>(&parse(r#"{"rewrite": {"host": "h"}}"#).unwrap_or(Json::Null)).0,
+            Some(ActionSpec::Rewrite(_))
+        ));
     }
 }

@@ -41,9 +41,10 @@ pub fn decode<'a, T: Deserialize<'a>>(value: &'a Json) -> (Option<T>, Vec<Proble
             Ok(decoded) => return (Some(decoded), problems),
             Err(error) => error,
         };
-        let at = error.at.unwrap_or_default();
+        let Located { at, message } = *error.0;
+        let at = at.unwrap_or_default();
         if !follows_from_a_skip(&at, &skipped) {
-            problems.push(Problem { field: render(&at), message: error.message });
+            problems.push(Problem { field: render(&at), message });
         }
         if at.is_empty() {
             break;
@@ -123,17 +124,25 @@ impl Path<'_> {
 }
 
 /// A decoding error: serde's message, and the place once a value of the path has seen it pass.
+///
+/// Boxed, as serde_json's is: every generic visit moves `Result`s of it, and one pointer moves (and fits beside
+/// a `String`'s niche) where the six words of [`Located`] would be copied at each step.
 #[derive(Debug)]
-pub struct Error {
+pub struct Error(Box<Located>);
+
+#[derive(Debug)]
+struct Located {
     at: Option<Vec<Segment>>,
     message: String,
 }
 
 impl Error {
-    /// The innermost place an error passes through is where it is.
+    /// The innermost place an error passes through is where it is. Not inlined: every generic visit calls it,
+    /// and only on the error path.
+    #[inline(never)]
     fn at(mut self, path: &Path) -> Error {
-        if self.at.is_none() {
-            self.at = Some(path.segments());
+        if self.0.at.is_none() {
+            self.0.at = Some(path.segments());
         }
         self
     }
@@ -141,52 +150,140 @@ impl Error {
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
+        f.write_str(&self.0.message)
     }
 }
 
 impl std::error::Error for Error {}
 
+/// serde's own messages, word for word, but called rather than built inline at each field of each derived
+/// visitor (where `missing_field` and `duplicate_field` are written out for every field).
 impl de::Error for Error {
     fn custom<T: fmt::Display>(message: T) -> Error {
-        Error { at: None, message: message.to_string() }
+        Error(Box::new(Located { at: None, message: message.to_string() }))
+    }
+
+    #[inline(never)]
+    fn invalid_type(unexpected: de::Unexpected, expected: &dyn de::Expected) -> Error {
+        Error::custom(format_args!("invalid type: {unexpected}, expected {expected}"))
+    }
+
+    #[inline(never)]
+    fn invalid_value(unexpected: de::Unexpected, expected: &dyn de::Expected) -> Error {
+        Error::custom(format_args!("invalid value: {unexpected}, expected {expected}"))
+    }
+
+    #[inline(never)]
+    fn invalid_length(len: usize, expected: &dyn de::Expected) -> Error {
+        Error::custom(format_args!("invalid length {len}, expected {expected}"))
+    }
+
+    #[inline(never)]
+    fn missing_field(field: &'static str) -> Error {
+        Error::custom(format_args!("missing field `{field}`"))
+    }
+
+    #[inline(never)]
+    fn duplicate_field(field: &'static str) -> Error {
+        Error::custom(format_args!("duplicate field `{field}`"))
     }
 }
 
 /// A value being decoded, and where it is.
+///
+/// A node does not put its path on the errors of its visits: the list item or object entry that made it (or
+/// [`decode`], for the root) does, as the same path, once for every kind of value. That also places an error a
+/// type raises after its fields were read (about them together) at the item.
 struct Node<'a, 'p> {
     value: &'a Json,
     path: Path<'p>,
     skipped: &'p [Vec<Segment>],
 }
 
+impl<'de, 'p> Node<'de, 'p> {
+    /// A list's items for a visitor, or `None` when the value is not a list.
+    fn items(&self) -> Option<Items<'de, 'p>> {
+        match self.value {
+            Json::Array(items) => {
+                Some(Items { items: items.iter().enumerate(), path: self.path, skipped: self.skipped })
+            }
+            _ => None,
+        }
+    }
+
+    /// An object's entries for a visitor, or `None` when the value is not an object.
+    fn entries(&self) -> Option<Entries<'de, 'p>> {
+        match self.value {
+            Json::Object(entries) => Some(Entries::new(entries, self.path, self.skipped)),
+            _ => None,
+        }
+    }
+}
+
+/// Deserializer methods that read a number as `deserialize_f64` does.
+macro_rules! number_visits {
+    ($($method:ident)*) => {
+        $(
+            fn $method<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+                self.deserialize_f64(visitor)
+            }
+        )*
+    };
+}
+
+/// The visits below hand a visitor only the kinds of value it can take, and refuse the others themselves
+/// ([`refused`]): with the same message serde's default visits give, and without compiling every visit of
+/// every visitor into the module.
 impl<'de> Deserializer<'de> for Node<'de, '_> {
     type Error = Error;
 
     fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
-        let Node { value, path, skipped } = self;
-        let result = match value {
+        match self.value {
             Json::Null => visitor.visit_unit(),
             Json::Bool(b) => visitor.visit_bool(*b),
-            Json::Number(Number::Unsigned(n)) => visitor.visit_u64(*n),
-            Json::Number(Number::Signed(n)) => visitor.visit_i64(*n),
-            Json::Number(Number::Float(n)) => visitor.visit_f64(*n),
+            Json::Number(number) => visit_number(*number, visitor),
             Json::String(text) => visitor.visit_borrowed_str(text),
-            Json::Array(items) => visitor.visit_seq(Items { items: items.iter().enumerate(), path, skipped }),
-            Json::Object(entries) => {
-                visitor.visit_map(Entries { entries: entries.iter(), pending: None, path, skipped })
-            }
-        };
-        result.map_err(|e| e.at(&path))
+            Json::Array(items) => visitor.visit_seq(Items::new(items, self.path, self.skipped)),
+            Json::Object(entries) => visitor.visit_map(Entries::new(entries, self.path, self.skipped)),
+        }
+    }
+
+    fn deserialize_bool<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+        match self.value {
+            Json::Bool(b) => visitor.visit_bool(*b),
+            other => Err(refused(other, &visitor)),
+        }
+    }
+
+    fn deserialize_str<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+        match self.value {
+            Json::String(text) => visitor.visit_borrowed_str(text),
+            other => Err(refused(other, &visitor)),
+        }
+    }
+
+    fn deserialize_string<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+        self.deserialize_str(visitor)
+    }
+
+    fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+        match self.items() {
+            Some(items) => visitor.visit_seq(items),
+            None => Err(refused(self.value, &visitor)),
+        }
+    }
+
+    fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+        match self.entries() {
+            Some(entries) => visitor.visit_map(entries),
+            None => Err(refused(self.value, &visitor)),
+        }
     }
 
     fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
         match self.value {
-            Json::Null => visitor.visit_none().map_err(|e: Error| e.at(&self.path)),
-            _ => {
-                let path = self.path;
-                visitor.visit_some(self).map_err(|e| e.at(&path))
-            }
+            Json::Null => visitor.visit_none(),
+            _ => visitor.visit_some(self),
         }
     }
 
@@ -198,12 +295,10 @@ impl<'de> Deserializer<'de> for Node<'de, '_> {
     ) -> Result<V::Value, Error> {
         match self.value {
             // Unit variants, written as their names (`mode: dry_run`).
-            Json::String(text) => {
-                visitor.visit_enum(BorrowedStrDeserializer::<Error>::new(text)).map_err(|e| e.at(&self.path))
-            }
+            Json::String(text) => visitor.visit_enum(BorrowedStrDeserializer::<Error>::new(text)),
             // No other kind of value is a variant: refused here, so a type's other visits are never compiled
             // (they would only refuse it the same way).
-            other => Err(refused(other, &visitor).at(&self.path)),
+            other => Err(refused(other, &visitor)),
         }
     }
 
@@ -215,34 +310,49 @@ impl<'de> Deserializer<'de> for Node<'de, '_> {
         _fields: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value, Error> {
-        let Node { value, path, skipped } = self;
-        match value {
-            Json::Object(entries) => visitor
-                .visit_map(Entries { entries: entries.iter(), pending: None, path, skipped })
-                .map_err(|e| e.at(&path)),
-            // Refused here rather than through the visitor's own visits: the same message, and the derived
-            // visitors' other visits (a struct as a list of its fields) are never compiled into the module.
-            other => Err(refused(other, &visitor).at(&path)),
-        }
+        self.deserialize_map(visitor)
     }
 
     fn deserialize_newtype_struct<V: Visitor<'de>>(self, _name: &'static str, visitor: V) -> Result<V::Value, Error> {
-        let path = self.path;
-        visitor.visit_newtype_struct(self).map_err(|e| e.at(&path))
+        visitor.visit_newtype_struct(self)
     }
 
     fn deserialize_ignored_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
         visitor.visit_unit()
     }
 
+    /// Numbers of every kind go to the visitor, which takes the ones it can hold (a `u16` takes `200` and
+    /// refuses `70000` and `2.5` in its own words).
+    fn deserialize_f64<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+        match self.value {
+            Json::Number(number) => visit_number(*number, visitor),
+            other => Err(refused(other, &visitor)),
+        }
+    }
+
+    number_visits! {
+        deserialize_i8 deserialize_i16 deserialize_i32 deserialize_i64 deserialize_i128 deserialize_u8
+        deserialize_u16 deserialize_u32 deserialize_u64 deserialize_u128 deserialize_f32
+    }
+
     serde::forward_to_deserialize_any! {
-        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf unit unit_struct seq
-        tuple tuple_struct map identifier
+        char bytes byte_buf unit unit_struct tuple tuple_struct identifier
     }
 }
 
-/// The error serde's default visits give a value of a kind the visitor does not take.
-fn refused<'de, V: Visitor<'de>>(value: &Json, visitor: &V) -> Error {
+/// A number to the visit of its kind.
+fn visit_number<'de, V: Visitor<'de>>(number: Number, visitor: V) -> Result<V::Value, Error> {
+    match number {
+        Number::Unsigned(n) => visitor.visit_u64(n),
+        Number::Signed(n) => visitor.visit_i64(n),
+        Number::Float(n) => visitor.visit_f64(n),
+    }
+}
+
+/// The error serde's default visits give a value of a kind the visitor does not take. One function for every
+/// visitor (`&dyn`): it only runs on the error path.
+#[inline(never)]
+fn refused(value: &Json, expected: &dyn de::Expected) -> Error {
     let unexpected = match value {
         Json::Null => de::Unexpected::Unit,
         Json::Bool(b) => de::Unexpected::Bool(*b),
@@ -253,7 +363,7 @@ fn refused<'de, V: Visitor<'de>>(value: &Json, visitor: &V) -> Error {
         Json::Array(_) => de::Unexpected::Seq,
         Json::Object(_) => de::Unexpected::Map,
     };
-    <Error as de::Error>::invalid_type(unexpected, visitor)
+    <Error as de::Error>::invalid_type(unexpected, expected)
 }
 
 /// A list's items, with their indexes, less the skipped ones.
@@ -263,19 +373,32 @@ struct Items<'de, 'p> {
     skipped: &'p [Vec<Segment>],
 }
 
+impl<'de, 'p> Items<'de, 'p> {
+    fn new(items: &'de [Json], path: Path<'p>, skipped: &'p [Vec<Segment>]) -> Items<'de, 'p> {
+        Items { items: items.iter().enumerate(), path, skipped }
+    }
+
+    /// The next item that is not skipped, and its index. (Apart from the generic visit: it is the same for
+    /// every type of item.)
+    fn next_item(&mut self) -> Option<(usize, &'de Json)> {
+        let skipped = self.skipped;
+        let path = &self.path;
+        self.items.by_ref().find(|&(index, _)| skipped.is_empty() || !Path::Index(path, index).is_skipped(skipped))
+    }
+}
+
 impl<'de> SeqAccess<'de> for Items<'de, '_> {
     type Error = Error;
 
     fn next_element_seed<S: DeserializeSeed<'de>>(&mut self, seed: S) -> Result<Option<S::Value>, Error> {
-        for (index, value) in self.items.by_ref() {
-            let path = Path::Index(&self.path, index);
-            if !self.skipped.is_empty() && path.is_skipped(self.skipped) {
-                continue;
-            }
-            // (An error a type raises after its fields were read, about them together, is at the item.)
-            return seed.deserialize(Node { value, path, skipped: self.skipped }).map(Some).map_err(|e| e.at(&path));
+        let Some((index, value)) = self.next_item() else {
+            return Ok(None);
+        };
+        let path = Path::Index(&self.path, index);
+        match seed.deserialize(Node { value, path, skipped: self.skipped }) {
+            Ok(item) => Ok(Some(item)),
+            Err(error) => Err(error.at(&path)),
         }
-        Ok(None)
     }
 }
 
@@ -288,20 +411,33 @@ struct Entries<'de, 'p> {
     skipped: &'p [Vec<Segment>],
 }
 
+impl<'de, 'p> Entries<'de, 'p> {
+    fn new(entries: &'de [(String, Json)], path: Path<'p>, skipped: &'p [Vec<Segment>]) -> Entries<'de, 'p> {
+        Entries { entries: entries.iter(), pending: None, path, skipped }
+    }
+
+    /// The next entry that is not skipped, now pending. (Apart from the generic visit, as `next_item`.)
+    fn next_entry(&mut self) -> Option<&'de (String, Json)> {
+        let skipped = self.skipped;
+        let path = &self.path;
+        self.pending =
+            self.entries.by_ref().find(|(key, _)| skipped.is_empty() || !Path::Key(path, key).is_skipped(skipped));
+        self.pending
+    }
+}
+
 impl<'de> MapAccess<'de> for Entries<'de, '_> {
     type Error = Error;
 
     fn next_key_seed<S: DeserializeSeed<'de>>(&mut self, seed: S) -> Result<Option<S::Value>, Error> {
-        for entry in self.entries.by_ref() {
-            let path = Path::Key(&self.path, &entry.0);
-            if !self.skipped.is_empty() && path.is_skipped(self.skipped) {
-                continue;
-            }
-            self.pending = Some(entry);
-            // An unknown or misspelt key is a problem at the key's own path.
-            return seed.deserialize(BorrowedStrDeserializer::new(&entry.0)).map(Some).map_err(|e: Error| e.at(&path));
+        let Some((key, _)) = self.next_entry() else {
+            return Ok(None);
+        };
+        // An unknown or misspelt key is a problem at the key's own path.
+        match seed.deserialize(BorrowedStrDeserializer::new(key)) {
+            Ok(key) => Ok(Some(key)),
+            Err(error) => Err(Error::at(error, &Path::Key(&self.path, key))),
         }
-        Ok(None)
     }
 
     fn next_value_seed<S: DeserializeSeed<'de>>(&mut self, seed: S) -> Result<S::Value, Error> {
@@ -309,7 +445,7 @@ impl<'de> MapAccess<'de> for Entries<'de, '_> {
             return Err(de::Error::custom("a value was asked for before its key"));
         };
         let path = Path::Key(&self.path, key);
-        seed.deserialize(Node { value, path, skipped: self.skipped }).map_err(|e| e.at(&path))
+        seed.deserialize(Node { value, path, skipped: self.skipped }).map_err(|error| error.at(&path))
     }
 }
 
@@ -394,6 +530,38 @@ mod tests {
         assert_eq!(
             problems(r#"{"name": "a", "items": [{"note": 5}, {}]}"#),
             ["items[0].note: invalid type: integer `5`, expected a string", "items[1]: missing field `status`",]
+        );
+    }
+
+    /// Each kind of value a field does not take is refused in serde's own words, whichever visit refuses it.
+    #[test]
+    fn every_kind_of_wrong_value_is_refused_as_serde_words_it() {
+        let found = problems(
+            r#"{"name": true, "items": [{"status": 70000}, {"status": 2.5}, {"status": -1}, {"status": null},
+                {"status": [1]}, {"status": {}}, {"status": 1, "note": [2]}], "map": [], "mode": 3}"#,
+        );
+        assert_eq!(
+            found,
+            [
+                "name: invalid type: boolean `true`, expected a string",
+                "items[0].status: invalid value: integer `70000`, expected u16",
+                "items[1].status: invalid type: floating point `2.5`, expected u16",
+                "items[2].status: invalid value: integer `-1`, expected u16",
+                "items[3].status: invalid type: unit value, expected u16",
+                "items[4].status: invalid type: sequence, expected u16",
+                "items[5].status: invalid type: map, expected u16",
+                "items[6].note: invalid type: sequence, expected a string",
+                "map: invalid type: sequence, expected a map",
+                "mode: invalid type: integer `3`, expected enum Mode",
+            ]
+        );
+        assert_eq!(
+            problems(r#"{"name": "a", "items": {"status": 1}}"#),
+            ["items: invalid type: map, expected a sequence"]
+        );
+        assert_eq!(
+            problems(r#"{"name": "a", "items": ["x"]}"#),
+            ["items[0]: invalid type: string \"x\", expected struct Inner"]
         );
     }
 

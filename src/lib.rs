@@ -26,6 +26,7 @@ pub mod host_port;
 mod index;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod input;
+pub mod join;
 pub mod json;
 pub mod lazy_regex;
 pub mod limits;
@@ -35,6 +36,7 @@ pub mod local;
 pub mod locate;
 pub mod matcher;
 pub mod metrics;
+pub mod named;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod nesting;
 pub mod proxy_host;

@@ -105,7 +105,7 @@ impl<'q> QueryPairs<'q> {
         if self.pairs.is_empty() {
             path.to_owned()
         } else {
-            format!("{path}?{}", self.pairs.join("&"))
+            format!("{path}?{}", crate::join::join(&self.pairs, "&"))
         }
     }
 }

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use crate::config::{Integer, StringMatchSpec};
+use crate::named::Named;
 
 /// A rule's `body` block: which bodies the rule reads, how much of one it holds, and what must hold of it.
 /// Every condition given must hold; the rule's `match` is decided first, from the headers.
@@ -26,7 +27,7 @@ pub struct BodySpec {
     /// JSON fields by JSON Pointer (`/user/role`): each must be there and pass its test. A string is compared
     /// as is; a number, boolean, null, object or array as compact JSON (`42`, `true`).
     #[serde(default)]
-    pub json: BTreeMap<String, StringMatchSpec>,
+    pub json: Named<StringMatchSpec>,
 }
 
 /// A `request_body` or `response_body` action: changes to the body, applied in the order `set`, `replace`,

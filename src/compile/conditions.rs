@@ -241,7 +241,7 @@ impl Compiler<'_> {
         let slot = self.slot(Slot::SourceAddress, ctx);
         let xff_slot = if trusted_hops > 0 { self.request_header("x-forwarded-for", ctx) } else { slot };
         let mut wanted = if spec.invert { "not in ".to_owned() } else { "in ".to_owned() };
-        wanted.push_str(&spec.cidrs.join(", "));
+        wanted.push_str(&crate::join::join(&spec.cidrs, ", "));
         if trusted_hops > 0 {
             wanted.push_str(&format!(" (client taken {trusted_hops} from the right of x-forwarded-for)"));
         }
@@ -278,7 +278,7 @@ fn one_or_any(field: String, mut exprs: Vec<Expr>) -> Expr {
 fn one_of(values: &[impl AsRef<str>]) -> String {
     match values {
         [one] => one.as_ref().to_owned(),
-        many => format!("one of {}", many.iter().map(AsRef::as_ref).collect::<Vec<_>>().join(", ")),
+        many => format!("one of {}", crate::join::join(many, ", ")),
     }
 }
 

@@ -308,7 +308,7 @@ fn check_name(name: &str, what: &str, field: &str, ctx: &mut RuleContext) -> boo
 /// Names for a trace's "wanted": the first few, then how many more.
 fn listed(names: &[&str]) -> String {
     const SHOWN: usize = 5;
-    let mut text = names.iter().take(SHOWN).copied().collect::<Vec<_>>().join(", ");
+    let mut text = crate::join::join(names.get(..SHOWN).unwrap_or(names), ", ");
     if names.len() > SHOWN {
         text.push_str(&format!(" and {} more", names.len() - SHOWN));
     }

@@ -75,7 +75,8 @@ pub fn compile(document: &Json, env: &dyn Environment) -> Result<RuleSet, Config
     if document.is_null() {
         return Ok(RuleSet::default());
     }
-    let (document, problems) = fields::decode::<Document>(document);
+    let json = document;
+    let (document, problems) = fields::decode::<Document>(json);
     let errors: Vec<ConfigError> = problems
         .into_iter()
         .map(|problem| ConfigError::document(problem.field, explain_shape(problem.message)))
@@ -117,8 +118,8 @@ pub fn compile(document: &Json, env: &dyn Environment) -> Result<RuleSet, Config
         compiler.errors.push(ConfigError::document("", message));
         return Err(ConfigErrors(compiler.errors));
     }
-    let mut request_rules = compiler.rules(Phase::Request, &document.request);
-    let mut response_rules = compiler.rules(Phase::Response, &document.response);
+    let mut request_rules = compiler.rules(Phase::Request, document.request.rules(json, "request"));
+    let mut response_rules = compiler.rules(Phase::Response, document.response.rules(json, "response"));
     if !compiler.errors.is_empty() {
         return Err(ConfigErrors(compiler.errors));
     }

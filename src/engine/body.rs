@@ -145,7 +145,7 @@ impl<'r, H: Host> Run<'r, '_, H> {
         }
         if !need.reads_type(&media) {
             let got = if media.is_empty() { "no content-type".to_owned() } else { format!("content-type {media:?}") };
-            let reason = format!("got {got}, wanted one of {}", need.content_types.join(", "));
+            let reason = format!("got {got}, wanted one of {}", crate::join::join(&need.content_types, ", "));
             return Err((miss("body.content_types", reason), false));
         }
         let length = self.current_header_by_name(map, "content-length");
