@@ -38,6 +38,7 @@ pub mod metrics;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod nesting;
 pub mod ratelimit;
+pub mod regex_engine;
 pub mod regex_subset;
 mod reserved;
 pub mod ruleset;
