@@ -42,8 +42,9 @@ struct Engines {
     onepass: Option<onepass::DFA>,
     backtrack: backtrack::BoundedBacktracker,
     pikevm: pikevm::PikeVM,
-    /// The engines' scratch space. A search holds the lock only while it runs; the module is single-threaded.
-    caches: Mutex<Caches>,
+    /// The engines' scratch space, made at the first search (as the `regex` crate does: a regex that never
+    /// runs costs no cache). A search holds the lock only while it runs; the module is single-threaded.
+    caches: Mutex<Option<Caches>>,
 }
 
 struct Caches {
@@ -83,39 +84,33 @@ impl Regex {
         .then(|| onepass::Builder::new().build_from_nfa(nfa.clone()).ok())
         .flatten();
         let dfa = lazy_dfa(nfa);
-        let caches = Caches {
-            dfa: dfa.as_ref().map(hybrid::dfa::Cache::new),
-            onepass: onepass.as_ref().map(onepass::Cache::new),
-            backtrack: backtrack::Cache::new(&backtrack),
-            pikevm: pikevm::Cache::new(&pikevm),
-        };
-        let engines = Engines { pattern: pattern.into(), dfa, onepass, backtrack, pikevm, caches: Mutex::new(caches) };
+        let engines = Engines { pattern: pattern.into(), dfa, onepass, backtrack, pikevm, caches: Mutex::new(None) };
         Ok(Regex(Arc::new(engines)))
     }
 
     /// Whether the pattern matches somewhere in `haystack` (anywhere: an anchored pattern says so itself).
     pub fn is_match(&self, haystack: &str) -> bool {
-        let engines = &*self.0;
         let input = Input::new(haystack).earliest(true);
-        let mut caches = engines.caches.lock().unwrap_or_else(PoisonError::into_inner);
-        if let (Some(dfa), Some(cache)) = (&engines.dfa, caches.dfa.as_mut()) {
-            // The lazy DFA gives up on a `\b` next to a non-ASCII byte, or when its cache keeps filling up;
-            // the other engines then answer.
-            if let Ok(found) = dfa.try_search_fwd(cache, &input) {
-                return found.is_some();
+        self.0.with_caches(|engines, caches| {
+            if let (Some(dfa), Some(cache)) = (&engines.dfa, caches.dfa.as_mut()) {
+                // The lazy DFA gives up on a `\b` next to a non-ASCII byte, or when its cache keeps filling up;
+                // the other engines then answer.
+                if let Ok(found) = dfa.try_search_fwd(cache, &input) {
+                    return found.is_some();
+                }
             }
-        }
-        engines.search_slots(&mut caches, &input, &mut []).is_some()
+            engines.search_slots(caches, &input, &mut []).is_some()
+        })
     }
 
     /// The leftmost-first match in `haystack` with its groups.
     pub fn captures<'h>(&self, haystack: &'h str) -> Option<Captures<'h>> {
-        let engines = &*self.0;
-        let mut slots = engines.pikevm.create_captures();
-        let mut caches = engines.caches.lock().unwrap_or_else(PoisonError::into_inner);
-        let found = engines.search_slots(&mut caches, &Input::new(haystack), slots.slots_mut());
-        slots.set_pattern(found);
-        found.map(|_| Captures { haystack, slots })
+        self.0.with_caches(|engines, caches| {
+            let mut slots = engines.pikevm.create_captures();
+            let found = engines.search_slots(caches, &Input::new(haystack), slots.slots_mut());
+            slots.set_pattern(found);
+            found.map(|_| Captures { haystack, slots })
+        })
     }
 
     /// The number of groups, the whole match (group 0) included.
@@ -126,31 +121,31 @@ impl Regex {
     /// `haystack` with every match replaced by `replacement`, in which `$1`, `${1}`, `$name` and `${name}` stand
     /// for groups and `$$` for `$`; unchanged (and not copied) when nothing matches.
     pub fn replace_all<'h>(&self, haystack: &'h str, replacement: &str) -> Cow<'h, str> {
-        let engines = &*self.0;
-        let mut caches = engines.caches.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut slots = engines.pikevm.create_captures();
-        // Successive matches as the `regex` crate's iterators find them (an empty match right after the
-        // previous match is skipped).
-        let mut searcher = Searcher::new(Input::new(haystack));
-        let mut replaced: Option<String> = None;
-        let mut last_end = 0;
-        while let Some(found) = searcher.advance(|input| {
-            let pattern = engines.search_slots(&mut caches, input, slots.slots_mut());
-            slots.set_pattern(pattern);
-            Ok(slots.get_match())
-        }) {
-            let replaced = replaced.get_or_insert_with(|| String::with_capacity(haystack.len()));
-            replaced.push_str(haystack.get(last_end..found.start()).unwrap_or_default());
-            slots.interpolate_string_into(haystack, replacement, replaced);
-            last_end = found.end();
-        }
-        match replaced {
-            Some(mut replaced) => {
-                replaced.push_str(haystack.get(last_end..).unwrap_or_default());
-                Cow::Owned(replaced)
+        self.0.with_caches(|engines, caches| {
+            let mut slots = engines.pikevm.create_captures();
+            // Successive matches as the `regex` crate's iterators find them (an empty match right after the
+            // previous match is skipped).
+            let mut searcher = Searcher::new(Input::new(haystack));
+            let mut replaced: Option<String> = None;
+            let mut last_end = 0;
+            while let Some(found) = searcher.advance(|input| {
+                let pattern = engines.search_slots(caches, input, slots.slots_mut());
+                slots.set_pattern(pattern);
+                Ok(slots.get_match())
+            }) {
+                let replaced = replaced.get_or_insert_with(|| String::with_capacity(haystack.len()));
+                replaced.push_str(haystack.get(last_end..found.start()).unwrap_or_default());
+                slots.interpolate_string_into(haystack, replacement, replaced);
+                last_end = found.end();
             }
-            None => Cow::Borrowed(haystack),
-        }
+            match replaced {
+                Some(mut replaced) => {
+                    replaced.push_str(haystack.get(last_end..).unwrap_or_default());
+                    Cow::Owned(replaced)
+                }
+                None => Cow::Borrowed(haystack),
+            }
+        })
     }
 
     /// The pattern as written.
@@ -160,6 +155,18 @@ impl Regex {
 }
 
 impl Engines {
+    /// Runs `search` with the caches, made now if this is the first search.
+    fn with_caches<R>(&self, search: impl FnOnce(&Engines, &mut Caches) -> R) -> R {
+        let mut caches = self.caches.lock().unwrap_or_else(PoisonError::into_inner);
+        let caches = caches.get_or_insert_with(|| Caches {
+            dfa: self.dfa.as_ref().map(hybrid::dfa::Cache::new),
+            onepass: self.onepass.as_ref().map(onepass::Cache::new),
+            backtrack: backtrack::Cache::new(&self.backtrack),
+            pikevm: pikevm::Cache::new(&self.pikevm),
+        });
+        search(self, caches)
+    }
+
     /// The leftmost-first match in `input`, its groups written to `slots` (which may be empty), by the fastest
     /// engine that can give them: the `regex` crate's order.
     fn search_slots(
