@@ -28,6 +28,10 @@ use crate::limits::REGEX_SIZE_LIMIT;
 /// The lazy DFA's cache may grow to this many bytes before it is cleared (the `regex` crate's default).
 const DFA_CACHE_CAPACITY: usize = 2 * (1 << 20);
 
+/// A one-pass DFA past this many bytes is not built (the backtracker or the PikeVM find the groups then), as
+/// in the `regex` crate.
+const ONEPASS_SIZE_LIMIT: usize = 1 << 20;
+
 /// A compiled regex: matches as the `regex` crate's `Regex` for the same pattern. Copies share the automata
 /// and their caches (rule sets hold it in every condition, so it stays one pointer wide).
 #[derive(Clone)]
@@ -81,7 +85,10 @@ impl Regex {
         let properties = hir.properties();
         let onepass = (nfa.is_always_start_anchored()
             && (properties.explicit_captures_len() > 0 || properties.look_set().contains_word_unicode()))
-        .then(|| onepass::Builder::new().build_from_nfa(nfa.clone()).ok())
+        .then(|| {
+            let config = onepass::Config::new().size_limit(Some(ONEPASS_SIZE_LIMIT));
+            onepass::Builder::new().configure(config).build_from_nfa(nfa.clone()).ok()
+        })
         .flatten();
         let dfa = lazy_dfa(nfa);
         let engines = Engines { pattern: pattern.into(), dfa, onepass, backtrack, pikevm, caches: Mutex::new(None) };
