@@ -1,6 +1,6 @@
 //! Condition regexes: checked when the document is compiled, built the first time a request reaches them.
 //!
-//! Building a regex (its NFA, reverse NFA and one-pass DFA) is most of what compiling a document costs: 1,000
+//! Building a regex (its NFA and one-pass DFA) is most of what compiling a document costs: 1,000
 //! regex rules took 0.5–1.1 s per VM inside Envoy, paid in every worker on every configuration. Behind the
 //! indexes most of those regexes never run, or run on a few paths. So a document's compilation only parses
 //! each pattern (which finds every syntax error) and bounds the size its automaton can reach; the build itself
@@ -9,17 +9,17 @@
 //!
 //! The verdict on a document stays what building every regex would give: a pattern whose automaton might come
 //! near the size limit is built right away, so the limit is enforced exactly where it could bite, and the cheap
-//! bound ([`automaton_bound`]) is tested to stay above what the regex crate measures.
+//! bound ([`automaton_bound`]) is tested to stay above what the NFA compiler measures.
 
 use std::sync::OnceLock;
 
-use regex::{Regex, RegexBuilder};
 use regex_syntax::ast::Ast;
 use regex_syntax::hir::translate::TranslatorBuilder;
 use regex_syntax::hir::{Class, Hir, HirKind};
 
 use crate::index::literal_prefixes;
 use crate::limits::REGEX_SIZE_LIMIT;
+use crate::regex_engine::{one_line, Regex};
 
 /// A pattern anchored at both ends (`^(?:…)$`), valid and within the size limit, built on first use.
 #[derive(Debug, Clone)]
@@ -40,8 +40,8 @@ pub struct LazyRegex {
 const LAZY_BELOW: usize = REGEX_SIZE_LIMIT / 2;
 
 impl LazyRegex {
-    /// Checks `pattern` (anchored at both ends by this call) as the regex crate would, without building it unless
-    /// it could be large. The error is the regex crate's reason, on one line.
+    /// Checks `pattern` (anchored at both ends by this call) as building it would, without building it unless
+    /// it could be large. The error is the parser's or the compiler's reason, on one line.
     pub fn new(pattern: &str, ignore_case: bool) -> Result<LazyRegex, String> {
         let anchored = format!("^(?:{pattern})$");
         // Parsed once, for the subset check, the syntax, the groups, the size bound and the index keys.
@@ -65,14 +65,14 @@ impl LazyRegex {
             built: OnceLock::new(),
         };
         if automaton_bound(&hir) >= LAZY_BELOW {
-            let built = regex.build().map_err(|e| reason(&e))?;
+            let built = Regex::from_hir(&regex.anchored, &hir)?;
             regex.built = OnceLock::from(Some(built));
         }
         Ok(regex)
     }
 
-    fn build(&self) -> Result<Regex, regex::Error> {
-        RegexBuilder::new(&self.anchored).case_insensitive(self.ignore_case).size_limit(REGEX_SIZE_LIMIT).build()
+    fn build(&self) -> Result<Regex, String> {
+        Regex::new(&self.anchored, self.ignore_case)
     }
 
     /// The regex, built now if this is its first use.
@@ -81,7 +81,7 @@ impl LazyRegex {
             .get_or_init(|| match self.build() {
                 Ok(regex) => Some(regex),
                 Err(e) => {
-                    log::error!("the regex {:?} cannot be built ({}); it matches nothing", self.anchored, reason(&e));
+                    log::error!("the regex {:?} cannot be built ({e}); it matches nothing", self.anchored);
                     None
                 }
             })
@@ -137,11 +137,11 @@ fn group_names(hir: &Hir) -> Box<[Option<Box<str>>]> {
     names.into()
 }
 
-/// A generous bound on the bytes the regex crate's NFA for `hir` takes (it checks its size limit against the
-/// forward and the reverse NFA as it builds them). Every byte range of a UTF-8 sequence is a transition; every
+/// A generous bound on the bytes the NFA for `hir` takes (regex-automata's compiler checks the size limit as it
+/// builds it). Every byte range of a UTF-8 sequence is a transition; every
 /// node and every repeated copy adds states. Each is charged [`BYTES_PER_UNIT`], several times what a state or a
 /// transition takes, so the bound stays above the real figure (the tests below check this against the
-/// regex crate on patterns of every kind).
+/// compiler on patterns of every kind).
 pub fn automaton_bound(hir: &Hir) -> usize {
     units(hir).saturating_mul(BYTES_PER_UNIT).saturating_add(BYTES_FIXED)
 }
@@ -177,17 +177,6 @@ fn units(hir: &Hir) -> usize {
     }
 }
 
-/// The regex crate explains syntax errors over several lines with a caret; keep the reason itself.
-pub fn reason(error: &regex::Error) -> String {
-    match error {
-        regex::Error::Syntax(text) => one_line(text),
-        regex::Error::CompiledTooBig(limit) => {
-            format!("compiles to more than {limit} bytes; simplify it")
-        }
-        other => other.to_string(),
-    }
-}
-
 /// Whether the parse of `^(?:pattern)$` is those three parts, the group spanning the whole pattern. A pattern
 /// with an unbalanced `)`, such as `a)|(b`, parses too, as `^(?:a)` or `(b)$`, and would match values that
 /// merely start with `a`.
@@ -199,10 +188,6 @@ fn stays_inside_anchors(ast: &Ast, anchored: &str) -> bool {
         }
         _ => false,
     }
-}
-
-fn one_line(text: &str) -> String {
-    text.lines().find_map(|line| line.trim().strip_prefix("error: ")).map_or_else(|| text.to_owned(), str::to_owned)
 }
 
 #[cfg(test)]
@@ -227,10 +212,10 @@ mod tests {
         regex_syntax::ParserBuilder::new().build().parse(anchored).unwrap()
     }
 
-    /// The bound is what makes a lazy build safe: were it below what the regex crate counts, a pattern over the
+    /// The bound is what makes a lazy build safe: were it below what the compiler counts, a pattern over the
     /// limit could pass compilation and fail at its first use. Patterns of every kind, small and near the limit.
     #[test]
-    fn the_bound_stays_above_what_the_regex_crate_builds() {
+    fn the_bound_stays_above_what_the_compiler_builds() {
         let patterns = [
             "/archive/7/(?P<year>[0-9]{4})/(?P<slug>[a-z0-9-]+)",
             "/api/v[2-3]/(checkout|payments)(/.*)?",
@@ -255,7 +240,7 @@ mod tests {
         for pattern in patterns {
             let anchored = format!("^(?:{pattern})$");
             let bound = automaton_bound(&hir(&anchored));
-            let built = RegexBuilder::new(&anchored).size_limit(bound).build();
+            let built = crate::regex_engine::nfa(&hir(&anchored), bound);
             assert!(built.is_ok(), "{pattern}: bound {bound} bytes, but {:?}", built.err());
         }
     }
@@ -280,7 +265,7 @@ mod tests {
             let lazy = LazyRegex::new(pattern, false).unwrap();
             let names: Vec<Option<String>> = lazy.group_names();
             let built: Vec<Option<String>> =
-                lazy.get().unwrap().capture_names().map(|n| n.map(str::to_owned)).collect();
+                regex::Regex::new(lazy.as_str()).unwrap().capture_names().map(|n| n.map(str::to_owned)).collect();
             assert_eq!(names, built, "{pattern}");
         }
     }

@@ -41,6 +41,7 @@ pub mod named;
 pub mod nesting;
 pub mod proxy_host;
 pub mod ratelimit;
+pub mod regex_engine;
 pub mod regex_subset;
 mod reserved;
 pub mod ruleset;

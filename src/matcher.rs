@@ -1,10 +1,9 @@
 //! Compiled string tests. Built once from the document (regexes at their first use); matching allocates
 //! nothing.
 
-use regex::{Regex, RegexBuilder};
-
-use crate::lazy_regex::{self, LazyRegex};
+use crate::lazy_regex::LazyRegex;
 pub use crate::limits::REGEX_SIZE_LIMIT;
+use crate::regex_engine::Regex;
 
 /// A compiled string test.
 #[derive(Debug, Clone)]
@@ -47,8 +46,8 @@ impl CompiledMatch {
         CompiledMatch { matcher: StringMatcher::Contains(needle.into()), ignore_case }
     }
 
-    /// Checks `pattern` as a whole-value match, to be built at its first use. The error is the regex crate's
-    /// reason, on one line.
+    /// Checks `pattern` as a whole-value match, to be built at its first use. The error is the reason, on one
+    /// line.
     pub fn regex(pattern: &str, ignore_case: bool) -> Result<Self, String> {
         let regex = LazyRegex::new(pattern, ignore_case)?;
         Ok(CompiledMatch { matcher: StringMatcher::Regex(regex), ignore_case })
@@ -57,7 +56,7 @@ impl CompiledMatch {
     /// Compiles `pattern` to search anywhere in a value (for rewrites), with the same size limit.
     pub fn search_regex(pattern: &str) -> Result<Regex, String> {
         crate::regex_subset::check(pattern)?;
-        RegexBuilder::new(pattern).size_limit(REGEX_SIZE_LIMIT).build().map_err(|e| lazy_regex::reason(&e))
+        Regex::new(pattern, false)
     }
 
     pub fn is_match(&self, value: &str) -> bool {

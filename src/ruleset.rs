@@ -4,7 +4,7 @@
 //! split, and every value any rule reads (a header, the client address) gets a numbered slot, so a request
 //! fetches each from the proxy at most once and only if a rule reaches it.
 
-use regex::Regex;
+use crate::regex_engine::Regex;
 
 use crate::attributes::{Property, SpiffePart};
 use crate::body::rule::{BodyEdits, BodyRule};

@@ -4,7 +4,7 @@
 //! [`BodyEdits::apply`] on the bytes the proxy held. JSON is parsed at most once per body, and only when a
 //! rule tests or edits a JSON field.
 
-use regex::Regex;
+use crate::regex_engine::Regex;
 use serde_json::Value;
 
 use super::json::{self, Pointer};
@@ -263,7 +263,7 @@ mod tests {
         let regex = BodyTest {
             field: "body.regex".into(),
             wanted: "regex".into(),
-            kind: BodyTestKind::Regex(Regex::new("[0-9]{4}-[0-9]{4}").unwrap()),
+            kind: BodyTestKind::Regex(Regex::new("[0-9]{4}-[0-9]{4}", false).unwrap()),
         };
         let both = rule(vec![contains, regex]);
         assert_eq!(both.check(&mut held(b"x DROP card 1234-5678 y")), Ok(()));

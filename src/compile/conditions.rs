@@ -7,8 +7,8 @@ use crate::config::{Integer, MatchFields, MatchSpec, SourceSpec, StatusSpec, Str
 use crate::error::Phase;
 use crate::limits::MAX_NESTING;
 use crate::matcher::CompiledMatch;
+use crate::regex_engine::Regex;
 use crate::ruleset::{Condition, Expr, HeaderMap, Slot, Test, View};
-use regex::Regex;
 
 impl Compiler<'_> {
     /// Compiles one match block: its fields are ANDed. `None` for an empty block (matches everything).

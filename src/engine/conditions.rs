@@ -96,7 +96,7 @@ fn passes(condition: &Condition, value: Option<&str>, captures: Captures<'_>, ce
                             captures.resize(cells.max(binding.cell + 1), None);
                         }
                         if let Some(cell) = captures.get_mut(binding.cell) {
-                            *cell = text.map(|t| t.as_str().to_owned());
+                            *cell = text.map(str::to_owned);
                         }
                     }
                     true

@@ -25,7 +25,7 @@ impl<'r, H: Host> Run<'r, '_, H> {
                 from.replace(path, &to).map_or(Cow::Borrowed(path), Cow::Owned)
             }
             PathRewrite::SegmentPrefix { .. } => Cow::Borrowed(path),
-            PathRewrite::Regex { regex, substitution } => regex.replace_all(path, &**substitution),
+            PathRewrite::Regex { regex, substitution } => regex.replace_all(path, substitution),
         }
     }
 }
