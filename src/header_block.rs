@@ -10,6 +10,9 @@
 
 use std::ops::Range;
 
+/// Entries reserved beyond a decoded map's own, so that the filter's first edits do not grow the list.
+const EDIT_ROOM: usize = 16;
+
 /// Every header of one map: names and values in one buffer, in the proxy's order (repeats kept).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HeaderBlock {
@@ -24,9 +27,10 @@ struct Entry {
 }
 
 impl Entry {
-    /// Whether the entry's name, in the block's `bytes`, is `name` regardless of ASCII case.
+    /// Whether the entry's name, in the block's `bytes`, is `name` regardless of ASCII case. Every read and
+    /// edit scans the block with this: most names differ in length, which settles it without the bytes.
     fn is_named(&self, bytes: &[u8], name: &str) -> bool {
-        slice(bytes, &self.name).eq_ignore_ascii_case(name.as_bytes())
+        self.name.len() == name.len() && slice(bytes, &self.name).eq_ignore_ascii_case(name.as_bytes())
     }
 }
 
@@ -47,7 +51,8 @@ impl HeaderBlock {
         if count.checked_mul(10)? > bytes.len() {
             return None;
         }
-        let mut entries = Vec::with_capacity(count);
+        // Room for the phase's edits, which add entries (a rule set writes a dozen or so headers).
+        let mut entries = Vec::with_capacity(count + EDIT_ROOM);
         let mut at = 4 + count * 8;
         for i in 0..count {
             let name_len = read_u32(&bytes, 4 + i * 8)?;
