@@ -146,7 +146,8 @@ impl RuleSet {
     /// A fresh state for a new exchange.
     pub fn new_request(&self) -> RequestState {
         RequestState {
-            values: vec![Lookup::NotFetched; self.slots.len()],
+            // Not `vec![…; n]`, which clones a `Lookup` (a match on its `String`) for every slot.
+            values: std::iter::repeat_with(|| Lookup::NotFetched).take(self.slots.len()).collect(),
             deferred: Vec::new(),
             responded: false,
             matched: Vec::new(),

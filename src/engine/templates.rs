@@ -2,8 +2,25 @@
 
 use super::writes::{push_capped, unsendable};
 use super::{Host, Run};
+use crate::limits::MAX_RENDERED_BYTES;
 use crate::ruleset::{Piece, Rule, Template};
 use std::borrow::Cow;
+
+/// Room for a value a reference brings, when a template's result is estimated.
+const VALUE_ESTIMATE: usize = 32;
+
+/// What a template's result likely takes: its text, and a short value for each reference.
+fn rendered_estimate(template: &Template) -> usize {
+    let bytes: usize = template
+        .pieces
+        .iter()
+        .map(|piece| match piece {
+            Piece::Text(text) => text.len(),
+            Piece::Value { .. } | Piece::Capture(_) | Piece::Encoded { .. } => VALUE_ESTIMATE,
+        })
+        .sum();
+    bytes.min(MAX_RENDERED_BYTES)
+}
 
 impl<'r, H: Host> Run<'r, '_, H> {
     pub(super) fn render<'t>(&mut self, template: &'t Template, captures: &[Option<String>]) -> Cow<'t, str> {
@@ -15,7 +32,8 @@ impl<'r, H: Host> Run<'r, '_, H> {
                 self.ensure_view(*slot, view);
             }
         }
-        let mut out = String::new();
+        // Sized for the usual result at once, rather than grown a piece at a time.
+        let mut out = String::with_capacity(rendered_estimate(template));
         for piece in &template.pieces {
             let room = match piece {
                 Piece::Text(text) => push_capped(&mut out, text),
