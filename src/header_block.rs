@@ -10,11 +10,18 @@
 
 use std::ops::Range;
 
+/// Entries reserved beyond a decoded map's own, so that the filter's first edits do not grow the list.
+const EDIT_ROOM: usize = 16;
+
 /// Every header of one map: names and values in one buffer, in the proxy's order (repeats kept).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HeaderBlock {
     bytes: Vec<u8>,
     entries: Vec<Entry>,
+    /// One bit per class of name (see [`name_class`]) for every name the block has held; removes leave it set.
+    /// A clear bit settles, without a scan, that a name is absent: what most reads and removes of headers a
+    /// request does not carry (spoofable ones, optional ones) ask.
+    classes: u128,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,9 +31,10 @@ struct Entry {
 }
 
 impl Entry {
-    /// Whether the entry's name, in the block's `bytes`, is `name` regardless of ASCII case.
+    /// Whether the entry's name, in the block's `bytes`, is `name` regardless of ASCII case. Every read and
+    /// edit scans the block with this: most names differ in length, which settles it without the bytes.
     fn is_named(&self, bytes: &[u8], name: &str) -> bool {
-        slice(bytes, &self.name).eq_ignore_ascii_case(name.as_bytes())
+        self.name.len() == name.len() && slice(bytes, &self.name).eq_ignore_ascii_case(name.as_bytes())
     }
 }
 
@@ -47,8 +55,10 @@ impl HeaderBlock {
         if count.checked_mul(10)? > bytes.len() {
             return None;
         }
-        let mut entries = Vec::with_capacity(count);
+        // Room for the phase's edits, which add entries (a rule set writes a dozen or so headers).
+        let mut entries = Vec::with_capacity(count + EDIT_ROOM);
         let mut at = 4 + count * 8;
+        let mut classes = 0;
         for i in 0..count {
             let name_len = read_u32(&bytes, 4 + i * 8)?;
             let value_len = read_u32(&bytes, 8 + i * 8)?;
@@ -58,9 +68,10 @@ impl HeaderBlock {
             if at > bytes.len() {
                 return None;
             }
+            classes |= name_class(slice(&bytes, &name));
             entries.push(Entry { name, value });
         }
-        Some(HeaderBlock { bytes, entries })
+        Some(HeaderBlock { bytes, entries, classes })
     }
 
     /// The header's value; a repeated header's values joined with `,` in order, as Envoy's header matchers
@@ -101,6 +112,7 @@ impl HeaderBlock {
 
     /// Follows `proxy_add_header_map_value`: one more value, after the others.
     pub fn add(&mut self, name: &str, value: &str) {
+        self.classes |= name_class(name.as_bytes());
         let name = self.append(name.as_bytes());
         let value = self.append(value.as_bytes());
         self.entries.push(Entry { name, value });
@@ -109,15 +121,21 @@ impl HeaderBlock {
     /// Follows `proxy_remove_header_map_value`: every value goes. Their bytes stay in the buffer, which lives
     /// one phase.
     pub fn remove(&mut self, name: &str) {
+        if !self.may_hold(name) {
+            return;
+        }
         let bytes = &self.bytes;
         self.entries.retain(|entry| !entry.is_named(bytes, name));
     }
 
+    /// Whether `name` may be in the block; `false` is certain.
+    fn may_hold(&self, name: &str) -> bool {
+        self.classes & name_class(name.as_bytes()) != 0
+    }
+
     fn values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
-        self.entries
-            .iter()
-            .filter(move |entry| entry.is_named(&self.bytes, name))
-            .map(move |entry| self.slice(&entry.value))
+        let entries: &[Entry] = if self.may_hold(name) { &self.entries } else { &[] };
+        entries.iter().filter(move |entry| entry.is_named(&self.bytes, name)).map(move |entry| self.slice(&entry.value))
     }
 
     fn slice(&self, range: &Range<usize>) -> &[u8] {
@@ -129,6 +147,13 @@ impl HeaderBlock {
         self.bytes.extend_from_slice(text);
         start..self.bytes.len()
     }
+}
+
+/// A name's class for [`HeaderBlock::classes`]: its length and last byte (ASCII case folded, as names compare),
+/// which tell apart most header names a request carries.
+fn name_class(name: &[u8]) -> u128 {
+    let last = name.last().map_or(0, u8::to_ascii_lowercase);
+    1 << (name.len().wrapping_mul(31).wrapping_add(usize::from(last)) % 128)
 }
 
 /// proxy-wasm's header-map encoding: the count, then each name's and value's length (all u32 little-endian),
@@ -211,6 +236,24 @@ mod tests {
         assert_eq!(text(b.get("c")).as_deref(), Some("6"));
         let names: Vec<&[u8]> = b.names().collect();
         assert_eq!(names, [&b"A"[..], b"c"]);
+    }
+
+    #[test]
+    fn names_of_one_class_are_still_told_apart() {
+        // Same length and last byte: one class, so only the comparison of the names decides.
+        let mut b = block(&[("x-ab", "1"), ("X-CB", "2")]);
+        assert_eq!(name_class(b"x-ab"), name_class(b"X-CB"));
+        assert_eq!(text(b.get("x-cb")).as_deref(), Some("2"));
+        assert_eq!(b.get("x-zb"), None);
+        b.remove("x-ab");
+        assert_eq!(b.get("x-ab"), None);
+        assert_eq!(text(b.get("x-cb")).as_deref(), Some("2"));
+        // A class no name had is absent; an added name's class is noted.
+        assert!(!b.contains("content-type"));
+        b.add("Content-Type", "text/plain");
+        assert_eq!(text(b.get("content-type")).as_deref(), Some("text/plain"));
+        b.remove("CONTENT-TYPE");
+        assert!(!b.contains("content-type"));
     }
 
     #[test]

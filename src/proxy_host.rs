@@ -110,7 +110,12 @@ impl<C: HostCalls> Host for ProxyHost<C> {
     }
 
     fn header_names(&mut self, map: HeaderMap) -> Vec<String> {
-        self.headers(map).names().map(|name| String::from_utf8_lossy(name).into_owned()).collect()
+        self.header_names_where(map, &|_| true)
+    }
+
+    fn header_names_where(&mut self, map: HeaderMap, keep: &dyn Fn(&str) -> bool) -> Vec<String> {
+        let names = self.headers(map).names().map(String::from_utf8_lossy);
+        names.filter(|name| keep(name)).map(std::borrow::Cow::into_owned).collect()
     }
 
     fn source_address(&mut self) -> Option<String> {
@@ -124,11 +129,13 @@ impl<C: HostCalls> Host for ProxyHost<C> {
     }
 
     fn set_header(&mut self, map: HeaderMap, name: &str, value: &str) {
-        // Setting a header the map does not hold is adding it, and an add spares Envoy looking for old values.
+        // Setting a header the map does not hold is adding it, and an add spares Envoy looking for old values
+        // (and the block the search for old values to drop).
         let absent = self.held.as_ref().is_some_and(|h| h.map == map && h.whole && !h.block.contains(name));
         let result =
             if absent { self.calls.add_header(map, name, value) } else { self.calls.set_header(map, name, value) };
         match result {
+            Ok(()) if absent => self.edited(map, |headers| headers.add(name, value)),
             Ok(()) => self.edited(map, |headers| headers.set(name, value)),
             Err(status) => warn!("cannot set header {name:?} (status {})", status.0),
         }

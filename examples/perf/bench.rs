@@ -14,8 +14,12 @@ use std::hint::black_box;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use rulefilter::header_block::encode;
 use rulefilter::local::envoy::Envoy;
-use rulefilter::simulate;
+use rulefilter::metrics::CounterId;
+use rulefilter::proxy_host::{HostCalls, HostStatus, ProxyHost};
+use rulefilter::ruleset::HeaderMap;
+use rulefilter::{simulate, Flow};
 
 use crate::mix::{self, Plan, API_CALL, EDGE_MIX};
 use crate::wrk::{Load, Script};
@@ -361,4 +365,103 @@ pub fn engine_loop(document: &str, requests: u64) -> Result<(), String> {
         black_box(simulate::run(&document.rules, black_box(request), upstream));
     }
     Ok(())
+}
+
+/// `perf module-loop DOCUMENT N`: N requests of the soak mix through one document on the module's own `Host`
+/// (`ProxyHost`), over stand-in host calls that hand over fixed header maps and accept every edit at no cost:
+/// what callgrind counts is then the module's own work per request, as V8 runs it inside Envoy, without the
+/// simulated proxy's.
+pub fn module_loop(document: &str, requests: u64) -> Result<(), String> {
+    let (documents, mix) = native_inputs()?;
+    let document = documents.iter().find(|d| d.name == document).ok_or("unknown document")?;
+    let maps: Vec<FixedMaps> = mix.iter().map(|(request, upstream)| FixedMaps::of(request, upstream)).collect();
+    for maps in maps.iter().cycle().take(usize::try_from(requests).unwrap_or(usize::MAX)) {
+        let mut state = document.rules.new_request();
+        let flow = document.rules.on_request_headers(&mut state, &mut ProxyHost::new(maps.phase(HeaderMap::Request)));
+        let flow = match flow {
+            Flow::Continue => {
+                document.rules.on_response_headers(&mut state, &mut ProxyHost::new(maps.phase(HeaderMap::Response)))
+            }
+            Flow::Responded => flow,
+        };
+        black_box(flow);
+    }
+    Ok(())
+}
+
+/// One exchange's header maps in proxy-wasm's encoding, as Envoy would hand them over.
+struct FixedMaps {
+    request: Vec<u8>,
+    response: Vec<u8>,
+    source: Vec<u8>,
+}
+
+impl FixedMaps {
+    fn of(request: &simulate::Request, upstream: &simulate::Response) -> Self {
+        let pseudo = [
+            (":method", request.method.as_str()),
+            (":path", request.path.as_str()),
+            (":authority", request.authority.as_str()),
+            (":scheme", request.scheme.as_str()),
+        ];
+        let headers = request.headers.iter().map(|(n, v)| (n.as_str(), v.as_str()));
+        let status = upstream.status.to_string();
+        let response = upstream.headers.iter().map(|(n, v)| (n.as_str(), v.as_str()));
+        FixedMaps {
+            request: encode(pseudo.into_iter().chain(headers)),
+            response: encode([(":status", status.as_str())].into_iter().chain(response)),
+            source: request.source.clone().into_bytes(),
+        }
+    }
+
+    fn phase(&self, map: HeaderMap) -> PhaseCalls<'_> {
+        PhaseCalls { maps: self, map }
+    }
+}
+
+/// The host calls of one phase: its map is read, every edit and answer accepted.
+struct PhaseCalls<'m> {
+    maps: &'m FixedMaps,
+    map: HeaderMap,
+}
+
+impl HostCalls for PhaseCalls<'_> {
+    fn header_pairs(&mut self, map: HeaderMap) -> Result<Vec<u8>, HostStatus> {
+        match (map, self.map) {
+            (HeaderMap::Request, HeaderMap::Request) => Ok(self.maps.request.clone()),
+            (HeaderMap::Response, HeaderMap::Response) => Ok(self.maps.response.clone()),
+            _ => Err(HostStatus(2)),
+        }
+    }
+    fn set_header(&mut self, _: HeaderMap, _: &str, _: &str) -> Result<(), HostStatus> {
+        Ok(())
+    }
+    fn add_header(&mut self, _: HeaderMap, _: &str, _: &str) -> Result<(), HostStatus> {
+        Ok(())
+    }
+    fn remove_header(&mut self, _: HeaderMap, _: &str) -> Result<(), HostStatus> {
+        Ok(())
+    }
+    fn property(&mut self, path: &str) -> Result<Option<Vec<u8>>, HostStatus> {
+        Ok((path == "source\0address").then(|| self.maps.source.clone()))
+    }
+    fn send_response(&mut self, _: u16, _: &[(&str, &str)], _: &[u8]) -> Result<(), HostStatus> {
+        Ok(())
+    }
+    fn shared_data(&mut self, _: &str) -> Result<Option<(Vec<u8>, u32)>, HostStatus> {
+        Ok(None)
+    }
+    fn set_shared_data(&mut self, _: &str, _: &[u8], _: u32) -> Result<bool, HostStatus> {
+        Ok(true)
+    }
+    fn now_nanos(&mut self) -> Result<u64, HostStatus> {
+        Ok(simulate::CLOCK_START)
+    }
+    fn body(&mut self, _: HeaderMap, _: usize) -> Result<Option<Vec<u8>>, HostStatus> {
+        Ok(None)
+    }
+    fn set_body(&mut self, _: HeaderMap, _: usize, _: &[u8]) -> Result<(), HostStatus> {
+        Err(HostStatus(2))
+    }
+    fn count(&mut self, _: CounterId) {}
 }

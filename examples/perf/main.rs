@@ -43,7 +43,8 @@ Usage: perf soak [--seconds N] [--connections N] [--envoy PATH] [--module PATH]
        perf costs [--seconds N] [--rounds N] [--envoy PATH] [--module PATH]
        perf anchors [--seconds N] [--rounds N] [--starts N] [--envoy PATH] [--module PATH] [--handwritten PATH]
        perf compile [--rounds N] [--envoy PATH] [--module PATH]   (on_configure's time per VM, each document)
-       perf engine-loop DOCUMENT REQUESTS   (for callgrind: runs the soak mix through one rules/ document)";
+       perf engine-loop DOCUMENT REQUESTS   (for callgrind: runs the soak mix through one rules/ document)
+       perf module-loop DOCUMENT REQUESTS   (the same through the module's Host, over stand-in host calls)";
 
 fn main() -> ExitCode {
     match run() {
@@ -77,10 +78,11 @@ fn run() -> Result<bool, String> {
         Some(Value(command)) => command.string().map_err(|e| e.to_string())?,
         _ => return Err(USAGE.into()),
     };
-    if command == "engine-loop" {
+    if command == "engine-loop" || command == "module-loop" {
         let document = args.value().and_then(|v| v.string()).map_err(|e| format!("{e}\n{USAGE}"))?;
         let requests = args.value().and_then(|v| v.parse()).map_err(|e| format!("{e}\n{USAGE}"))?;
-        return bench::engine_loop(&document, requests).map(|()| true);
+        let run = if command == "engine-loop" { bench::engine_loop } else { bench::module_loop };
+        return run(&document, requests).map(|()| true);
     }
     let mut options = Options {
         envoy: project_dir().join(".venv/bin/envoy"),

@@ -124,14 +124,16 @@ impl<'r, H: Host> Run<'r, '_, H> {
             self.remove_header(map, name, name.slot);
         }
         if edits.needs_names() {
-            let mut names = self.host.header_names(map);
+            let removed = |name: &str| {
+                !name.starts_with(':')
+                    && (edits.remove_prefix.iter().any(|p| name.starts_with(&**p))
+                        || edits.remove_regex.iter().any(|r| r.is_match(name)))
+            };
+            let mut names = self.host.header_names_where(map, &removed);
             names.sort_unstable();
             names.dedup();
-            for name in names.iter().filter(|n| !n.starts_with(':')) {
-                let by_prefix = edits.remove_prefix.iter().any(|p| name.starts_with(&**p));
-                if by_prefix || edits.remove_regex.iter().any(|r| r.is_match(name)) {
-                    self.remove_header(map, name, self.header_slot(map, name));
-                }
+            for name in &names {
+                self.remove_header(map, name, self.header_slot(map, name));
             }
         }
     }

@@ -30,6 +30,14 @@ pub trait Host {
     fn header(&mut self, map: HeaderMap, name: &str) -> Option<String>;
     /// The names of every header in the map (repeats allowed).
     fn header_names(&mut self, map: HeaderMap) -> Vec<String>;
+    /// The names in the map that `keep` accepts (repeats allowed). Rules that remove headers by prefix or
+    /// regex run this on every request and usually find none: a host that holds the names can test them in
+    /// place and allocate only for those kept.
+    fn header_names_where(&mut self, map: HeaderMap, keep: &dyn Fn(&str) -> bool) -> Vec<String> {
+        let mut names = self.header_names(map);
+        names.retain(|name| keep(name));
+        names
+    }
     fn set_header(&mut self, map: HeaderMap, name: &str, value: &str);
     fn add_header(&mut self, map: HeaderMap, name: &str, value: &str);
     fn remove_header(&mut self, map: HeaderMap, name: &str);
@@ -138,7 +146,8 @@ impl RuleSet {
     /// A fresh state for a new exchange.
     pub fn new_request(&self) -> RequestState {
         RequestState {
-            values: vec![Lookup::NotFetched; self.slots.len()],
+            // Not `vec![…; n]`, which clones a `Lookup` (a match on its `String`) for every slot.
+            values: std::iter::repeat_with(|| Lookup::NotFetched).take(self.slots.len()).collect(),
             deferred: Vec::new(),
             responded: false,
             matched: Vec::new(),
