@@ -83,6 +83,8 @@ pub struct PhaseIndex {
 #[derive(Debug)]
 pub struct StringIndex {
     pub place: Place,
+    /// The highest rule number filed here: once the phase is past it, a lookup here finds nothing to run.
+    last_rule: u16,
     ignore_case: bool,
     /// The lengths of the exact keys, as bits (`min(length, 63)`): a value of no such length is not hashed.
     exact_lengths: u64,
@@ -95,6 +97,8 @@ pub struct StringIndex {
 #[derive(Debug)]
 pub struct CidrIndex {
     pub place: Place,
+    /// The highest rule number filed here (see [`StringIndex::last_rule`]).
+    last_rule: u16,
     /// For each mask in use: the networks under it.
     by_mask: Vec<(u128, Networks)>,
 }
@@ -338,6 +342,7 @@ impl PhaseIndex {
         let at = at.unwrap_or_else(|| {
             self.strings.push(StringIndex {
                 place,
+                last_rule: 0,
                 ignore_case,
                 exact_lengths: 0,
                 exact: Buckets::default(),
@@ -354,6 +359,7 @@ impl PhaseIndex {
             Key::Exact { place, ignore_case, text } => {
                 let hash = hash(text.as_bytes(), ignore_case);
                 if let Some(index) = self.strings_at(place, ignore_case) {
+                    index.last_rule = index.last_rule.max(rule);
                     index.exact_lengths |= length_bit(text.len());
                     index.exact.entry(hash).or_default().push(rule);
                 }
@@ -361,12 +367,14 @@ impl PhaseIndex {
             Key::Prefix { place, ignore_case, text } => {
                 let hash = hash(&text, ignore_case);
                 if let Some(index) = self.strings_at(place, ignore_case) {
+                    index.last_rule = index.last_rule.max(rule);
                     index.prefixes.insert(&text, hash, rule);
                 }
             }
             Key::Suffix { place, ignore_case, text } => {
                 let hash = reverse_hash(text.as_bytes(), ignore_case);
                 if let Some(index) = self.strings_at(place, ignore_case) {
+                    index.last_rule = index.last_rule.max(rule);
                     index.suffixes.insert(text.as_bytes(), hash, rule);
                 }
             }
@@ -374,11 +382,12 @@ impl PhaseIndex {
                 let at = match self.cidrs.iter().position(|c| c.place == place) {
                     Some(at) => at,
                     None => {
-                        self.cidrs.push(CidrIndex { place, by_mask: Vec::new() });
+                        self.cidrs.push(CidrIndex { place, last_rule: 0, by_mask: Vec::new() });
                         self.cidrs.len() - 1
                     }
                 };
                 let Some(index) = self.cidrs.get_mut(at) else { return };
+                index.last_rule = index.last_rule.max(rule);
                 let networks = match index.by_mask.iter().position(|(mask, _)| *mask == cidr.mask()) {
                     Some(m) => index.by_mask.get_mut(m).map(|(_, n)| n),
                     None => {
@@ -429,6 +438,11 @@ fn add(bits: &mut RuleBits, rules: Option<&Vec<u16>>) {
 }
 
 impl StringIndex {
+    /// Whether rule `from` or a later one is filed here.
+    pub fn serves_from(&self, from: usize) -> bool {
+        usize::from(self.last_rule) >= from
+    }
+
     /// Adds the rules whose key `value` satisfies.
     pub fn lookup(&self, value: &str, bits: &mut RuleBits) {
         let bytes = value.as_bytes();
@@ -467,6 +481,11 @@ impl LengthBuckets {
 }
 
 impl CidrIndex {
+    /// Whether rule `from` or a later one is filed here.
+    pub fn serves_from(&self, from: usize) -> bool {
+        usize::from(self.last_rule) >= from
+    }
+
     /// Adds the rules with a block that holds the address in `value`.
     pub fn lookup(&self, value: &str, bits: &mut RuleBits) {
         let Some(ip) = cidr::parse_address(value) else { return };
