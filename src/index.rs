@@ -83,8 +83,7 @@ pub struct PhaseIndex {
 #[derive(Debug)]
 pub struct StringIndex {
     pub place: Place,
-    /// The highest rule number filed here: once the phase is past it, a lookup here finds nothing to run.
-    last_rule: u16,
+    filed: Filed,
     ignore_case: bool,
     /// The lengths of the exact keys, as bits (`min(length, 63)`): a value of no such length is not hashed.
     exact_lengths: u64,
@@ -97,10 +96,36 @@ pub struct StringIndex {
 #[derive(Debug)]
 pub struct CidrIndex {
     pub place: Place,
-    /// The highest rule number filed here (see [`StringIndex::last_rule`]).
-    last_rule: u16,
+    filed: Filed,
     /// For each mask in use: the networks under it.
     by_mask: Vec<(u128, Networks)>,
+}
+
+/// The first and last rule numbers filed in one index.
+#[derive(Debug, Clone, Copy)]
+struct Filed {
+    first: u16,
+    last: u16,
+}
+
+impl Filed {
+    const NONE: Filed = Filed { first: u16::MAX, last: 0 };
+
+    fn note(&mut self, rule: u16) {
+        self.first = self.first.min(rule);
+        self.last = self.last.max(rule);
+    }
+
+    /// Whether rule `from` or a later one is filed: once the phase is past the last, a lookup finds nothing
+    /// to run.
+    fn serves_from(self, from: usize) -> bool {
+        usize::from(self.last) >= from
+    }
+
+    /// The one rule filed, if only one is.
+    fn single(self) -> Option<u16> {
+        (self.first == self.last).then_some(self.first)
+    }
 }
 
 /// Networks by address, hashed with [`AddressHash`]: the same layout on every compile, so two compilations of
@@ -314,6 +339,7 @@ impl PhaseIndex {
                 _ => index.always.insert(number),
             }
         }
+        index.evaluate_single_rule_indexes();
         let places = index.strings.iter().map(|s| &s.place).chain(index.cidrs.iter().map(|c| &c.place));
         let mut reads: Vec<usize> = places
             .flat_map(|place| match place.view {
@@ -325,6 +351,17 @@ impl PhaseIndex {
         reads.dedup();
         index.reads = reads;
         index
+    }
+
+    /// An index of one rule costs a value read, a hash and a probe to skip one evaluation, which reads the
+    /// same value and mostly costs a comparison: its rule is evaluated for every request instead.
+    fn evaluate_single_rule_indexes(&mut self) {
+        let mut single = Vec::new();
+        self.strings.retain(|s| s.filed.single().map(|rule| single.push(rule)).is_none());
+        self.cidrs.retain(|c| c.filed.single().map(|rule| single.push(rule)).is_none());
+        for rule in single {
+            self.always.insert(usize::from(rule));
+        }
     }
 
     /// Whether a lookup reads `slot`: a rule that writes it makes the later rules be looked up again.
@@ -342,7 +379,7 @@ impl PhaseIndex {
         let at = at.unwrap_or_else(|| {
             self.strings.push(StringIndex {
                 place,
-                last_rule: 0,
+                filed: Filed::NONE,
                 ignore_case,
                 exact_lengths: 0,
                 exact: Buckets::default(),
@@ -359,7 +396,7 @@ impl PhaseIndex {
             Key::Exact { place, ignore_case, text } => {
                 let hash = hash(text.as_bytes(), ignore_case);
                 if let Some(index) = self.strings_at(place, ignore_case) {
-                    index.last_rule = index.last_rule.max(rule);
+                    index.filed.note(rule);
                     index.exact_lengths |= length_bit(text.len());
                     index.exact.entry(hash).or_default().push(rule);
                 }
@@ -367,14 +404,14 @@ impl PhaseIndex {
             Key::Prefix { place, ignore_case, text } => {
                 let hash = hash(&text, ignore_case);
                 if let Some(index) = self.strings_at(place, ignore_case) {
-                    index.last_rule = index.last_rule.max(rule);
+                    index.filed.note(rule);
                     index.prefixes.insert(&text, hash, rule);
                 }
             }
             Key::Suffix { place, ignore_case, text } => {
                 let hash = reverse_hash(text.as_bytes(), ignore_case);
                 if let Some(index) = self.strings_at(place, ignore_case) {
-                    index.last_rule = index.last_rule.max(rule);
+                    index.filed.note(rule);
                     index.suffixes.insert(text.as_bytes(), hash, rule);
                 }
             }
@@ -382,12 +419,12 @@ impl PhaseIndex {
                 let at = match self.cidrs.iter().position(|c| c.place == place) {
                     Some(at) => at,
                     None => {
-                        self.cidrs.push(CidrIndex { place, last_rule: 0, by_mask: Vec::new() });
+                        self.cidrs.push(CidrIndex { place, filed: Filed::NONE, by_mask: Vec::new() });
                         self.cidrs.len() - 1
                     }
                 };
                 let Some(index) = self.cidrs.get_mut(at) else { return };
-                index.last_rule = index.last_rule.max(rule);
+                index.filed.note(rule);
                 let networks = match index.by_mask.iter().position(|(mask, _)| *mask == cidr.mask()) {
                     Some(m) => index.by_mask.get_mut(m).map(|(_, n)| n),
                     None => {
@@ -440,7 +477,7 @@ fn add(bits: &mut RuleBits, rules: Option<&Vec<u16>>) {
 impl StringIndex {
     /// Whether rule `from` or a later one is filed here.
     pub fn serves_from(&self, from: usize) -> bool {
-        usize::from(self.last_rule) >= from
+        self.filed.serves_from(from)
     }
 
     /// Adds the rules whose key `value` satisfies.
@@ -483,7 +520,7 @@ impl LengthBuckets {
 impl CidrIndex {
     /// Whether rule `from` or a later one is filed here.
     pub fn serves_from(&self, from: usize) -> bool {
-        usize::from(self.last_rule) >= from
+        self.filed.serves_from(from)
     }
 
     /// Adds the rules with a block that holds the address in `value`.
