@@ -1,6 +1,6 @@
 //! Address blocks for source conditions: `10.0.0.0/8`, `2001:db8::/32`, or a single address.
 
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// An address block; IPv4 is kept in its IPv4-mapped IPv6 form so one comparison serves both families.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,6 +75,11 @@ fn to_v6(ip: IpAddr) -> Ipv6Addr {
 /// The address in `1.2.3.4:5678`, `[::1]:80`, `::1` or `1.2.3.4`; an IPv4-mapped IPv6 address counts as IPv4.
 pub fn parse_address(text: &str) -> Option<IpAddr> {
     let text = text.trim();
+    // Envoy's own form first (`1.2.3.4:5678`, what a source address always is): one parse instead of three.
+    // No IPv6 address ends in `:` and a port after a dotted quad, so the answer is what the chain below gives.
+    if let Some(v4) = text.rsplit_once(':').and_then(|(head, _)| head.parse::<Ipv4Addr>().ok()) {
+        return Some(IpAddr::V4(v4));
+    }
     let ip = if let Ok(ip) = text.parse::<IpAddr>() {
         ip
     } else if let Some(rest) = text.strip_prefix('[') {
@@ -126,5 +131,9 @@ mod tests {
         assert_eq!(parse_address("[::1]:80"), Some("::1".parse().unwrap()));
         assert_eq!(parse_address(" 203.0.113.9 "), Some("203.0.113.9".parse().unwrap()));
         assert_eq!(parse_address("unknown"), None);
+        // A dotted quad may end an IPv6 address, never come before a port in one.
+        assert_eq!(parse_address("::ffff:1.2.3.4"), Some("1.2.3.4".parse().unwrap()));
+        assert_eq!(parse_address("64:ff9b::1.2.3.4"), Some("64:ff9b::102:304".parse().unwrap()));
+        assert_eq!(parse_address("1.2.3.4:x"), Some("1.2.3.4".parse().unwrap()));
     }
 }

@@ -11,7 +11,7 @@
 //! allocates: a hash collision only adds a candidate, which its own evaluation then rejects.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, DefaultHasher, Hasher};
+use std::hash::{BuildHasherDefault, Hasher};
 
 use regex_syntax::hir::literal::{ExtractKind, Extractor};
 use regex_syntax::hir::Hir;
@@ -83,7 +83,10 @@ pub struct PhaseIndex {
 #[derive(Debug)]
 pub struct StringIndex {
     pub place: Place,
+    filed: Filed,
     ignore_case: bool,
+    /// The lengths of the exact keys, as bits (`min(length, 63)`): a value of no such length is not hashed.
+    exact_lengths: u64,
     exact: Buckets,
     prefixes: LengthBuckets,
     suffixes: LengthBuckets,
@@ -93,14 +96,69 @@ pub struct StringIndex {
 #[derive(Debug)]
 pub struct CidrIndex {
     pub place: Place,
+    filed: Filed,
     /// For each mask in use: the networks under it.
     by_mask: Vec<(u128, Networks)>,
 }
 
-/// Networks by address. SipHash with fixed keys: spread over all 128 bits (an IPv6 network's low bits are zero),
-/// and the same layout on every compile, so two compilations of one document are alike to the last byte. The
-/// keys come from the document, never from a request, so a fixed seed gives a client nothing to aim at.
-type Networks = HashMap<u128, Vec<u16>, BuildHasherDefault<DefaultHasher>>;
+/// The first and last rule numbers filed in one index.
+#[derive(Debug, Clone, Copy)]
+struct Filed {
+    first: u16,
+    last: u16,
+}
+
+impl Filed {
+    const NONE: Filed = Filed { first: u16::MAX, last: 0 };
+
+    fn note(&mut self, rule: u16) {
+        self.first = self.first.min(rule);
+        self.last = self.last.max(rule);
+    }
+
+    /// Whether rule `from` or a later one is filed: once the phase is past the last, a lookup finds nothing
+    /// to run.
+    fn serves_from(self, from: usize) -> bool {
+        usize::from(self.last) >= from
+    }
+
+    /// The one rule filed, if only one is.
+    fn single(self) -> Option<u16> {
+        (self.first == self.last).then_some(self.first)
+    }
+}
+
+/// Networks by address, hashed with [`AddressHash`]: the same layout on every compile, so two compilations of
+/// one document are alike to the last byte.
+type Networks = HashMap<u128, Vec<u16>, BuildHasherDefault<AddressHash>>;
+
+/// A fixed multiply-and-fold hash of a 128-bit address. Flooding a table needs keys an attacker picks *and*
+/// inserts; these keys are the document's networks, fixed at compile time, and a request only looks up, so a
+/// fixed hash gives a client nothing to aim at, and costs a few instructions where SipHash cost hundreds.
+#[derive(Debug, Default)]
+struct AddressHash(u64);
+
+impl AddressHash {
+    /// Odd, with bits spread over the whole word (2^64 / φ).
+    const MULTIPLIER: u64 = 0x9e37_79b9_7f4a_7c15;
+}
+
+impl Hasher for AddressHash {
+    fn finish(&self) -> u64 {
+        // The product's high bits depend on every bit of the key; fold them down, where the table picks its
+        // bucket (an IPv4 block's low bits and an IPv6 block's low 64 are zero).
+        let product = self.0.wrapping_mul(Self::MULTIPLIER);
+        product ^ (product >> 32)
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        self.0 = Fnv(self.0).bytes(bytes.iter().copied()).0;
+    }
+    fn write_u128(&mut self, n: u128) {
+        // Both halves count: IPv4 sits in the low one, an IPv6 network mostly in the high one.
+        let (high, low) = ((n >> 64) as u64, n as u64);
+        self.0 ^= low ^ high.rotate_left(32).wrapping_mul(Self::MULTIPLIER);
+    }
+}
 
 type Buckets = HashMap<u64, Vec<u16>, BuildHasherDefault<Prehashed>>;
 
@@ -281,6 +339,7 @@ impl PhaseIndex {
                 _ => index.always.insert(number),
             }
         }
+        index.evaluate_single_rule_indexes();
         let places = index.strings.iter().map(|s| &s.place).chain(index.cidrs.iter().map(|c| &c.place));
         let mut reads: Vec<usize> = places
             .flat_map(|place| match place.view {
@@ -292,6 +351,17 @@ impl PhaseIndex {
         reads.dedup();
         index.reads = reads;
         index
+    }
+
+    /// An index of one rule costs a value read, a hash and a probe to skip one evaluation, which reads the
+    /// same value and mostly costs a comparison: its rule is evaluated for every request instead.
+    fn evaluate_single_rule_indexes(&mut self) {
+        let mut single = Vec::new();
+        self.strings.retain(|s| s.filed.single().map(|rule| single.push(rule)).is_none());
+        self.cidrs.retain(|c| c.filed.single().map(|rule| single.push(rule)).is_none());
+        for rule in single {
+            self.always.insert(usize::from(rule));
+        }
     }
 
     /// Whether a lookup reads `slot`: a rule that writes it makes the later rules be looked up again.
@@ -309,7 +379,9 @@ impl PhaseIndex {
         let at = at.unwrap_or_else(|| {
             self.strings.push(StringIndex {
                 place,
+                filed: Filed::NONE,
                 ignore_case,
+                exact_lengths: 0,
                 exact: Buckets::default(),
                 prefixes: LengthBuckets::default(),
                 suffixes: LengthBuckets::default(),
@@ -324,18 +396,22 @@ impl PhaseIndex {
             Key::Exact { place, ignore_case, text } => {
                 let hash = hash(text.as_bytes(), ignore_case);
                 if let Some(index) = self.strings_at(place, ignore_case) {
+                    index.filed.note(rule);
+                    index.exact_lengths |= length_bit(text.len());
                     index.exact.entry(hash).or_default().push(rule);
                 }
             }
             Key::Prefix { place, ignore_case, text } => {
                 let hash = hash(&text, ignore_case);
                 if let Some(index) = self.strings_at(place, ignore_case) {
+                    index.filed.note(rule);
                     index.prefixes.insert(&text, hash, rule);
                 }
             }
             Key::Suffix { place, ignore_case, text } => {
                 let hash = reverse_hash(text.as_bytes(), ignore_case);
                 if let Some(index) = self.strings_at(place, ignore_case) {
+                    index.filed.note(rule);
                     index.suffixes.insert(text.as_bytes(), hash, rule);
                 }
             }
@@ -343,11 +419,12 @@ impl PhaseIndex {
                 let at = match self.cidrs.iter().position(|c| c.place == place) {
                     Some(at) => at,
                     None => {
-                        self.cidrs.push(CidrIndex { place, by_mask: Vec::new() });
+                        self.cidrs.push(CidrIndex { place, filed: Filed::NONE, by_mask: Vec::new() });
                         self.cidrs.len() - 1
                     }
                 };
                 let Some(index) = self.cidrs.get_mut(at) else { return };
+                index.filed.note(rule);
                 let networks = match index.by_mask.iter().position(|(mask, _)| *mask == cidr.mask()) {
                     Some(m) => index.by_mask.get_mut(m).map(|(_, n)| n),
                     None => {
@@ -386,6 +463,11 @@ impl PhaseIndex {
     }
 }
 
+/// A length as one bit of [`StringIndex::exact_lengths`]: 63 stands for every length from 63 on.
+fn length_bit(length: usize) -> u64 {
+    1 << length.min(63)
+}
+
 fn add(bits: &mut RuleBits, rules: Option<&Vec<u16>>) {
     for &rule in rules.into_iter().flatten() {
         bits.insert(usize::from(rule));
@@ -393,11 +475,16 @@ fn add(bits: &mut RuleBits, rules: Option<&Vec<u16>>) {
 }
 
 impl StringIndex {
+    /// Whether rule `from` or a later one is filed here.
+    pub fn serves_from(&self, from: usize) -> bool {
+        self.filed.serves_from(from)
+    }
+
     /// Adds the rules whose key `value` satisfies.
     pub fn lookup(&self, value: &str, bits: &mut RuleBits) {
         let bytes = value.as_bytes();
         let ic = self.ignore_case;
-        if !self.exact.is_empty() {
+        if self.exact_lengths & length_bit(bytes.len()) != 0 {
             add(bits, self.exact.get(&hash(bytes, ic)));
         }
         if !self.prefixes.lengths.is_empty() {
@@ -431,6 +518,11 @@ impl LengthBuckets {
 }
 
 impl CidrIndex {
+    /// Whether rule `from` or a later one is filed here.
+    pub fn serves_from(&self, from: usize) -> bool {
+        self.filed.serves_from(from)
+    }
+
     /// Adds the rules with a block that holds the address in `value`.
     pub fn lookup(&self, value: &str, bits: &mut RuleBits) {
         let Some(ip) = cidr::parse_address(value) else { return };
@@ -516,6 +608,19 @@ mod tests {
     }
 
     #[test]
+    fn exact_keys_of_63_bytes_or_more_share_a_length_bit_and_are_still_told_apart() {
+        let long = "/".repeat(70);
+        let index = index(vec![
+            (Key::Exact { place: place(), ignore_case: false, text: long.as_str().into() }, 1),
+            (Key::Exact { place: place(), ignore_case: false, text: "/".repeat(63).into() }, 2),
+        ]);
+        assert_eq!(hits(&index, &long), [1]);
+        assert_eq!(hits(&index, &"/".repeat(63)), [2]);
+        assert_eq!(hits(&index, &"/".repeat(80)), Vec::<usize>::new());
+        assert_eq!(hits(&index, &"/".repeat(62)), Vec::<usize>::new());
+    }
+
+    #[test]
     fn addresses_are_found_by_block() {
         let p = place();
         let index = index(vec![
@@ -527,6 +632,8 @@ mod tests {
         assert_eq!(hits(&index, "10.2.0.1"), [1]);
         assert_eq!(hits(&index, "[2001:db8::1]:443"), [3]);
         assert_eq!(hits(&index, "not an address"), Vec::<usize>::new());
+        assert_eq!(hits(&index, "::ffff:10.1.2.3"), [1, 2]);
+        assert_eq!(hits(&index, "[::ffff:10.2.0.1]:443"), [1]);
     }
 
     #[test]

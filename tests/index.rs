@@ -330,12 +330,21 @@ fn indexed_evaluation_matches_plain_evaluation() {
     assert!(indexed_somewhere > 1000, "the generated documents should mostly be indexed: {indexed_somewhere}");
 }
 
-/// The shapes of issue 14 are indexed whole: every one of their 998 rules is filed under a key.
+/// The shapes of issue 14 are indexed whole: every one of their 998 rules is filed under a key. Hello's own
+/// request rule is filed with them where it shares their index (its path), else evaluated for every request:
+/// an index of one rule would cost more than the rule.
 #[test]
 fn common_shapes_are_indexed() {
-    for shape in &SHAPES[1..] {
+    for (shape, hello_shares_an_index) in [
+        ("exact-paths", true),
+        ("prefix-header", false),
+        ("host-lists", false),
+        ("regex-paths", true),
+        ("cidr-lists", false),
+    ] {
         let rules = common::rules(&shape_document(shape));
-        assert_eq!(rules.indexed_rules(Phase::Request), SHAPE_RULES + 1, "{shape}");
+        let expected = SHAPE_RULES + usize::from(hello_shares_an_index);
+        assert_eq!(rules.indexed_rules(Phase::Request), expected, "{shape}");
     }
 }
 
@@ -356,4 +365,23 @@ fn a_rewrite_is_seen_by_later_indexed_rules() {
     let outcome = common::exchange(&rules, &Request::get("/old"));
     let upstream = outcome.upstream_request.unwrap();
     assert!(upstream.iter().any(|(n, v)| n == "x-new" && v == "yes-it-is"), "{upstream:?}");
+}
+
+/// An index that would serve one rule is not built: that rule is evaluated for every request, and the same
+/// requests pass and are answered.
+#[test]
+fn a_rule_alone_in_its_index_is_evaluated_for_every_request() {
+    let mut text = String::from("request:\n");
+    for i in 0..8 {
+        text.push_str(&format!(
+            "  - name: page-{i}\n    match: {{path: /page-{i}}}\n    actions:\n      - respond: {{status: 200, body: \"page {i}\\n\"}}\n"
+        ));
+    }
+    text.push_str("  - name: beta\n    match:\n      headers: {x-beta: \"on\"}\n    actions:\n      - respond: {status: 202, body: \"beta\\n\"}\n");
+    let rules = common::rules(&text);
+    assert_eq!(rules.indexed_rules(Phase::Request), 8);
+    let outcome = run(&rules, &Request::get("/other").header("x-beta", "on"), &Response::ok());
+    assert_eq!((outcome.response.status, outcome.responded_locally), (202, true));
+    let outcome = run(&rules, &Request::get("/page-3"), &Response::ok());
+    assert_eq!((outcome.response.status, outcome.responded_locally), (200, true));
 }

@@ -257,7 +257,7 @@ impl<'r, H: Host> Run<'r, '_, H> {
         let mut candidates = RuleBits::default();
         let mut writes = self.state.writes;
         if indexed {
-            self.candidates(indexes, &mut candidates);
+            self.candidates(indexes, &mut candidates, 0);
         }
         let mut next = 0;
         loop {
@@ -280,23 +280,25 @@ impl<'r, H: Host> Run<'r, '_, H> {
             // A rule changed a value an index reads: look the later rules up again.
             if indexed && self.state.writes != writes {
                 writes = self.state.writes;
-                self.candidates(indexes, &mut candidates);
+                self.candidates(indexes, &mut candidates, next);
             }
         }
         Flow::Continue
     }
 
-    /// The rules the request's current values can match: those no index serves, and those whose key holds.
-    fn candidates(&mut self, indexes: &PhaseIndex, candidates: &mut RuleBits) {
+    /// The rules from `from` on that the request's current values can match: those no index serves, and those
+    /// whose key holds. An index with no rule from `from` on is not looked up (after a write late in the
+    /// phase, most are not); the set is then exact only from `from` on, which is all the walk still reads.
+    fn candidates(&mut self, indexes: &PhaseIndex, candidates: &mut RuleBits, from: usize) {
         *candidates = indexes.always();
-        for strings in indexes.strings() {
+        for strings in indexes.strings().iter().filter(|s| s.serves_from(from)) {
             let place = &strings.place;
             self.ensure_view(place.slot, &place.view);
             if let Some(value) = self.view(place.slot, &place.view) {
                 strings.lookup(&value, candidates);
             }
         }
-        for cidrs in indexes.cidrs() {
+        for cidrs in indexes.cidrs().iter().filter(|c| c.serves_from(from)) {
             let place = &cidrs.place;
             self.ensure_view(place.slot, &place.view);
             if let Some(value) = self.view(place.slot, &place.view) {
