@@ -62,10 +62,10 @@ impl<'r, H: Host> Run<'r, '_, H> {
     /// rendered values made for them.
     fn edit_headers(&mut self, map: HeaderMap, rule: &Rule, edits: &HeaderEdits, captures: &[Option<String>]) {
         if templates(edits).all(|(_, template)| fixed_text(template).is_some()) {
-            return self.apply_edits(map, edits, templates(edits).map(|(_, template)| fixed_text(template)));
+            return self.apply_edits(map, edits, &mut templates(edits).map(|(_, template)| fixed_text(template)));
         }
         let values = self.render_edit_values(rule, edits, captures);
-        self.apply_edits(map, edits, values.iter().map(Option::as_deref));
+        self.apply_edits(map, edits, &mut values.iter().map(Option::as_deref));
     }
 
     /// The values of `set`, `set_if_absent` and `add`, in that order; `None` for a refused value. Fixed values
@@ -80,12 +80,12 @@ impl<'r, H: Host> Run<'r, '_, H> {
     }
 
     /// Applies `edits`, with `values` those of `set`, `set_if_absent` and `add` in that order (`None` for a
-    /// refused one).
-    pub(super) fn apply_edits<'v>(
+    /// refused one). Not generic over the iterator: one copy of this long function serves every caller.
+    pub(super) fn apply_edits(
         &mut self,
         map: HeaderMap,
         edits: &HeaderEdits,
-        mut values: impl Iterator<Item = Option<&'v str>>,
+        values: &mut dyn Iterator<Item = Option<&str>>,
     ) {
         for (from, to) in &edits.copy {
             if let Some(value) = self.current_header(map, from) {

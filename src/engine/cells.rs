@@ -118,7 +118,7 @@ mod tests {
         let mut cells = Cells::new(3);
         assert!(!cells.fetched(0));
         cells.fill(0, |out| {
-            out.push_str("a");
+            out.push('a');
             true
         });
         cells.fill(1, |_| false);

@@ -194,7 +194,7 @@ impl RuleSet {
                 run.record(|| Event::ApplyDeferred { rule: rule.name.to_string() });
                 run.dry_run = edits.dry_run;
                 run.rule_name = &rule.name;
-                run.apply_edits(HeaderMap::Response, header_edits, edits.values.iter().map(Option::as_deref));
+                run.apply_edits(HeaderMap::Response, header_edits, &mut edits.values.iter().map(Option::as_deref));
             }
         }
         // The filter's own answer (Envoy passes it through this callback): it gets the request rules'
