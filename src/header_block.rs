@@ -133,7 +133,8 @@ impl HeaderBlock {
         self.classes & name_class(name.as_bytes()) != 0
     }
 
-    fn values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
+    /// The header's values in order, each as the proxy holds it (see [`Self::get`] for them joined).
+    pub fn values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
         let entries: &[Entry] = if self.may_hold(name) { &self.entries } else { &[] };
         entries.iter().filter(move |entry| entry.is_named(&self.bytes, name)).map(move |entry| self.slice(&entry.value))
     }

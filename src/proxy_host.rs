@@ -109,6 +109,23 @@ impl<C: HostCalls> Host for ProxyHost<C> {
         })
     }
 
+    fn header_into(&mut self, map: HeaderMap, name: &str, out: &mut String) -> bool {
+        // As `header`, a value at a time: joining bytes that are not UTF-8 with `,` replaces the same bytes.
+        let mut present = false;
+        for value in self.headers(map).values(name) {
+            if present {
+                out.push(',');
+            }
+            // `from_utf8` first: its check is much faster than the lossy conversion's on valid text.
+            match std::str::from_utf8(value) {
+                Ok(text) => out.push_str(text),
+                Err(_) => out.push_str(&String::from_utf8_lossy(value)),
+            }
+            present = true;
+        }
+        present
+    }
+
     fn header_names(&mut self, map: HeaderMap) -> Vec<String> {
         self.header_names_where(map, &|_| true)
     }
@@ -216,6 +233,68 @@ impl<C: HostCalls> Host for ProxyHost<C> {
                 warn!("cannot replace the {} body (status {})", message.key(), status.0);
                 false
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::header_block::encode;
+
+    /// Hands over one request map, whose bytes a test may make anything; refuses the rest.
+    struct Map(Vec<u8>);
+
+    impl HostCalls for Map {
+        fn header_pairs(&mut self, _: HeaderMap) -> Result<Vec<u8>, HostStatus> {
+            Ok(self.0.clone())
+        }
+        fn set_header(&mut self, _: HeaderMap, _: &str, _: &str) -> Result<(), HostStatus> {
+            Err(HostStatus(2))
+        }
+        fn add_header(&mut self, _: HeaderMap, _: &str, _: &str) -> Result<(), HostStatus> {
+            Err(HostStatus(2))
+        }
+        fn remove_header(&mut self, _: HeaderMap, _: &str) -> Result<(), HostStatus> {
+            Err(HostStatus(2))
+        }
+        fn property(&mut self, _: &str) -> Result<Option<Vec<u8>>, HostStatus> {
+            Err(HostStatus(2))
+        }
+        fn send_response(&mut self, _: u16, _: &[(&str, &str)], _: &[u8]) -> Result<(), HostStatus> {
+            Err(HostStatus(2))
+        }
+        fn shared_data(&mut self, _: &str) -> Result<Option<(Vec<u8>, u32)>, HostStatus> {
+            Err(HostStatus(2))
+        }
+        fn set_shared_data(&mut self, _: &str, _: &[u8], _: u32) -> Result<bool, HostStatus> {
+            Err(HostStatus(2))
+        }
+        fn now_nanos(&mut self) -> Result<u64, HostStatus> {
+            Err(HostStatus(2))
+        }
+        fn body(&mut self, _: HeaderMap, _: usize) -> Result<Option<Vec<u8>>, HostStatus> {
+            Err(HostStatus(2))
+        }
+        fn set_body(&mut self, _: HeaderMap, _: usize, _: &[u8]) -> Result<(), HostStatus> {
+            Err(HostStatus(2))
+        }
+        fn count(&mut self, _: CounterId) {}
+    }
+
+    #[test]
+    fn a_value_appended_reads_as_the_value_returned() {
+        let mut bytes = encode([("x-bin", "za"), ("x-bin", "b"), ("x-text", "plain")]);
+        // The first value's "z" becomes a byte that is not UTF-8; lengths are unchanged.
+        let at = bytes.iter().position(|&b| b == b'z').unwrap();
+        bytes[at] = 0xff;
+        let mut host = ProxyHost::new(Map(bytes));
+        for (name, expected) in [("x-bin", Some("\u{fffd}a,b")), ("x-text", Some("plain")), ("x-none", None)] {
+            let mut out = "kept|".to_owned();
+            let present = host.header_into(HeaderMap::Request, name, &mut out);
+            assert_eq!(present, expected.is_some(), "{name}");
+            assert_eq!(out, format!("kept|{}", expected.unwrap_or_default()), "{name}");
+            assert_eq!(host.header(HeaderMap::Request, name).as_deref(), expected, "{name}");
         }
     }
 }

@@ -274,6 +274,44 @@ fn rules_that_do_not_match_allocate_nothing() {
     assert_eq!(allocations(&plain, &mut request()), 0, "every rule evaluated");
 }
 
+/// Rules that match and write fixed values allocate nothing either: the values are applied as compiled (no
+/// list of rendered values per action), and a write to a header that later rules read is kept in the
+/// exchange's one buffer of values (no `String` per value).
+const MATCHING_FIXED_WRITES: &str = r#"
+request:
+  - name: tag
+    actions:
+      - request_headers:
+          set: {x-tier: gold, x-region: eu}
+          set_if_absent: {x-trace: "off"}
+          add: {x-seen: edge}
+          remove: [x-debug]
+  - name: reads-what-tag-wrote
+    match: {headers: {x-tier: gold, x-region: eu, x-seen: edge}}
+    actions:
+      - request_headers: {set: {x-tier: platinum}}
+  - name: sees-the-second-write
+    match: {headers: {x-tier: platinum}}
+    actions:
+      - request_headers: {set: {x-tier-seen: "yes"}}
+response:
+  - name: security
+    actions:
+      - response_headers:
+          set: {x-content-type-options: nosniff, x-frame-options: DENY}
+          remove: [server]
+"#;
+
+#[test]
+fn rules_that_write_fixed_values_allocate_nothing() {
+    let rules = rules(MATCHING_FIXED_WRITES);
+    let mut proxy = request();
+    assert_eq!(allocations(&rules, &mut proxy), 0);
+    assert!(proxy.request.iter().any(|(n, _)| n == "x-tier-seen"), "the third rule did not see the second's write");
+    let response: Vec<&str> = proxy.response.iter().map(|(n, _)| n.as_str()).collect();
+    assert!(response.contains(&"x-frame-options") && !response.contains(&"server"), "{response:?}");
+}
+
 /// The floor holds in a real document too: `rules/edge.yaml`'s rules that a request does not match add no
 /// allocation to what the ones it matches make. Each passing request is run through the whole document and
 /// through the document less every rule that did not match it.

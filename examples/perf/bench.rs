@@ -21,6 +21,7 @@ use rulefilter::proxy_host::{HostCalls, HostStatus, ProxyHost};
 use rulefilter::ruleset::HeaderMap;
 use rulefilter::{simulate, Flow};
 
+use crate::large;
 use crate::mix::{self, Plan, API_CALL, EDGE_MIX};
 use crate::wrk::{Load, Script};
 use crate::{
@@ -373,7 +374,13 @@ pub fn engine_loop(document: &str, requests: u64) -> Result<(), String> {
 /// simulated proxy's.
 pub fn module_loop(document: &str, requests: u64) -> Result<(), String> {
     let (documents, mix) = native_inputs()?;
-    let document = documents.iter().find(|d| d.name == document).ok_or("unknown document")?;
+    // Besides the native documents, the 1,000-rule ones of examples/perf/large.rs by shape (`exact-paths`, …).
+    let large = match large::SHAPES.iter().find(|shape| shape.name == document) {
+        Some(shape) => Some(large::document(shape)?),
+        None => None,
+    };
+    let document =
+        large.as_ref().or_else(|| documents.iter().find(|d| d.name == document)).ok_or("unknown document")?;
     let maps: Vec<FixedMaps> = mix.iter().map(|(request, upstream)| FixedMaps::of(request, upstream)).collect();
     for maps in maps.iter().cycle().take(usize::try_from(requests).unwrap_or(usize::MAX)) {
         let mut state = document.rules.new_request();

@@ -1,9 +1,10 @@
 //! Running a rule's actions: dispatch and header edits.
 
 use super::empty_values::rendered_empty;
+use super::templates::fixed_text;
 use super::{DeferredEdits, Host, Outcome, Run};
 use crate::error::Phase;
-use crate::ruleset::{Action, HeaderEdits, HeaderMap, Rule};
+use crate::ruleset::{Action, HeaderEdits, HeaderMap, HeaderName, Rule, Template};
 use crate::trace::Event;
 use std::borrow::Cow;
 
@@ -17,22 +18,17 @@ impl<'r, H: Host> Run<'r, '_, H> {
         captures: &[Option<String>],
     ) -> Outcome {
         match action {
-            Action::RequestHeaders(edits) => {
-                let values = self.render_edit_values(rule, edits, captures);
-                self.apply_edits(HeaderMap::Request, edits, &values);
-            }
-            Action::ResponseHeaders(edits) => {
-                let values = self.render_edit_values(rule, edits, captures);
-                match self.phase {
-                    Phase::Response => self.apply_edits(HeaderMap::Response, edits, &values),
-                    Phase::Request => {
-                        let dry_run = self.dry_run;
-                        let values = values.into_iter().map(|value| value.map(Cow::into_owned)).collect();
-                        self.state.deferred.push(DeferredEdits { rule: index, action: action_index, values, dry_run });
-                        self.record(|| Event::Deferred);
-                    }
+            Action::RequestHeaders(edits) => self.edit_headers(HeaderMap::Request, rule, edits, captures),
+            Action::ResponseHeaders(edits) => match self.phase {
+                Phase::Response => self.edit_headers(HeaderMap::Response, rule, edits, captures),
+                Phase::Request => {
+                    let values = self.render_edit_values(rule, edits, captures);
+                    let dry_run = self.dry_run;
+                    let values = values.into_iter().map(|value| value.map(Cow::into_owned)).collect();
+                    self.state.deferred.push(DeferredEdits { rule: index, action: action_index, values, dry_run });
+                    self.record(|| Event::Deferred);
                 }
-            }
+            },
             Action::Respond(response) => {
                 if self.respond(rule, response, captures) {
                     return Outcome::Responded;
@@ -61,6 +57,17 @@ impl<'r, H: Host> Run<'r, '_, H> {
         Outcome::Matched
     }
 
+    /// Renders the values of an action's edits, then applies them (a value reads the headers as they were
+    /// before the action). Most actions write fixed values: those are applied as compiled, without a list of
+    /// rendered values made for them.
+    fn edit_headers(&mut self, map: HeaderMap, rule: &Rule, edits: &HeaderEdits, captures: &[Option<String>]) {
+        if templates(edits).all(|(_, template)| fixed_text(template).is_some()) {
+            return self.apply_edits(map, edits, &mut templates(edits).map(|(_, template)| fixed_text(template)));
+        }
+        let values = self.render_edit_values(rule, edits, captures);
+        self.apply_edits(map, edits, &mut values.iter().map(Option::as_deref));
+    }
+
     /// The values of `set`, `set_if_absent` and `add`, in that order; `None` for a refused value. Fixed values
     /// are borrowed from the rule, not copied.
     fn render_edit_values<'t>(
@@ -69,16 +76,17 @@ impl<'r, H: Host> Run<'r, '_, H> {
         edits: &'t HeaderEdits,
         captures: &[Option<String>],
     ) -> Vec<Option<Cow<'t, str>>> {
-        edits
-            .set
-            .iter()
-            .chain(&edits.set_if_absent)
-            .chain(&edits.add)
-            .map(|(name, template)| self.render_header(rule, name, template, captures))
-            .collect()
+        templates(edits).map(|(name, template)| self.render_header(rule, name, template, captures)).collect()
     }
 
-    pub(super) fn apply_edits(&mut self, map: HeaderMap, edits: &HeaderEdits, values: &[Option<impl AsRef<str>>]) {
+    /// Applies `edits`, with `values` those of `set`, `set_if_absent` and `add` in that order (`None` for a
+    /// refused one). Not generic over the iterator: one copy of this long function serves every caller.
+    pub(super) fn apply_edits(
+        &mut self,
+        map: HeaderMap,
+        edits: &HeaderEdits,
+        values: &mut dyn Iterator<Item = Option<&str>>,
+    ) {
         for (from, to) in &edits.copy {
             if let Some(value) = self.current_header(map, from) {
                 self.set_header(map, to, &value);
@@ -90,7 +98,6 @@ impl<'r, H: Host> Run<'r, '_, H> {
                 self.remove_header(map, from, from.slot);
             }
         }
-        let mut values = values.iter().map(|value| value.as_ref().map(AsRef::as_ref));
         let which = map.key();
         for (name, template) in &edits.set {
             if let Some(Some(value)) = values.next() {
@@ -137,4 +144,9 @@ impl<'r, H: Host> Run<'r, '_, H> {
             }
         }
     }
+}
+
+/// The names and templates of `set`, `set_if_absent` and `add`, in that order.
+fn templates(edits: &HeaderEdits) -> impl Iterator<Item = &(HeaderName, Template)> {
+    edits.set.iter().chain(&edits.set_if_absent).chain(&edits.add)
 }

@@ -8,6 +8,7 @@
 mod actions;
 mod answers;
 mod body;
+mod cells;
 mod conditions;
 mod credentials;
 mod empty_values;
@@ -28,6 +29,12 @@ pub trait Host {
     /// A header's value, or `None` when absent; a repeated header's values joined with `,`, which is what
     /// Envoy's header matchers compare. Only called for the current phase's map.
     fn header(&mut self, map: HeaderMap, name: &str) -> Option<String>;
+    /// [`Self::header`] appended to `out`; whether the header is present (nothing is appended if not). The
+    /// engine keeps a request's values in one buffer: a host that holds the headers appends a value there
+    /// without a `String` of its own.
+    fn header_into(&mut self, map: HeaderMap, name: &str, out: &mut String) -> bool {
+        self.header(map, name).map(|value| out.push_str(&value)).is_some()
+    }
     /// The names of every header in the map (repeats allowed).
     fn header_names(&mut self, map: HeaderMap) -> Vec<String>;
     /// The names in the map that `keep` accepts (repeats allowed). Rules that remove headers by prefix or
@@ -89,13 +96,6 @@ pub enum Flow {
     Responded,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Lookup {
-    NotFetched,
-    Absent,
-    Present(String),
-}
-
 /// A request rule's `response_headers` action, rendered when the request arrived, applied with the response.
 #[derive(Debug)]
 struct DeferredEdits {
@@ -109,7 +109,7 @@ struct DeferredEdits {
 /// The state of one exchange between its phases.
 #[derive(Debug)]
 pub struct RequestState {
-    values: Vec<Lookup>,
+    values: cells::Cells,
     deferred: Vec<DeferredEdits>,
     responded: bool,
     /// The rules that matched so far, by phase and index; kept only for a document's `debug_header`.
@@ -146,8 +146,7 @@ impl RuleSet {
     /// A fresh state for a new exchange.
     pub fn new_request(&self) -> RequestState {
         RequestState {
-            // Not `vec![…; n]`, which clones a `Lookup` (a match on its `String`) for every slot.
-            values: std::iter::repeat_with(|| Lookup::NotFetched).take(self.slots.len()).collect(),
+            values: cells::Cells::new(self.slots.len()),
             deferred: Vec::new(),
             responded: false,
             matched: Vec::new(),
@@ -195,7 +194,7 @@ impl RuleSet {
                 run.record(|| Event::ApplyDeferred { rule: rule.name.to_string() });
                 run.dry_run = edits.dry_run;
                 run.rule_name = &rule.name;
-                run.apply_edits(HeaderMap::Response, header_edits, &edits.values);
+                run.apply_edits(HeaderMap::Response, header_edits, &mut edits.values.iter().map(Option::as_deref));
             }
         }
         // The filter's own answer (Envoy passes it through this callback): it gets the request rules'

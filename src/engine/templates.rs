@@ -25,6 +25,15 @@ fn rendered_estimate(template: &Template) -> usize {
     bytes.min(MAX_RENDERED_BYTES)
 }
 
+/// A template's text when it is fixed (no references): what it renders to whatever the request.
+pub(super) fn fixed_text(template: &Template) -> Option<&str> {
+    match template.pieces.as_slice() {
+        [Piece::Text(text)] => Some(text),
+        [] => Some(""),
+        _ => None,
+    }
+}
+
 impl<'r, H: Host> Run<'r, '_, H> {
     pub(super) fn render<'t>(&mut self, template: &'t Template, captures: &[Option<String>]) -> Cow<'t, str> {
         if let [Piece::Text(text)] = template.pieces.as_slice() {
@@ -70,7 +79,7 @@ impl<'r, H: Host> Run<'r, '_, H> {
     ) -> Option<Cow<'t, str>> {
         // Fixed text was checked when the document compiled (no CR, LF or NUL; a template is shorter than a
         // header value may be): most written values are, and need no second look per request.
-        if let [Piece::Text(text)] = template.pieces.as_slice() {
+        if let Some(text) = fixed_text(template) {
             return Some(Cow::Borrowed(text));
         }
         let value = self.render(template, captures);

@@ -1,6 +1,6 @@
 //! Reading the exchange: values fetched once per request, and the views rules take of them.
 
-use super::{Host, Lookup, Run};
+use super::{Host, Run};
 use crate::error::Phase;
 use crate::ruleset::{HeaderMap, HeaderName, Slot, View};
 use crate::{attributes, cidr, claims, url};
@@ -11,28 +11,26 @@ impl<'r, H: Host> Run<'r, '_, H> {
     /// response phase (the proxy no longer has them): what was not carried over reads as absent.
     pub(super) fn ensure(&mut self, slot: usize) {
         let Some(spec) = self.rules.slots.get(slot) else { return };
-        let fetched = self.state.values.get(slot) != Some(&Lookup::NotFetched);
+        let fetched = self.state.values.fetched(slot);
         if fetched || (spec.phase() == Phase::Request && self.phase == Phase::Response) {
             return;
         }
         let value = match spec {
-            Slot::Header(map, name) => self.host.header(*map, name),
+            Slot::Header(map, name) => {
+                let host = &mut *self.host;
+                return self.state.values.fill(slot, |out| host.header_into(*map, name, out));
+            }
             Slot::SourceAddress => self.host.source_address(),
             Slot::Property(property) => {
                 self.host.property(&property.path).and_then(|bytes| attributes::decode(&bytes, property.encoding))
             }
             Slot::Credential(credential) => self.check_credentials(credential).ok().map(str::to_owned),
         };
-        if let Some(cell) = self.state.values.get_mut(slot) {
-            *cell = value.map_or(Lookup::Absent, Lookup::Present);
-        }
+        self.state.values.fill(slot, |out| value.map(|value| out.push_str(&value)).is_some());
     }
 
     pub(super) fn get(&self, slot: usize) -> Option<&str> {
-        match self.state.values.get(slot)? {
-            Lookup::Present(value) => Some(value),
-            Lookup::Absent | Lookup::NotFetched => None,
-        }
+        self.state.values.get(slot)
     }
 
     pub(super) fn ensure_view(&mut self, slot: usize, view: &View) {

@@ -1,6 +1,6 @@
 //! Writing to the exchange: header edits and answers, kept visible to later rules.
 
-use super::{Host, Lookup, Run};
+use super::{Host, Run};
 use crate::compile::is_header_value;
 use crate::error::Phase;
 use crate::limits::{MAX_HEADER_VALUE_BYTES, MAX_RENDERED_BYTES};
@@ -28,20 +28,11 @@ impl<'r, H: Host> Run<'r, '_, H> {
         if slot.is_some() && self.state.path_split.get().map(|(split, _)| split) == slot {
             self.state.path_split.set(None);
         }
-        let Some(cell) = slot.and_then(|slot| self.state.values.get_mut(slot)) else { return };
+        let Some(slot) = slot else { return };
         match write {
-            Write::Set(value) => *cell = Lookup::Present(value.to_owned()),
-            Write::Add(value) => match cell {
-                // A repeated header reads as its values joined with `,`.
-                Lookup::Present(current) => {
-                    current.push(',');
-                    current.push_str(value);
-                }
-                Lookup::Absent => *cell = Lookup::Present(value.to_owned()),
-                // Not read yet: the proxy will say, values it had included.
-                Lookup::NotFetched => {}
-            },
-            Write::Remove => *cell = Lookup::Absent,
+            Write::Set(value) => self.state.values.set(slot, value),
+            Write::Add(value) => self.state.values.add(slot, value),
+            Write::Remove => self.state.values.remove(slot),
         }
     }
 
