@@ -103,14 +103,14 @@ fn read_headers(calls: &mut impl HostCalls, map: HeaderMap) -> Held {
 
 impl<C: HostCalls> Host for ProxyHost<C> {
     fn header(&mut self, map: HeaderMap, name: &str) -> Option<String> {
-        // Header values may be any bytes; rules compare text, so odd bytes become U+FFFD.
-        self.headers(map).get(name).map(|bytes| {
-            String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
-        })
+        let mut value = String::new();
+        self.header_into(map, name, &mut value).then_some(value)
     }
 
     fn header_into(&mut self, map: HeaderMap, name: &str, out: &mut String) -> bool {
-        // As `header`, a value at a time: joining bytes that are not UTF-8 with `,` replaces the same bytes.
+        // Header values may be any bytes; rules compare text, so odd bytes become U+FFFD. Converted a value at
+        // a time: joining bytes that are not UTF-8 with `,` replaces the same bytes as converting the joined
+        // value would.
         let mut present = false;
         for value in self.headers(map).values(name) {
             if present {
