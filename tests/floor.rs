@@ -3,9 +3,8 @@
 //! proxy works, since fetching a value from the real proxy allocates in any case), for rules of every kind of
 //! condition that a request does not match, with the indexes on and off. (One exception: a query parameter
 //! written percent-encoded is decoded into a new string when a rule reads it.)
-//!
-//! `cargo test --release --test floor -- --ignored edge_loop` runs the bench's passing requests through
-//! `rules/edge.yaml` in a loop, for a profiler (`perf record`, `valgrind --tool=callgrind`).
+//! (For a profiler, `perf engine-loop edge N` and `perf module-loop edge N` run the soak mix through
+//! `rules/edge.yaml` in a loop: docs/performance.md.)
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -384,32 +383,6 @@ fn close_phase(out: &mut String, emptied: Option<usize>) {
     if let Some(at) = emptied {
         let end = out[at..].find('\n').map_or(out.len(), |n| at + n);
         out.insert_str(end, " []");
-    }
-}
-
-/// For a profiler: the bench's passing requests through rules/edge.yaml, many times.
-#[test]
-#[ignore = "a loop for profilers, not a test"]
-fn edge_loop() {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/rules/edge.yaml")).unwrap();
-    let edge = rules(&text);
-    let rounds: usize = std::env::var("FLOOR_ROUNDS").ok().and_then(|n| n.parse().ok()).unwrap_or(200_000);
-    let mut requests = Vec::new();
-    for (method, path) in [("GET", "/shop/shoes?page=2"), ("GET", "/api/v3/orders"), ("GET", "/api/v3/catalog/items/7")]
-    {
-        let mut proxy = request();
-        proxy.request.retain(|(n, _)| !matches!(n.as_str(), ":method" | ":path"));
-        proxy.request.extend(headers(&[(":method", method), (":path", path)]));
-        requests.push(proxy);
-    }
-    for _ in 0..rounds {
-        for proxy in &requests {
-            let mut proxy = proxy.clone();
-            let mut state = edge.new_request();
-            edge.on_request_headers(&mut state, &mut proxy);
-            edge.on_response_headers(&mut state, &mut proxy);
-            std::hint::black_box(&proxy);
-        }
     }
 }
 

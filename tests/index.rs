@@ -3,8 +3,9 @@
 //! - A differential test: generated documents of 1 to 1,000 rules mixing every condition kind, run indexed and
 //!   plain ([`RuleSet::without_indexes`]) against random exchanges, must give identical outcomes (what the
 //!   upstream got, the response, every counter in order, host errors).
-//! - The documents of issue 14's common shapes (1,000 rules each, hello's two included) and a loop that `valgrind --tool=callgrind`
-//!   counts: see `cost_loop` and docs/performance.md.
+//! - The documents of issue 14's common shapes (1,000 rules each, hello's two included) compile and pass a request
+//!   that none of their rules matches. What such a request costs is counted by `perf engine-loop SHAPE N` and
+//!   `perf module-loop SHAPE N` under callgrind (docs/performance.md).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 mod common;
@@ -28,7 +29,7 @@ response:
       - response_headers: {set: {x-service-name: my-custom-service}}
 "#;
 
-/// The shapes `cost_loop` measures; `hello` is `rules/hello.yaml` itself.
+/// The shapes of issue 14; `hello` is `rules/hello.yaml` itself.
 const SHAPES: &[&str] = &["hello", "exact-paths", "prefix-header", "host-lists", "regex-paths", "cidr-lists"];
 
 /// One rule of `shape`, number `i`.
@@ -74,27 +75,6 @@ fn shape_document(shape: &str) -> String {
 /// A request none of the shapes' rules match (hello's response rule still tags it).
 fn passing_request() -> Request {
     Request::get("/catalog/shoes?page=2").authority("www.example.com").from("192.0.2.10:40000")
-}
-
-/// `INDEX_SHAPE=regex-paths INDEX_REQUESTS=1000 cargo test --release --test index -- --ignored cost_loop`:
-/// compiles the shape's document, then runs that many passing requests through it. Callgrind counts it; the
-/// difference between two request counts divided by their difference is the cost of one request.
-#[test]
-#[ignore = "a loop for callgrind to count; see docs/performance.md"]
-fn cost_loop() {
-    let shape = std::env::var("INDEX_SHAPE").unwrap_or_else(|_| "hello".to_owned());
-    let requests: usize = std::env::var("INDEX_REQUESTS").map_or(100, |n| n.parse().unwrap());
-    let text = shape_document(&shape);
-    let started = std::time::Instant::now();
-    let rules = common::rules(&text);
-    // For the record, not a check: how long compiling took on this machine, as on_configure pays it.
-    eprintln!("{shape}: compiled in {:.1} ms", started.elapsed().as_secs_f64() * 1000.0);
-    let request = passing_request();
-    let upstream = Response::ok();
-    for _ in 0..requests {
-        let outcome = run(std::hint::black_box(&rules), std::hint::black_box(&request), &upstream);
-        assert!(!outcome.responded_locally);
-    }
 }
 
 #[test]

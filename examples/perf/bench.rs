@@ -358,10 +358,21 @@ fn instructions() -> Result<(), String> {
     Ok(())
 }
 
+/// Besides the native documents, the loops take the 1,000-rule ones of examples/perf/large.rs by shape
+/// (`exact-paths`, `prefix-header`, `host-lists`, `regex-paths`, `cidr-lists`).
+fn large_document(name: &str) -> Result<Option<Document>, String> {
+    match large::SHAPES.iter().find(|shape| shape.name == name) {
+        Some(shape) => Ok(Some(large::document(shape)?)),
+        None => Ok(None),
+    }
+}
+
 /// `perf engine-loop DOCUMENT N`: N requests of the soak mix through one document, for callgrind to count.
 pub fn engine_loop(document: &str, requests: u64) -> Result<(), String> {
     let (documents, mix) = native_inputs()?;
-    let document = documents.iter().find(|d| d.name == document).ok_or("unknown document")?;
+    let large = large_document(document)?;
+    let document =
+        large.as_ref().or_else(|| documents.iter().find(|d| d.name == document)).ok_or("unknown document")?;
     for (request, upstream) in mix.iter().cycle().take(usize::try_from(requests).unwrap_or(usize::MAX)) {
         black_box(simulate::run(&document.rules, black_box(request), upstream));
     }
@@ -374,11 +385,7 @@ pub fn engine_loop(document: &str, requests: u64) -> Result<(), String> {
 /// simulated proxy's.
 pub fn module_loop(document: &str, requests: u64) -> Result<(), String> {
     let (documents, mix) = native_inputs()?;
-    // Besides the native documents, the 1,000-rule ones of examples/perf/large.rs by shape (`exact-paths`, …).
-    let large = match large::SHAPES.iter().find(|shape| shape.name == document) {
-        Some(shape) => Some(large::document(shape)?),
-        None => None,
-    };
+    let large = large_document(document)?;
     let document =
         large.as_ref().or_else(|| documents.iter().find(|d| d.name == document)).ok_or("unknown document")?;
     let maps: Vec<FixedMaps> = mix.iter().map(|(request, upstream)| FixedMaps::of(request, upstream)).collect();

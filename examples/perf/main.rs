@@ -43,9 +43,9 @@ Usage: perf soak [--seconds N] [--connections N] [--envoy PATH] [--module PATH]
        perf costs [--seconds N] [--rounds N] [--envoy PATH] [--module PATH]
        perf anchors [--seconds N] [--rounds N] [--starts N] [--envoy PATH] [--module PATH] [--handwritten PATH]
        perf compile [--rounds N] [--envoy PATH] [--module PATH]   (on_configure's time per VM, each document)
-       perf engine-loop DOCUMENT REQUESTS   (for callgrind: runs the soak mix through one rules/ document)
-       perf module-loop DOCUMENT REQUESTS   (the same through the module's Host, over stand-in host calls;
-                                         DOCUMENT may also be a 1,000-rule shape: exact-paths, prefix-header, …)";
+       perf engine-loop DOCUMENT REQUESTS   (for callgrind: runs the soak mix through one rules/ document;
+                                         DOCUMENT may also be a 1,000-rule shape: exact-paths, prefix-header, …)
+       perf module-loop DOCUMENT REQUESTS   (the same through the module's Host, over stand-in host calls)";
 
 fn main() -> ExitCode {
     match run() {
