@@ -127,6 +127,12 @@ fn read_password() -> Result<Vec<u8>, String> {
         }
         return Ok(line);
     }
+    // Ctrl-C (or SIGTERM) while the echo is off would leave the shell typing blind: put the echo back first.
+    let _ = ctrlc::set_handler(|| {
+        stty("echo");
+        eprintln!();
+        std::process::exit(130);
+    });
     let first = prompt("Password: ")?;
     let second = prompt("Again: ")?;
     if first != second {
