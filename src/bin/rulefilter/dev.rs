@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use lexopt::ValueExt;
 
-use rulefilter::cases::{case_file_beside, Case, CaseFile};
+use rulefilter::cases::{case_file_beside, Case, CaseFile, Scheme};
 use rulefilter::local::echo::EchoUpstream;
 use rulefilter::local::envoy::{Envoy, EnvoyOptions, Reload};
 use rulefilter::local::istio::Plugin;
@@ -256,9 +256,10 @@ fn greet(options: &Options, envoy: &Envoy, upstream: SocketAddr, echo: bool, cas
     let upstream_kind = if echo { "an echo upstream" } else { "the upstream" };
     outln!("  in front of {upstream_kind} on {upstream}; Envoy's admin on http://{}", envoy.admin);
     outln!("  Envoy's files: {}", envoy.dir.display());
-    if let Some(cases) = cases {
+    let offered = cases.map(offered).unwrap_or_default();
+    if !offered.is_empty() {
         outln!("Try (from its test cases):");
-        for case in cases.cases.iter().take(6) {
+        for case in offered {
             outln!("  {}\n      # {}", curl(at, case), case.name);
         }
     } else {
@@ -282,6 +283,12 @@ fn cases_beside(rules: &Path) -> Option<CaseFile> {
     }
 }
 
+/// The test cases the greeting offers as curl commands: the first few that dev's listener can receive as the
+/// case means them. Cases of `scheme: https` arrive over TLS in the e2e replay; dev serves plain HTTP.
+fn offered(cases: &CaseFile) -> Vec<&Case> {
+    cases.cases.iter().filter(|case| case.request.scheme == Scheme::Http).take(6).collect()
+}
+
 /// A curl command sending a case's request.
 fn curl(at: SocketAddr, case: &Case) -> String {
     let quote = |text: &str| format!("'{}'", text.replace('\'', r"'\''"));
@@ -300,6 +307,9 @@ fn curl(at: SocketAddr, case: &Case) -> String {
     }
     if request.source != "127.0.0.1" {
         command.push_str(&format!(" --interface {}", request.source));
+    }
+    if !request.body.is_empty() {
+        command.push_str(&format!(" --data-binary {}", quote(&request.body)));
     }
     command.push_str(&format!(" {}", quote(&format!("http://{at}{}", request.path))));
     command
@@ -390,4 +400,55 @@ fn existing(path: &Path, what: &str) -> Result<PathBuf, String> {
         return Err(format!("{what}: {} is not a file", path.display()));
     }
     std::path::absolute(path).map_err(|e| format!("{what}: {}: {e}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+    use super::*;
+
+    #[test]
+    fn a_case_is_offered_as_the_curl_command_that_sends_its_request() {
+        let file = CaseFile::parse(
+            r#"
+rules: t.yaml
+cases:
+  - name: post
+    request:
+      method: POST
+      path: /orders?x=1
+      host: shop.example.com
+      headers: {content-type: application/json, x-note: "it's"}
+      source: 127.0.0.7
+      body: '{"qty": 1}'
+    expect: {status: 200}
+  - name: plain get
+    request: {path: /}
+    expect: {status: 200}
+"#,
+            Path::new("t.test.yaml"),
+        )
+        .unwrap();
+        let at: SocketAddr = "127.0.0.1:8080".parse().unwrap();
+        assert_eq!(
+            curl(at, &file.cases[0]),
+            "curl -i -X POST -H 'host: shop.example.com' -H 'content-type: application/json' \
+             -H 'x-note: it'\\''s' --interface 127.0.0.7 --data-binary '{\"qty\": 1}' \
+             'http://127.0.0.1:8080/orders?x=1'"
+        );
+        assert_eq!(curl(at, &file.cases[1]), "curl -i 'http://127.0.0.1:8080/'");
+        assert_eq!(offered(&file).len(), 2);
+    }
+
+    #[test]
+    fn https_cases_are_not_offered_on_the_plain_listener() {
+        let file = CaseFile::parse(
+            "rules: t.yaml\ncases:\n  - {name: tls, request: {path: /, scheme: https}, expect: {status: 200}}\n  \
+             - {name: plain, request: {path: /}, expect: {status: 200}}\n",
+            Path::new("t.test.yaml"),
+        )
+        .unwrap();
+        let names: Vec<&str> = offered(&file).iter().map(|case| case.name.as_str()).collect();
+        assert_eq!(names, ["plain"]);
+    }
 }
