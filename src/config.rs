@@ -11,7 +11,7 @@ use serde::de;
 
 use crate::body::spec::BodyEditsSpec;
 use crate::decode_struct;
-use crate::fields::{At, Decode, Error};
+use crate::fields::{self, At, Decode, Error};
 use crate::json::{Json, Number};
 use crate::named::Named;
 
@@ -272,61 +272,65 @@ pub const ACTION_NAMES: [&str; 10] = [
 ];
 
 /// An action item is a map of one key, the action's name, to its fields: read as a struct of ten optional
-/// actions (every key's value decoded, an unknown key named at its own path with every action name), of
-/// which exactly one must be given.
-#[derive(Default)]
-struct ActionItem {
-    request_headers: Option<HeaderEditsSpec>,
-    response_headers: Option<HeaderEditsSpec>,
-    respond: Option<RespondSpec>,
-    redirect: Option<RedirectSpec>,
-    rewrite: Option<RewriteSpec>,
-    query: Option<QueryEditsSpec>,
-    log: Option<LogSpec>,
-    rate_limit: Option<RateLimitSpec>,
-    request_body: Option<BodyEditsSpec>,
-    response_body: Option<BodyEditsSpec>,
-}
-decode_struct!(ActionItem {
-    request_headers: optional,
-    response_headers: optional,
-    respond: optional,
-    redirect: optional,
-    rewrite: optional,
-    query: optional,
-    log: optional,
-    rate_limit: optional,
-    request_body: optional,
-    response_body: optional,
-});
-
+/// actions would be (every key's value decoded in written order, an unknown key named at its own path with
+/// every action name, `null` as if not written), of which exactly one must be given.
 impl Decode for ActionSpec {
     fn decode(value: &Json, at: &At) -> Result<ActionSpec, Error> {
-        let item = ActionItem::decode(value, at)?;
-        // In the order of ACTION_NAMES, so that "found both" names them in that order, whatever the written one.
-        let given = [
-            item.request_headers.map(ActionSpec::RequestHeaders),
-            item.response_headers.map(ActionSpec::ResponseHeaders),
-            item.respond.map(ActionSpec::Respond),
-            item.redirect.map(ActionSpec::Redirect),
-            item.rewrite.map(ActionSpec::Rewrite),
-            item.query.map(ActionSpec::Query),
-            item.log.map(ActionSpec::Log),
-            item.rate_limit.map(ActionSpec::RateLimit),
-            item.request_body.map(ActionSpec::RequestBody),
-            item.response_body.map(ActionSpec::ResponseBody),
-        ];
-        let mut given = given.into_iter().zip(ACTION_NAMES).filter_map(|(action, name)| Some((name, action?)));
-        match (given.next(), given.next()) {
-            (Some((_, action)), None) => Ok(action),
-            (None, _) => Err(at.error(format!(
-                "an action item needs one of {}",
-                crate::join::join(&ACTION_NAMES.map(|n| format!("`{n}`")), ", ")
-            ))),
-            (Some((first, _)), Some((second, _))) => Err(at.error(format!(
-                "an action item holds one action; found both `{first}` and `{second}` (make them two items)"
-            ))),
-        }
+        // Each action given, with its place in ACTION_NAMES.
+        let mut given: Vec<(usize, ActionSpec)> = Vec::new();
+        // Names written, `null` ones included, by place in ACTION_NAMES.
+        let mut seen = [false; ACTION_NAMES.len()];
+        fields::entries(value, at, "struct ActionItem", &mut |name, value, here| {
+            let Some((index, seen)) = seen
+                .iter_mut()
+                .zip(ACTION_NAMES)
+                .enumerate()
+                .find_map(|(index, (seen, known))| (known == name).then_some((index, seen)))
+            else {
+                return Err(here.unknown("field", name, &ACTION_NAMES));
+            };
+            // A name given twice is refused before its value is read, as a derived struct refuses it.
+            if *seen {
+                return Err(at.error(format!("duplicate field `{name}`")));
+            }
+            *seen = true;
+            let action = match index {
+                0 => Option::decode(value, here)?.map(ActionSpec::RequestHeaders),
+                1 => Option::decode(value, here)?.map(ActionSpec::ResponseHeaders),
+                2 => Option::decode(value, here)?.map(ActionSpec::Respond),
+                3 => Option::decode(value, here)?.map(ActionSpec::Redirect),
+                4 => Option::decode(value, here)?.map(ActionSpec::Rewrite),
+                5 => Option::decode(value, here)?.map(ActionSpec::Query),
+                6 => Option::decode(value, here)?.map(ActionSpec::Log),
+                7 => Option::decode(value, here)?.map(ActionSpec::RateLimit),
+                8 => Option::decode(value, here)?.map(ActionSpec::RequestBody),
+                _ => Option::decode(value, here)?.map(ActionSpec::ResponseBody),
+            };
+            given.extend(action.map(|action| (index, action)));
+            Ok(())
+        })?;
+        one_action(given, at)
+    }
+}
+
+/// The one action of an item, or why there is not exactly one; two are named in the order of ACTION_NAMES,
+/// whatever the written one.
+fn one_action(mut given: Vec<(usize, ActionSpec)>, at: &At) -> Result<ActionSpec, Error> {
+    let name = |index: usize| ACTION_NAMES.get(index).copied().unwrap_or_default();
+    let mut indexes: Vec<usize> = given.iter().map(|(index, _)| *index).collect();
+    indexes.sort_unstable();
+    // `given` holds what `indexes` counts: one index, one action.
+    match (indexes.as_slice(), given.pop()) {
+        ([_], Some((_, action))) => Ok(action),
+        ([first, second, ..], _) => Err(at.error(format!(
+            "an action item holds one action; found both `{}` and `{}` (make them two items)",
+            name(*first),
+            name(*second)
+        ))),
+        _ => Err(at.error(format!(
+            "an action item needs one of {}",
+            crate::join::join(&ACTION_NAMES.map(|n| format!("`{n}`")), ", ")
+        ))),
     }
 }
 
