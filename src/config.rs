@@ -280,7 +280,11 @@ impl Decode for ActionSpec {
         let mut given: Vec<(usize, ActionSpec)> = Vec::new();
         // Names written, `null` ones included, by place in ACTION_NAMES.
         let mut seen = [false; ACTION_NAMES.len()];
-        fields::entries(value, at, "struct ActionItem", &mut |name, value, here| {
+        for (name, value) in fields::object_entries(value, at, "struct ActionItem")? {
+            let here = &at.key(name);
+            if here.is_skipped() {
+                continue;
+            }
             let Some((index, seen)) = seen
                 .iter_mut()
                 .zip(ACTION_NAMES)
@@ -307,8 +311,7 @@ impl Decode for ActionSpec {
                 _ => Option::decode(value, here)?.map(ActionSpec::ResponseBody),
             };
             given.extend(action.map(|action| (index, action)));
-            Ok(())
-        })?;
+        }
         one_action(given, at)
     }
 }

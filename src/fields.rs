@@ -132,15 +132,18 @@ pub struct At<'p> {
 }
 
 impl At<'_> {
-    fn key<'q>(&'q self, key: &'q str) -> At<'q> {
+    /// The place of an object's value.
+    pub fn key<'q>(&'q self, key: &'q str) -> At<'q> {
         At { path: Path::Key(&self.path, key), skipped: self.skipped }
     }
 
-    fn index(&self, index: usize) -> At<'_> {
+    /// The place of a list's item.
+    pub fn index(&self, index: usize) -> At<'_> {
         At { path: Path::Index(&self.path, index), skipped: self.skipped }
     }
 
-    fn is_skipped(&self) -> bool {
+    /// Whether this pass skips the value here (an earlier pass found a problem with it).
+    pub fn is_skipped(&self) -> bool {
         !self.skipped.is_empty() && self.skipped.iter().any(|skip| self.path.is(skip))
     }
 
@@ -253,11 +256,8 @@ impl<'s> Field<'s> {
 /// key, a field written twice or a required one not written at the object (`expected`, `struct RuleSpec`,
 /// names it when the value is no object). The one loop of every struct, as serde's derive reads them.
 pub fn object(value: &Json, at: &At, expected: &str, fields: &mut [Field]) -> Result<(), Error> {
-    let Json::Object(entries) = value else {
-        return Err(at.refused(value, expected));
-    };
     let mut seen = vec![false; fields.len()];
-    for (key, value) in entries {
+    for (key, value) in object_entries(value, at, expected)? {
         let here = at.key(key);
         if here.is_skipped() {
             continue;
@@ -278,44 +278,22 @@ pub fn object(value: &Json, at: &At, expected: &str, fields: &mut [Field]) -> Re
     }
 }
 
-/// Hands each item of a list, with its place, to `item`; `expected` names what is wanted when the value is no
-/// list.
-pub fn items(
-    value: &Json,
-    at: &At,
-    expected: &str,
-    item: &mut dyn FnMut(&Json, &At) -> Result<(), Error>,
-) -> Result<(), Error> {
-    let Json::Array(values) = value else {
-        return Err(at.refused(value, expected));
-    };
-    for (index, value) in values.iter().enumerate() {
-        let here = at.index(index);
-        if !here.is_skipped() {
-            item(value, &here)?;
-        }
+/// The items of a list; `expected` names what is wanted when the value is no list. (Each item's place is
+/// `at.index(i)`; a skipped one is as if not in the list.)
+pub fn list_items<'a>(value: &'a Json, at: &At, expected: &str) -> Result<&'a [Json], Error> {
+    match value {
+        Json::Array(items) => Ok(items),
+        other => Err(at.refused(other, expected)),
     }
-    Ok(())
 }
 
-/// Hands each entry of an object, with its place, to `entry`; `expected` names what is wanted when the value
-/// is no object.
-pub fn entries(
-    value: &Json,
-    at: &At,
-    expected: &str,
-    entry: &mut dyn FnMut(&str, &Json, &At) -> Result<(), Error>,
-) -> Result<(), Error> {
-    let Json::Object(pairs) = value else {
-        return Err(at.refused(value, expected));
-    };
-    for (key, value) in pairs {
-        let here = at.key(key);
-        if !here.is_skipped() {
-            entry(key, value, &here)?;
-        }
+/// The entries of an object; `expected` names what is wanted when the value is no object. (Each value's place
+/// is `at.key(k)`; a skipped one is as if not written.)
+pub fn object_entries<'a>(value: &'a Json, at: &At, expected: &str) -> Result<&'a [(String, Json)], Error> {
+    match value {
+        Json::Object(entries) => Ok(entries),
+        other => Err(at.refused(other, expected)),
     }
-    Ok(())
 }
 
 /// Implements [`Decode`] for a struct that is `Default`, from a table of its fields, one line each:
@@ -399,10 +377,12 @@ impl<T: Decode> Decode for Box<T> {
 impl<T: Decode> Decode for Vec<T> {
     fn decode(value: &Json, at: &At) -> Result<Vec<T>, Error> {
         let mut decoded = Vec::new();
-        items(value, at, "a sequence", &mut |item, at| {
-            decoded.push(T::decode(item, at)?);
-            Ok(())
-        })?;
+        for (index, item) in list_items(value, at, "a sequence")?.iter().enumerate() {
+            let here = at.index(index);
+            if !here.is_skipped() {
+                decoded.push(T::decode(item, &here)?);
+            }
+        }
         Ok(decoded)
     }
 }
@@ -410,10 +390,12 @@ impl<T: Decode> Decode for Vec<T> {
 impl<T: Decode> Decode for BTreeMap<String, T> {
     fn decode(value: &Json, at: &At) -> Result<BTreeMap<String, T>, Error> {
         let mut decoded = BTreeMap::new();
-        entries(value, at, "a map", &mut |key, value, at| {
-            decoded.insert(key.to_owned(), T::decode(value, at)?);
-            Ok(())
-        })?;
+        for (key, value) in object_entries(value, at, "a map")? {
+            let here = at.key(key);
+            if !here.is_skipped() {
+                decoded.insert(key.clone(), T::decode(value, &here)?);
+            }
+        }
         Ok(decoded)
     }
 }
@@ -435,7 +417,14 @@ fn to_value(value: &Json) -> serde_json::Value {
         Json::Number(Number::Float(n)) => serde_json::Number::from_f64(*n).map_or(Value::Null, Value::Number),
         Json::String(text) => Value::String(text.clone()),
         Json::Array(items) => Value::Array(items.iter().map(to_value).collect()),
-        Json::Object(entries) => Value::Object(entries.iter().map(|(k, v)| (k.clone(), to_value(v))).collect()),
+        Json::Object(entries) => {
+            // Inserted one by one: collecting would compile a sort of its own for the map's keys.
+            let mut object = serde_json::Map::new();
+            for (key, value) in entries {
+                object.insert(key.clone(), to_value(value));
+            }
+            Value::Object(object)
+        }
     }
 }
 
@@ -582,6 +571,15 @@ mod tests {
         let many: Vec<String> = (0..40).map(|i| format!("\"x{i}\": 1")).collect();
         let found = problems(&format!("{{\"name\": \"a\", {}}}", many.join(", ")));
         assert_eq!(found.len(), MAX_PROBLEMS);
+    }
+
+    /// A body's `json_set` value is what serde_json reads from the same text.
+    #[test]
+    fn any_value_reads_as_serde_json_reads_it() {
+        let text = r#"{"b": [1, -2, 2.5, 5.0, 18446744073709551615, "x", null, true], "a": {"z": {}, "y": []}}"#;
+        let (decoded, problems) = decode::<serde_json::Value>(&parse(text).unwrap());
+        assert!(problems.is_empty());
+        assert_eq!(decoded, Some(serde_json::from_str::<serde_json::Value>(text).unwrap()));
     }
 
     /// The names serde lists for an unknown one, for every count of them.

@@ -8,7 +8,7 @@
 
 use std::fmt;
 
-use crate::fields::{entries, At, Decode, Error};
+use crate::fields::{object_entries, At, Decode, Error};
 use crate::json::Json;
 
 /// Values by name, handed out in the order of their names (as a `BTreeMap` would); of a name written twice,
@@ -128,10 +128,12 @@ impl<'a, T> IntoIterator for &'a Named<T> {
 impl<T: Decode> Decode for Named<T> {
     fn decode(value: &Json, at: &At) -> Result<Named<T>, Error> {
         let mut written = Vec::new();
-        entries(value, at, "a map", &mut |name, value, at| {
-            written.push((name.to_owned(), T::decode(value, at)?));
-            Ok(())
-        })?;
+        for (name, value) in object_entries(value, at, "a map")? {
+            let here = at.key(name);
+            if !here.is_skipped() {
+                written.push((name.clone(), T::decode(value, &here)?));
+            }
+        }
         Ok(Named::new(written))
     }
 }
