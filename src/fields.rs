@@ -3,9 +3,10 @@
 //!
 //! Each type says how it is read by implementing [`Decode`]; a struct does it with a table of its fields
 //! ([`decode_struct!`]: key, required or not, and a reader when the type's own will not do), read by one
-//! non-generic loop ([`object`]) that also refuses unknown keys and reports missing fields. The messages are
-//! serde's words (the module used to read these types with serde's derive, which compiled a visitor and its
-//! glue for every type and field: about 60 KB of the module).
+//! non-generic loop ([`object`]) that also refuses unknown keys and reports missing fields: a new field is one
+//! line of its struct's table. The messages are serde's words, as when these types were read with serde's
+//! derive, which compiled a visitor and its glue for every type and field into the module (docs/performance.md,
+//! "Generic code").
 //!
 //! A read stops at its first problem, which carries its place (`actions[0].respond.status`). To go on past it,
 //! the value is read again with that place skipped (a skipped key is as if not written, a skipped item as if
