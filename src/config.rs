@@ -1,30 +1,28 @@
 //! The rules document as written by people (YAML) or handed over by Istio (compact JSON).
 //!
 //! These types mirror the document one to one and only check its *shape*: unknown fields and wrong types are
-//! refused here, by serde. Everything that needs a judgement (regexes, header names, phases, duplicates) is
+//! refused here, as [`crate::fields`] reads them. Everything that needs a judgement (regexes, header names, phases, duplicates) is
 //! checked in [`crate::compile`], which turns a document into the rule set the filter runs.
 
 use std::collections::BTreeMap;
 use std::fmt;
 
-use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
-use serde::Deserialize;
+use serde::de;
 
 use crate::body::spec::BodyEditsSpec;
-use crate::json::Json;
+use crate::decode_struct;
+use crate::fields::{self, At, Decode, Error};
+use crate::json::{Json, Number};
 use crate::named::Named;
 
 /// A whole rules document. Its rules are only counted here, and each one is decoded on its own from the
 /// document's value ([`RuleList::rules`]): one bad rule then yields its own error, named by index and name,
 /// instead of hiding the rules after it.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Default)]
 pub struct Document {
     /// Document format version; only `1` exists.
-    #[serde(default, deserialize_with = "optional_integer")]
     pub version: Option<u64>,
     /// `dry_run`: every rule only logs and counts what it would do (whatever its own `mode`).
-    #[serde(default)]
     pub mode: Mode,
     /// The least severe level the filter logs at: `trace`, `debug`, `info`, `warn` or `error`. Without it, the
     /// proxy's own level decides alone.
@@ -32,35 +30,43 @@ pub struct Document {
     /// Opt-in debug aid: a response header, of this name, listing the rules that matched the exchange.
     pub debug_header: Option<String>,
     /// Rules run when the request headers arrive, in the order written.
-    #[serde(default)]
     pub request: RuleList,
     /// Rules run when the response headers arrive, in the order written.
-    #[serde(default)]
     pub response: RuleList,
 }
+decode_struct!(Document {
+    version: optional with document_version,
+    mode: optional,
+    log_level: optional,
+    debug_header: optional,
+    request: optional,
+    response: optional,
+});
 
 /// One rule: when every condition in `match` holds, its actions run in the order written.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Default)]
 pub struct RuleSpec {
     pub name: String,
-    #[serde(default, rename = "match")]
     pub conditions: MatchSpec,
-    #[serde(default, deserialize_with = "action_list")]
     pub actions: Vec<ActionSpec>,
     /// Stop evaluating the phase's later rules once this one has matched.
-    #[serde(default)]
     pub stop: bool,
     /// `dry_run`: when the rule matches, log and count what it would do, and change nothing.
-    #[serde(default)]
     pub mode: Mode,
     /// The rule reads its phase's body (docs/bodies.md): decided once the body has arrived, after `match`.
     pub body: Option<crate::body::spec::BodySpec>,
 }
+decode_struct!(RuleSpec {
+    name: required,
+    conditions as "match": optional,
+    actions: optional with action_list,
+    stop: optional,
+    mode: optional,
+    body: optional,
+});
 
 /// Whether rules act or only say what they would do.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
     /// Rules act.
     #[default]
@@ -72,8 +78,7 @@ pub enum Mode {
 
 /// Conditions of a rule; all of them must hold. An empty match matches every request. `all`, `any` and `not`
 /// nest further blocks of the same shape.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Default)]
 pub struct MatchSpec {
     /// The request path without its query string.
     pub path: Option<StringMatchSpec>,
@@ -84,13 +89,10 @@ pub struct MatchSpec {
     /// The request's host (`:authority`), one test or a list (any of them); `*.example.com` is a wildcard.
     pub host: Option<OneOrMany<StringMatchSpec>>,
     /// Request headers by name (case-insensitive).
-    #[serde(default)]
     pub headers: Named<StringMatchSpec>,
     /// Query parameters by name, compared after percent-decoding.
-    #[serde(default)]
     pub query: Named<StringMatchSpec>,
     /// Cookies by name (case-sensitive), from the `cookie` header.
-    #[serde(default)]
     pub cookies: Named<StringMatchSpec>,
     /// The client's address.
     pub source: Option<SourceSpec>,
@@ -101,15 +103,12 @@ pub struct MatchSpec {
     /// Response status: a code, a class (`5xx`), a range (`500-599`), or a list of them (response phase only).
     pub status: Option<OneOrMany<StatusSpec>>,
     /// Response headers by name (response phase only).
-    #[serde(default)]
     pub response_headers: Named<StringMatchSpec>,
     /// Envoy attributes by name (`xds.route_name`, `connection.mtls`, `source.namespace`, `node.metadata.KEY`
     /// …; docs/attributes.md lists them).
-    #[serde(default)]
     pub attributes: Named<ValueTestSpec>,
     /// Claims of the token Envoy's `jwt_authn` verified, by dotted path (`sub`, `aud`, `org.team`); a list
     /// claim holds when any element passes.
-    #[serde(default)]
     pub claims: Named<ValueTestSpec>,
     /// `true`: the connection asked for a TLS server name (SNI) and the request's host is another one, the
     /// request a gateway answers 421; `false`: the host is the server name.
@@ -123,10 +122,30 @@ pub struct MatchSpec {
     /// Holds for a percentage of requests, by a hash of a key (see [`crate::sampling`]).
     pub sample: Option<SampleSpec>,
 }
+decode_struct!(MatchSpec {
+    path: optional,
+    method: optional,
+    scheme: optional,
+    host: optional,
+    headers: optional,
+    query: optional,
+    cookies: optional,
+    source: optional,
+    api_key: optional,
+    basic_auth: optional,
+    status: optional,
+    response_headers: optional,
+    attributes: optional,
+    claims: optional,
+    misdirected: optional,
+    all: optional,
+    any: optional,
+    not: optional,
+    sample: optional,
+});
 
 /// `sample`: the percentage of requests (or of keys) for which the condition holds.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Default)]
 pub struct SampleSpec {
     /// 0-100, at most two decimals.
     pub percent: f64,
@@ -134,14 +153,13 @@ pub struct SampleSpec {
     /// Default: `${header.x-request-id}`, a fresh draw per request.
     pub key: Option<String>,
     /// Mixed into the hash, so that two samples of the same key pick different slices.
-    #[serde(default)]
     pub seed: String,
 }
+decode_struct!(SampleSpec { percent: required, key: optional, seed: optional });
 
 /// The operators of a value condition. Exactly one is given; `present`/`absent` only apply to headers,
 /// query parameters and cookies; `segment_prefix` only to the path.
-#[derive(Debug, Default, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Default, Clone)]
 pub struct MatchFields {
     pub exact: Option<String>,
     pub prefix: Option<String>,
@@ -155,15 +173,25 @@ pub struct MatchFields {
     /// `true`: the value must be absent; `false`: it must be present.
     pub absent: Option<bool>,
     /// Compare without regard to ASCII case.
-    #[serde(default)]
     pub ignore_case: bool,
     /// The condition holds when the test fails (including when the value is absent).
-    #[serde(default)]
     pub invert: bool,
 }
+decode_struct!(MatchFields {
+    exact: optional,
+    prefix: optional,
+    segment_prefix: optional,
+    suffix: optional,
+    contains: optional,
+    regex: optional,
+    present: optional,
+    absent: optional,
+    ignore_case: optional,
+    invert: optional,
+});
 
 /// A value condition: `"/hello"` is shorthand for `{exact: /hello}`; otherwise a map of [`MatchFields`].
-#[derive(Debug, Clone)]
+#[derive(Debug, Default, Clone)]
 pub struct StringMatchSpec(pub MatchFields);
 
 /// A test of a value that may be a boolean or a number where it comes from (`connection.mtls: true`,
@@ -173,18 +201,20 @@ pub struct StringMatchSpec(pub MatchFields);
 pub struct ValueTestSpec(pub StringMatchSpec);
 
 /// Which client addresses match.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Default)]
 pub struct SourceSpec {
     /// Addresses or CIDR blocks, IPv4 or IPv6 (any of them).
     pub cidrs: Vec<String>,
     /// 0 (default): the connection's peer address. N > 0: N proxies in front are trusted to append to
     /// `x-forwarded-for`, so the client is the N-th address from its right end.
-    #[serde(default, deserialize_with = "trusted_hops")]
     pub trusted_hops: Option<Integer>,
-    #[serde(default)]
     pub invert: bool,
 }
+decode_struct!(SourceSpec {
+    cidrs: required,
+    trusted_hops: optional with proxy_count,
+    invert: optional,
+});
 
 /// A status pattern: `404`, `"5xx"` or `"500-504"`.
 #[derive(Debug, Clone)]
@@ -241,97 +271,75 @@ pub const ACTION_NAMES: [&str; 10] = [
     "response_body",
 ];
 
-/// An action item is a map of one key, the action's name, to its fields. Read as a struct of optional
-/// fields would be (every key's value decoded, an unknown key named at its own path with every action name,
-/// serde's words), then exactly one is required. Written out rather than derived through a struct of ten
-/// options: the module decoded each item twice over (the struct, then the action taken out of it).
-impl<'de> Deserialize<'de> for ActionSpec {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_struct("ActionItem", &ACTION_NAMES, ActionItemVisitor)
-    }
-}
-
-struct ActionItemVisitor;
-
-impl<'de> Visitor<'de> for ActionItemVisitor {
-    type Value = ActionSpec;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("struct ActionItem")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ActionSpec, A::Error> {
-        // By place in ACTION_NAMES, so that "found both" names them in that order, whatever the written one.
-        let mut given: [Option<ActionSpec>; ACTION_NAMES.len()] = Default::default();
+/// An action item is a map of one key, the action's name, to its fields: read as a struct of ten optional
+/// actions would be (every key's value decoded in written order, an unknown key named at its own path with
+/// every action name, `null` as if not written), of which exactly one must be given.
+impl Decode for ActionSpec {
+    fn decode(value: &Json, at: &At) -> Result<ActionSpec, Error> {
+        // Each action given, with its place in ACTION_NAMES.
+        let mut given: Vec<(usize, ActionSpec)> = Vec::new();
+        // Names written, `null` ones included, by place in ACTION_NAMES.
         let mut seen = [false; ACTION_NAMES.len()];
-        while let Some(ActionName(index)) = map.next_key()? {
-            // A name given twice is refused before its value is read, as a derived struct refuses it.
-            let (Some(seen), Some(slot)) = (seen.get_mut(index), given.get_mut(index)) else {
-                return Err(de::Error::custom("no such action"));
+        for (name, value) in fields::object_entries(value, at, "struct ActionItem")? {
+            let here = &at.key(name);
+            if here.is_skipped() {
+                continue;
+            }
+            let Some((index, seen)) = seen
+                .iter_mut()
+                .zip(ACTION_NAMES)
+                .enumerate()
+                .find_map(|(index, (seen, known))| (known == name).then_some((index, seen)))
+            else {
+                return Err(here.unknown("field", name, &ACTION_NAMES));
             };
+            // A name given twice is refused before its value is read, as a derived struct refuses it.
             if *seen {
-                return Err(de::Error::duplicate_field(ACTION_NAMES.get(index).copied().unwrap_or_default()));
+                return Err(at.error(format!("duplicate field `{name}`")));
             }
             *seen = true;
-            // `null` is as if not written, as for any optional field.
-            *slot = match index {
-                0 => map.next_value::<Option<_>>()?.map(ActionSpec::RequestHeaders),
-                1 => map.next_value::<Option<_>>()?.map(ActionSpec::ResponseHeaders),
-                2 => map.next_value::<Option<_>>()?.map(ActionSpec::Respond),
-                3 => map.next_value::<Option<_>>()?.map(ActionSpec::Redirect),
-                4 => map.next_value::<Option<_>>()?.map(ActionSpec::Rewrite),
-                5 => map.next_value::<Option<_>>()?.map(ActionSpec::Query),
-                6 => map.next_value::<Option<_>>()?.map(ActionSpec::Log),
-                7 => map.next_value::<Option<_>>()?.map(ActionSpec::RateLimit),
-                8 => map.next_value::<Option<_>>()?.map(ActionSpec::RequestBody),
-                _ => map.next_value::<Option<_>>()?.map(ActionSpec::ResponseBody),
+            let action = match index {
+                0 => Option::decode(value, here)?.map(ActionSpec::RequestHeaders),
+                1 => Option::decode(value, here)?.map(ActionSpec::ResponseHeaders),
+                2 => Option::decode(value, here)?.map(ActionSpec::Respond),
+                3 => Option::decode(value, here)?.map(ActionSpec::Redirect),
+                4 => Option::decode(value, here)?.map(ActionSpec::Rewrite),
+                5 => Option::decode(value, here)?.map(ActionSpec::Query),
+                6 => Option::decode(value, here)?.map(ActionSpec::Log),
+                7 => Option::decode(value, here)?.map(ActionSpec::RateLimit),
+                8 => Option::decode(value, here)?.map(ActionSpec::RequestBody),
+                _ => Option::decode(value, here)?.map(ActionSpec::ResponseBody),
             };
+            given.extend(action.map(|action| (index, action)));
         }
-        one_action(given.into_iter().zip(ACTION_NAMES).filter_map(|(action, name)| Some((name, action?))))
+        one_action(given, at)
     }
 }
 
-/// The one action of an item, or why there is not exactly one.
-fn one_action<E: de::Error>(mut given: impl Iterator<Item = (&'static str, ActionSpec)>) -> Result<ActionSpec, E> {
-    match (given.next(), given.next()) {
-        (Some((_, action)), None) => Ok(action),
-        (None, _) => Err(E::custom(format!(
+/// The one action of an item, or why there is not exactly one; two are named in the order of ACTION_NAMES,
+/// whatever the written one.
+fn one_action(mut given: Vec<(usize, ActionSpec)>, at: &At) -> Result<ActionSpec, Error> {
+    let name = |index: usize| ACTION_NAMES.get(index).copied().unwrap_or_default();
+    let mut indexes: Vec<usize> = given.iter().map(|(index, _)| *index).collect();
+    indexes.sort_unstable();
+    // `given` holds what `indexes` counts: one index, one action.
+    match (indexes.as_slice(), given.pop()) {
+        ([_], Some((_, action))) => Ok(action),
+        ([first, second, ..], _) => Err(at.error(format!(
+            "an action item holds one action; found both `{}` and `{}` (make them two items)",
+            name(*first),
+            name(*second)
+        ))),
+        _ => Err(at.error(format!(
             "an action item needs one of {}",
             crate::join::join(&ACTION_NAMES.map(|n| format!("`{n}`")), ", ")
         ))),
-        (Some((first, _)), Some((second, _))) => Err(E::custom(format!(
-            "an action item holds one action; found both `{first}` and `{second}` (make them two items)"
-        ))),
-    }
-}
-
-/// An action item's key: the place of its name in [`ACTION_NAMES`]. Read as a derived struct reads a field
-/// name, so an unknown one is refused with the same message, at the key.
-struct ActionName(usize);
-
-impl<'de> Deserialize<'de> for ActionName {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct NameVisitor;
-        impl Visitor<'_> for NameVisitor {
-            type Value = ActionName;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("field identifier")
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<ActionName, E> {
-                match ACTION_NAMES.iter().position(|name| *name == v) {
-                    Some(index) => Ok(ActionName(index)),
-                    None => Err(E::unknown_field(v, &ACTION_NAMES)),
-                }
-            }
-        }
-        deserializer.deserialize_identifier(NameVisitor)
     }
 }
 
 /// A local rate limit: `requests` per `per` for each value of `key`, at most `burst` at once, counted in
 /// buckets every worker of the proxy shares (see [`crate::ratelimit`]).
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Default)]
 pub struct RateLimitSpec {
     /// A template: each distinct value has its own bucket. Default `${source.ip}`.
     pub key: Option<String>,
@@ -345,68 +353,77 @@ pub struct RateLimitSpec {
     /// When the shared buckets cannot decide: `open` (default) lets the request go on, `closed` answers 503.
     pub fail: Option<String>,
 }
+decode_struct!(RateLimitSpec {
+    key: optional,
+    requests: required,
+    per: required,
+    burst: optional,
+    max_keys: optional,
+    fail: optional,
+});
 
 /// Header changes, applied in the order copy, rename, set, set_if_absent, add, remove, remove_prefix,
 /// remove_regex. Values are templates.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Default)]
 pub struct HeaderEditsSpec {
     /// Copy a header's value to another name (replacing it).
-    #[serde(default)]
     pub copy: Vec<FromTo>,
     /// Move a header to another name.
-    #[serde(default)]
     pub rename: Vec<FromTo>,
     /// Replace (or create) each header with the value.
-    #[serde(default)]
     pub set: BTreeMap<String, String>,
     /// Create each header only where it is missing.
-    #[serde(default)]
     pub set_if_absent: BTreeMap<String, String>,
     /// Append a value, keeping existing ones.
-    #[serde(default)]
     pub add: BTreeMap<String, String>,
     /// Remove every value of these headers.
-    #[serde(default)]
     pub remove: Vec<String>,
     /// Remove every header whose name starts with one of these.
-    #[serde(default)]
     pub remove_prefix: Vec<String>,
     /// Remove every header whose whole name matches one of these regexes.
-    #[serde(default)]
     pub remove_regex: Vec<String>,
 }
+decode_struct!(HeaderEditsSpec {
+    copy: optional,
+    rename: optional,
+    set: optional,
+    set_if_absent: optional,
+    add: optional,
+    remove: optional,
+    remove_prefix: optional,
+    remove_regex: optional,
+});
 
 /// A header name pair for copy and rename.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Default)]
 pub struct FromTo {
     pub from: String,
     pub to: String,
 }
+decode_struct!(FromTo { from: required, to: required });
 
 /// A response made by the proxy.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Default)]
 pub struct RespondSpec {
-    #[serde(deserialize_with = "final_status")]
     pub status: Integer,
     /// Header values are templates.
-    #[serde(default)]
     pub headers: BTreeMap<String, String>,
     /// Shorthand for a `content-type` header.
     pub content_type: Option<String>,
     /// A template.
-    #[serde(default)]
     pub body: String,
 }
+decode_struct!(RespondSpec {
+    status: required with final_status,
+    headers: optional,
+    content_type: optional,
+    body: optional,
+});
 
 /// A redirect: either a full `location`, or the parts of the request's URL to change.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Default)]
 pub struct RedirectSpec {
     /// 301, 302 (default), 303, 307 or 308.
-    #[serde(default, deserialize_with = "redirect_status")]
     pub status: Option<Integer>,
     /// The whole target URL (a template).
     pub location: Option<String>,
@@ -414,7 +431,6 @@ pub struct RedirectSpec {
     pub scheme: Option<String>,
     /// A template.
     pub host: Option<String>,
-    #[serde(default, deserialize_with = "port")]
     pub port: Option<Integer>,
     /// A template; the new path.
     pub path: Option<String>,
@@ -425,10 +441,20 @@ pub struct RedirectSpec {
     /// Keep the request's query string when the target has none of its own (default true).
     pub keep_query: Option<bool>,
 }
+decode_struct!(RedirectSpec {
+    status: optional with redirect_status,
+    location: optional,
+    scheme: optional,
+    host: optional,
+    port: optional with port_number,
+    path: optional,
+    path_segment_prefix: optional,
+    query: optional,
+    keep_query: optional,
+});
 
 /// Path and host rewrites. At most one of `path`, `path_prefix`, `path_segment_prefix`, `path_regex`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Default)]
 pub struct RewriteSpec {
     /// The whole new path (a template); the query string is kept.
     pub path: Option<String>,
@@ -442,79 +468,77 @@ pub struct RewriteSpec {
     /// The new host/authority (a template).
     pub host: Option<String>,
 }
+decode_struct!(RewriteSpec {
+    path: optional,
+    path_prefix: optional,
+    path_segment_prefix: optional,
+    path_regex: optional,
+    host: optional,
+});
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Default)]
 pub struct PrefixRewriteSpec {
     pub from: String,
     /// A template.
     pub to: String,
 }
+decode_struct!(PrefixRewriteSpec { from: required, to: required });
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Default)]
 pub struct RegexRewriteSpec {
     pub pattern: String,
     pub substitution: String,
 }
+decode_struct!(RegexRewriteSpec { pattern: required, substitution: required });
 
 /// Query parameter changes, applied set, add, remove. Values are templates, percent-encoded when written.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Default)]
 pub struct QueryEditsSpec {
-    #[serde(default)]
     pub set: BTreeMap<String, String>,
-    #[serde(default)]
     pub add: BTreeMap<String, String>,
-    #[serde(default)]
     pub remove: Vec<String>,
 }
+decode_struct!(QueryEditsSpec { set: optional, add: optional, remove: optional });
 
 /// A log line.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Default)]
 pub struct LogSpec {
     /// `trace`, `debug`, `info` (default), `warn` or `error`.
     pub level: Option<String>,
     /// A template.
     pub message: String,
 }
+decode_struct!(LogSpec { level: optional, message: required });
 
 /// An integer that may arrive as a double: Istio passes `pluginConfig` through a protobuf `Struct`, where
 /// every number is a double, so `200` can reach us as `200.0`. Fractions and negatives are refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Integer(pub u64);
 
-impl<'de> Deserialize<'de> for Integer {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(IntegerVisitor { expecting: "a non-negative whole number" })
+/// What a number that is no count of anything in particular may be.
+const WHOLE_NUMBER: &str = "a non-negative whole number";
+
+impl Decode for Integer {
+    fn decode(value: &Json, at: &At) -> Result<Integer, Error> {
+        integer(value, at, WHOLE_NUMBER)
     }
 }
 
 /// Reads an [`Integer`]; a wrong value is refused saying what `expecting` allows (a status range, a port…).
-struct IntegerVisitor {
-    expecting: &'static str,
-}
-
-impl Visitor<'_> for IntegerVisitor {
-    type Value = Integer;
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str(self.expecting)
-    }
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Integer, E> {
-        Ok(Integer(v))
-    }
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Integer, E> {
-        u64::try_from(v).map(Integer).map_err(|_| E::invalid_value(de::Unexpected::Signed(v), &self))
-    }
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Integer, E> {
-        // 2^53: beyond it a double no longer holds every whole number exactly.
-        if v.fract() == 0.0 && (0.0..=9_007_199_254_740_992.0).contains(&v) {
-            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-            Ok(Integer(v as u64))
-        } else {
-            Err(E::invalid_value(de::Unexpected::Float(v), &self))
+fn integer(value: &Json, at: &At, expecting: &str) -> Result<Integer, Error> {
+    match value {
+        Json::Number(Number::Unsigned(n)) => Ok(Integer(*n)),
+        Json::Number(Number::Signed(n)) => {
+            u64::try_from(*n).map(Integer).map_err(|_| at.invalid_value(de::Unexpected::Signed(*n), expecting))
         }
+        // 2^53: beyond it a double no longer holds every whole number exactly.
+        Json::Number(Number::Float(v)) if v.fract() == 0.0 && (0.0..=9_007_199_254_740_992.0).contains(v) =>
+        {
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+            Ok(Integer(*v as u64))
+        }
+        Json::Number(Number::Float(v)) => Err(at.invalid_value(de::Unexpected::Float(*v), expecting)),
+        other => Err(at.refused(other, expecting)),
     }
 }
 
@@ -525,50 +549,40 @@ pub const REDIRECT_STATUS: &str = "a redirect status: 301, 302, 303, 307 or 308"
 /// What a redirect's port may be.
 pub const PORT: &str = "a port, 1-65535";
 
-fn final_status<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Integer, D::Error> {
-    deserializer.deserialize_any(IntegerVisitor { expecting: FINAL_STATUS })
+// The numbers below say what they take, and, once written, are numbers: `null` is refused, not taken for
+// "not written".
+fn final_status(value: &Json, at: &At) -> Result<Integer, Error> {
+    integer(value, at, FINAL_STATUS)
 }
 
-fn redirect_status<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Integer>, D::Error> {
-    deserializer.deserialize_any(IntegerVisitor { expecting: REDIRECT_STATUS }).map(Some)
+fn redirect_status(value: &Json, at: &At) -> Result<Option<Integer>, Error> {
+    integer(value, at, REDIRECT_STATUS).map(Some)
 }
 
-fn port<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Integer>, D::Error> {
-    deserializer.deserialize_any(IntegerVisitor { expecting: PORT }).map(Some)
+fn port_number(value: &Json, at: &At) -> Result<Option<Integer>, Error> {
+    integer(value, at, PORT).map(Some)
 }
 
-fn trusted_hops<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Integer>, D::Error> {
-    deserializer.deserialize_any(IntegerVisitor { expecting: "a number of proxies, 0-16" }).map(Some)
+fn proxy_count(value: &Json, at: &At) -> Result<Option<Integer>, Error> {
+    integer(value, at, "a number of proxies, 0-16").map(Some)
 }
 
-/// A list written as a map is the commonest shape mistake (`actions: {respond: …}`): say how a list is written.
-struct ListVisitor<T> {
-    expecting: &'static str,
-    marker: std::marker::PhantomData<T>,
+fn document_version(value: &Json, at: &At) -> Result<Option<u64>, Error> {
+    integer(value, at, WHOLE_NUMBER).map(|n| Some(n.0))
 }
 
-impl<'de, T: Deserialize<'de>> Visitor<'de> for ListVisitor<T> {
-    type Value = Vec<T>;
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str(self.expecting)
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
-        Vec::deserialize(de::value::SeqAccessDeserializer::new(seq))
-    }
-    fn visit_map<A: MapAccess<'de>>(self, _map: A) -> Result<Self::Value, A::Error> {
-        Err(de::Error::custom(format!("a map where a list is expected; this is {}", self.expecting)))
+/// A list's items; a list written as a map is the commonest shape mistake (`actions: {respond: …}`), so it is
+/// told how a list is written (`expecting`).
+fn list<'a>(value: &'a Json, at: &At, expecting: &str) -> Result<&'a [Json], Error> {
+    match value {
+        Json::Array(items) => Ok(items),
+        Json::Object(_) => Err(at.error(format!("a map where a list is expected; this is {expecting}"))),
+        other => Err(at.refused(other, expecting)),
     }
 }
 
-fn list<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
-    deserializer: D,
-    expecting: &'static str,
-) -> Result<Vec<T>, D::Error> {
-    deserializer.deserialize_any(ListVisitor { expecting, marker: std::marker::PhantomData })
-}
-
-/// A phase's rules: read as a list of any values (each rule is decoded later, on its own), and counted. Not
-/// copied: [`RuleList::rules`] hands out the document's own values.
+/// A phase's rules: a list of any values (each rule is decoded later, on its own), counted. Not copied:
+/// [`RuleList::rules`] hands out the document's own values.
 #[derive(Debug, Default)]
 pub struct RuleList {
     /// `None` when not written.
@@ -593,142 +607,169 @@ impl RuleList {
     }
 }
 
-impl<'de> Deserialize<'de> for RuleList {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let rules: Vec<de::IgnoredAny> = list(deserializer, "a list of rules: start each with `- name: …`")?;
+impl Decode for RuleList {
+    fn decode(value: &Json, at: &At) -> Result<RuleList, Error> {
+        let rules = list(value, at, "a list of rules: start each with `- name: …`")?;
         Ok(RuleList { count: Some(rules.len()) })
     }
 }
 
-fn action_list<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<ActionSpec>, D::Error> {
-    list(deserializer, "a list of actions: write each as an item, `- respond: …` (`[{respond: …}]` in JSON)")
+fn action_list(value: &Json, at: &At) -> Result<Vec<ActionSpec>, Error> {
+    list(value, at, "a list of actions: write each as an item, `- respond: …` (`[{respond: …}]` in JSON)")?;
+    Vec::decode(value, at)
 }
 
-fn optional_integer<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u64>, D::Error> {
-    Ok(Some(Integer::deserialize(deserializer)?.0))
+impl Decode for Mode {
+    fn decode(value: &Json, at: &At) -> Result<Mode, Error> {
+        match value {
+            Json::String(text) if text == "enforce" => Ok(Mode::Enforce),
+            Json::String(text) if text == "dry_run" => Ok(Mode::DryRun),
+            Json::String(text) => Err(at.unknown("variant", text, &["enforce", "dry_run"])),
+            other => Err(at.refused(other, "enum Mode")),
+        }
+    }
 }
 
 /// One value or a list of values: `method: GET` or `method: [GET, HEAD]`.
 #[derive(Debug, Clone)]
 pub struct OneOrMany<T>(pub Vec<T>);
 
-impl<'de, T: Deserialize<'de>> Deserialize<'de> for OneOrMany<T> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct OneOrManyVisitor<T>(std::marker::PhantomData<T>);
-        impl<'de, T: Deserialize<'de>> Visitor<'de> for OneOrManyVisitor<T> {
-            type Value = OneOrMany<T>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a value or a list of values")
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
-                Vec::deserialize(de::value::SeqAccessDeserializer::new(seq)).map(OneOrMany)
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-                T::deserialize(de::value::StrDeserializer::new(v)).map(|one| OneOrMany(vec![one]))
-            }
-            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
-                T::deserialize(de::value::MapAccessDeserializer::new(map)).map(|one| OneOrMany(vec![one]))
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
-                T::deserialize(de::value::U64Deserializer::new(v)).map(|one| OneOrMany(vec![one]))
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
-                T::deserialize(de::value::I64Deserializer::new(v)).map(|one| OneOrMany(vec![one]))
-            }
-            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
-                T::deserialize(de::value::F64Deserializer::new(v)).map(|one| OneOrMany(vec![one]))
-            }
+impl<T: Decode> Decode for OneOrMany<T> {
+    fn decode(value: &Json, at: &At) -> Result<OneOrMany<T>, Error> {
+        match value {
+            Json::Array(_) => Vec::decode(value, at).map(OneOrMany),
+            Json::String(_) | Json::Object(_) | Json::Number(_) => T::decode(value, at).map(|one| OneOrMany(vec![one])),
+            other => Err(at.refused(other, "a value or a list of values")),
         }
-        deserializer.deserialize_any(OneOrManyVisitor(std::marker::PhantomData))
     }
 }
 
-/// Deserializes `"text"` as `{exact: text}` and a map as the full set of operator fields.
-impl<'de> Deserialize<'de> for StringMatchSpec {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct StringOrFields;
-        impl<'de> Visitor<'de> for StringOrFields {
-            type Value = StringMatchSpec;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a string (exact match) or a map of match operators")
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<StringMatchSpec, E> {
-                Ok(StringMatchSpec(MatchFields { exact: Some(v.to_owned()), ..MatchFields::default() }))
-            }
-            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<StringMatchSpec, A::Error> {
-                MatchFields::deserialize(de::value::MapAccessDeserializer::new(map)).map(StringMatchSpec)
-            }
+/// `"text"` is `{exact: text}`; a map is the full set of operator fields.
+impl Decode for StringMatchSpec {
+    fn decode(value: &Json, at: &At) -> Result<StringMatchSpec, Error> {
+        match value {
+            Json::String(text) => Ok(StringMatchSpec::exact(text.clone())),
+            Json::Object(_) => MatchFields::decode(value, at).map(StringMatchSpec),
+            other => Err(at.refused(other, "a string (exact match) or a map of match operators")),
         }
-        deserializer.deserialize_any(StringOrFields)
     }
 }
 
-impl<'de> Deserialize<'de> for StatusSpec {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct StatusVisitor;
-        impl Visitor<'_> for StatusVisitor {
-            type Value = StatusSpec;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a status code, a class such as \"5xx\" or a range such as \"500-599\"")
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<StatusSpec, E> {
-                Ok(StatusSpec::Text(v.to_owned()))
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<StatusSpec, E> {
-                Integer::deserialize(de::value::U64Deserializer::new(v)).map(StatusSpec::Code)
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<StatusSpec, E> {
-                Integer::deserialize(de::value::I64Deserializer::new(v)).map(StatusSpec::Code)
-            }
-            fn visit_f64<E: de::Error>(self, v: f64) -> Result<StatusSpec, E> {
-                Integer::deserialize(de::value::F64Deserializer::new(v)).map(StatusSpec::Code)
-            }
-        }
-        deserializer.deserialize_any(StatusVisitor)
+impl StringMatchSpec {
+    fn exact(text: String) -> StringMatchSpec {
+        StringMatchSpec(MatchFields { exact: Some(text), ..MatchFields::default() })
     }
 }
 
-impl<'de> Deserialize<'de> for ValueTestSpec {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct ValueVisitor;
-        impl<'de> Visitor<'de> for ValueVisitor {
-            type Value = ValueTestSpec;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a string, boolean or number (exact match) or a map of match operators")
-            }
-            fn visit_bool<E: de::Error>(self, v: bool) -> Result<ValueTestSpec, E> {
-                Ok(exact(v.to_string()))
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<ValueTestSpec, E> {
-                Ok(exact(v.to_string()))
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<ValueTestSpec, E> {
-                Ok(exact(v.to_string()))
-            }
-            fn visit_f64<E: de::Error>(self, v: f64) -> Result<ValueTestSpec, E> {
-                // Istio hands `3` over as `3.0`: compare it as the whole number Envoy's claims read as.
-                Ok(exact(crate::claims::number_text(v)))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<ValueTestSpec, E> {
+impl Decode for StatusSpec {
+    fn decode(value: &Json, at: &At) -> Result<StatusSpec, Error> {
+        match value {
+            Json::String(text) => Ok(StatusSpec::Text(text.clone())),
+            Json::Number(_) => integer(value, at, WHOLE_NUMBER).map(StatusSpec::Code),
+            other => Err(at.refused(other, "a status code, a class such as \"5xx\" or a range such as \"500-599\"")),
+        }
+    }
+}
+
+impl Decode for ValueTestSpec {
+    fn decode(value: &Json, at: &At) -> Result<ValueTestSpec, Error> {
+        let exact = |text: String| Ok(ValueTestSpec(StringMatchSpec::exact(text)));
+        match value {
+            Json::Bool(b) => exact(b.to_string()),
+            Json::Number(Number::Unsigned(n)) => exact(n.to_string()),
+            Json::Number(Number::Signed(n)) => exact(n.to_string()),
+            // Istio hands `3` over as `3.0`: compare it as the whole number Envoy's claims read as.
+            Json::Number(Number::Float(n)) => exact(crate::claims::number_text(*n)),
+            Json::String(text) => {
                 // Bare, these are booleans to kubectl (YAML 1.1) and text to us: the document would test one
                 // thing in `rulefilter test` and another once applied.
                 const YAML11_BOOLEANS: [&str; 8] = ["yes", "no", "on", "off", "y", "n", "true", "false"];
+                let v = text.as_str();
                 if YAML11_BOOLEANS.iter().any(|word| word.eq_ignore_ascii_case(v)) && v != "true" && v != "false" {
-                    return Err(E::custom(format!(
+                    return Err(at.error(format!(
                         "{v:?} is a boolean to kubectl (YAML 1.1) but text here: write true or false for a boolean, or {{exact: {v:?}}} for the text"
                     )));
                 }
-                Ok(exact(v.to_owned()))
+                exact(text.clone())
             }
-            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<ValueTestSpec, A::Error> {
-                MatchFields::deserialize(de::value::MapAccessDeserializer::new(map))
-                    .map(|fields| ValueTestSpec(StringMatchSpec(fields)))
+            Json::Object(_) => MatchFields::decode(value, at).map(|fields| ValueTestSpec(StringMatchSpec(fields))),
+            other => Err(at.refused(other, "a string, boolean or number (exact match) or a map of match operators")),
+        }
+    }
+}
+
+/// The case files' numbers and headers (`repeat: 3`, `vary: [origin, accept]`), read by serde in the native
+/// tools (case files are YAML, read by serde_yaml); the module reads documents with [`Decode`].
+#[cfg(not(target_arch = "wasm32"))]
+mod case_files {
+    use std::fmt;
+
+    use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+
+    use super::{Integer, OneOrMany};
+
+    impl<'de> Deserialize<'de> for Integer {
+        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            deserializer.deserialize_any(IntegerVisitor { expecting: "a non-negative whole number" })
+        }
+    }
+
+    /// Reads an [`Integer`]; a wrong value is refused saying what `expecting` allows (a status range, a port…).
+    struct IntegerVisitor {
+        expecting: &'static str,
+    }
+
+    impl Visitor<'_> for IntegerVisitor {
+        type Value = Integer;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str(self.expecting)
+        }
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<Integer, E> {
+            Ok(Integer(v))
+        }
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<Integer, E> {
+            u64::try_from(v).map(Integer).map_err(|_| E::invalid_value(de::Unexpected::Signed(v), &self))
+        }
+        fn visit_f64<E: de::Error>(self, v: f64) -> Result<Integer, E> {
+            // 2^53: beyond it a double no longer holds every whole number exactly.
+            if v.fract() == 0.0 && (0.0..=9_007_199_254_740_992.0).contains(&v) {
+                #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+                Ok(Integer(v as u64))
+            } else {
+                Err(E::invalid_value(de::Unexpected::Float(v), &self))
             }
         }
-        fn exact(text: String) -> ValueTestSpec {
-            ValueTestSpec(StringMatchSpec(MatchFields { exact: Some(text), ..MatchFields::default() }))
+    }
+
+    impl<'de, T: Deserialize<'de>> Deserialize<'de> for OneOrMany<T> {
+        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            struct OneOrManyVisitor<T>(std::marker::PhantomData<T>);
+            impl<'de, T: Deserialize<'de>> Visitor<'de> for OneOrManyVisitor<T> {
+                type Value = OneOrMany<T>;
+                fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                    f.write_str("a value or a list of values")
+                }
+                fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+                    Vec::deserialize(de::value::SeqAccessDeserializer::new(seq)).map(OneOrMany)
+                }
+                fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                    T::deserialize(de::value::StrDeserializer::new(v)).map(|one| OneOrMany(vec![one]))
+                }
+                fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                    T::deserialize(de::value::MapAccessDeserializer::new(map)).map(|one| OneOrMany(vec![one]))
+                }
+                fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+                    T::deserialize(de::value::U64Deserializer::new(v)).map(|one| OneOrMany(vec![one]))
+                }
+                fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+                    T::deserialize(de::value::I64Deserializer::new(v)).map(|one| OneOrMany(vec![one]))
+                }
+                fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+                    T::deserialize(de::value::F64Deserializer::new(v)).map(|one| OneOrMany(vec![one]))
+                }
+            }
+            deserializer.deserialize_any(OneOrManyVisitor(std::marker::PhantomData))
         }
-        deserializer.deserialize_any(ValueVisitor)
     }
 }
 

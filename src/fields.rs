@@ -1,20 +1,23 @@
-//! Reads the configuration types of [`crate::config`] (plain `#[derive(Deserialize)]` types) from a [`Json`]
-//! value, with the path of every field that is wrong and every problem rather than the first.
+//! Reads the configuration types of [`crate::config`] from a [`Json`] value, with the path of every field that
+//! is wrong and every problem rather than the first.
 //!
-//! serde stops at the first error, and says where only with help: [`decode`] gives the types a deserializer of
-//! its own that knows the path of each value it hands out, so an error leaves with its place
-//! (`actions[0].respond.status`). To go on past it, the value is decoded again with that place skipped (a
-//! skipped key is as if not written, a skipped item as if not in its list) until it decodes or too many
-//! problems were found. A problem that only follows from an earlier skip (the field named `statsu` was
-//! skipped, so `status` is missing) is not reported. Each pass is linear in the value and there are at most
-//! [`MAX_PROBLEMS`] + 1 of them: a valid value takes one.
+//! Each type says how it is read by implementing [`Decode`]; a struct does it with a table of its fields
+//! ([`decode_struct!`]: key, required or not, and a reader when the type's own will not do), read by one
+//! non-generic loop ([`object`]) that also refuses unknown keys and reports missing fields: a new field is one
+//! line of its struct's table. The messages are serde's words, as when these types were read with serde's
+//! derive, which compiled a visitor and its glue for every type and field into the module (docs/performance.md,
+//! "Generic code").
 //!
-//! A new field needs no code here: whatever serde can derive gets paths and every-problem reporting.
+//! A read stops at its first problem, which carries its place (`actions[0].respond.status`). To go on past it,
+//! the value is read again with that place skipped (a skipped key is as if not written, a skipped item as if
+//! not in its list) until it reads or too many problems were found. A problem that only follows from an
+//! earlier skip (the field named `statsu` was skipped, so `status` is missing) is not reported. Each pass is
+//! linear in the value and there are at most [`MAX_PROBLEMS`] + 1 of them: a valid value takes one.
 
+use std::collections::BTreeMap;
 use std::fmt;
 
-use serde::de::value::BorrowedStrDeserializer;
-use serde::de::{self, Deserialize, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::de::Unexpected;
 
 use crate::json::{Json, Number};
 
@@ -32,17 +35,15 @@ pub struct Problem {
 /// Decodes `value` as a `T`. The value is `None` only when no skipping made it decodable (the value itself is
 /// of the wrong kind, or a field it cannot do without is wrong); the problems are empty only when nothing was
 /// skipped.
-pub fn decode<'a, T: Deserialize<'a>>(value: &'a Json) -> (Option<T>, Vec<Problem>) {
+pub fn decode<T: Decode>(value: &Json) -> (Option<T>, Vec<Problem>) {
     let mut skipped: Vec<Vec<Segment>> = Vec::new();
     let mut problems = Vec::new();
     while problems.len() < MAX_PROBLEMS {
-        let node = Node { value, path: Path::Root, skipped: &skipped };
-        let error = match T::deserialize(node) {
+        let at = At { path: Path::Root, skipped: &skipped };
+        let Located { at, message } = match T::decode(value, &at) {
             Ok(decoded) => return (Some(decoded), problems),
-            Err(error) => error,
+            Err(error) => *error.0,
         };
-        let Located { at, message } = *error.0;
-        let at = at.unwrap_or_default();
         if !follows_from_a_skip(&at, &skipped) {
             problems.push(Problem { field: render(&at), message });
         }
@@ -58,6 +59,12 @@ pub fn decode<'a, T: Deserialize<'a>>(value: &'a Json) -> (Option<T>, Vec<Proble
 /// a misspelt key was skipped (`statsu`), a check across fields one of which was skipped.
 fn follows_from_a_skip(at: &[Segment], skipped: &[Vec<Segment>]) -> bool {
     skipped.iter().any(|skip| skip.len() > at.len() && skip.starts_with(at))
+}
+
+/// A type read from a [`Json`] value.
+pub trait Decode: Sized {
+    /// Reads `value`, which sits at `at`; the first problem ends the read, as an error placed where it is.
+    fn decode(value: &Json, at: &At) -> Result<Self, Error>;
 }
 
 /// One step of a path: a key of an object or an index into a list.
@@ -117,35 +124,83 @@ impl Path<'_> {
             _ => false,
         }
     }
+}
 
-    fn is_skipped(&self, skipped: &[Vec<Segment>]) -> bool {
-        skipped.iter().any(|skip| self.is(skip))
+/// Where a value is being read: its path, and the places this pass skips.
+pub struct At<'p> {
+    path: Path<'p>,
+    skipped: &'p [Vec<Segment>],
+}
+
+impl At<'_> {
+    /// The place of an object's value.
+    pub fn key<'q>(&'q self, key: &'q str) -> At<'q> {
+        At { path: Path::Key(&self.path, key), skipped: self.skipped }
+    }
+
+    /// The place of a list's item.
+    pub fn index(&self, index: usize) -> At<'_> {
+        At { path: Path::Index(&self.path, index), skipped: self.skipped }
+    }
+
+    /// Whether this pass skips the value here (an earlier pass found a problem with it).
+    pub fn is_skipped(&self) -> bool {
+        !self.skipped.is_empty() && self.skipped.iter().any(|skip| self.path.is(skip))
+    }
+
+    /// A problem of the value here.
+    #[inline(never)]
+    pub fn error(&self, message: String) -> Error {
+        Error(Box::new(Located { at: self.path.segments(), message }))
+    }
+
+    /// The value here is of a kind the reader does not take (serde's words).
+    #[inline(never)]
+    pub fn refused(&self, value: &Json, expected: &str) -> Error {
+        let unexpected = match value {
+            Json::Null => Unexpected::Unit,
+            Json::Bool(b) => Unexpected::Bool(*b),
+            Json::Number(Number::Unsigned(n)) => Unexpected::Unsigned(*n),
+            Json::Number(Number::Signed(n)) => Unexpected::Signed(*n),
+            Json::Number(Number::Float(n)) => Unexpected::Float(*n),
+            Json::String(text) => Unexpected::Str(text),
+            Json::Array(_) => Unexpected::Seq,
+            Json::Object(_) => Unexpected::Map,
+        };
+        self.error(format!("invalid type: {unexpected}, expected {expected}"))
+    }
+
+    /// The value here is of the right kind but out of bounds (serde's words).
+    #[inline(never)]
+    pub fn invalid_value(&self, unexpected: Unexpected, expected: &str) -> Error {
+        self.error(format!("invalid value: {unexpected}, expected {expected}"))
+    }
+
+    /// A name that is none of `expected` (`what`: `field` or `variant`), in serde's words.
+    #[inline(never)]
+    pub fn unknown(&self, what: &str, name: &str, expected: &[&str]) -> Error {
+        let quoted = |names: &[&str]| names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>();
+        let message = match expected {
+            [] => format!("unknown {what} `{name}`, there are no {what}s"),
+            [one] => format!("unknown {what} `{name}`, expected `{one}`"),
+            [first, second] => format!("unknown {what} `{name}`, expected `{first}` or `{second}`"),
+            _ => format!("unknown {what} `{name}`, expected one of {}", crate::join::join(&quoted(expected), ", ")),
+        };
+        self.error(message)
     }
 }
 
-/// A decoding error: serde's message, and the place once a value of the path has seen it pass.
+/// A decoding error: why, and where.
 ///
-/// Boxed, as serde_json's is: every generic visit moves `Result`s of it, and one pointer moves (and fits beside
-/// a `String`'s niche) where the six words of [`Located`] would be copied at each step.
+/// Boxed, as serde_json's is: every read returns `Result`s of it, and one pointer moves where the six words of
+/// [`Located`] would be copied at each step.
 #[derive(Debug)]
 pub struct Error(Box<Located>);
 
 #[derive(Debug)]
 struct Located {
-    at: Option<Vec<Segment>>,
+    at: Vec<Segment>,
     message: String,
-}
-
-impl Error {
-    /// The innermost place an error passes through is where it is. Not inlined: every generic visit calls it,
-    /// and only on the error path.
-    #[inline(never)]
-    fn at(mut self, path: &Path) -> Error {
-        if self.0.at.is_none() {
-            self.0.at = Some(path.segments());
-        }
-        self
-    }
 }
 
 impl fmt::Display for Error {
@@ -156,333 +211,274 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
-/// serde's own messages, word for word, but called rather than built inline at each field of each derived
-/// visitor (where `missing_field` and `duplicate_field` are written out for every field).
-impl de::Error for Error {
-    fn custom<T: fmt::Display>(message: T) -> Error {
-        Error(Box::new(Located { at: None, message: message.to_string() }))
-    }
+/// Where a field's value goes once read: any [`Decode`] type, or a reader of its own ([`With`]).
+pub trait Slot {
+    fn read(&mut self, value: &Json, at: &At) -> Result<(), Error>;
+}
 
-    #[inline(never)]
-    fn invalid_type(unexpected: de::Unexpected, expected: &dyn de::Expected) -> Error {
-        Error::custom(format_args!("invalid type: {unexpected}, expected {expected}"))
-    }
-
-    #[inline(never)]
-    fn invalid_value(unexpected: de::Unexpected, expected: &dyn de::Expected) -> Error {
-        Error::custom(format_args!("invalid value: {unexpected}, expected {expected}"))
-    }
-
-    #[inline(never)]
-    fn invalid_length(len: usize, expected: &dyn de::Expected) -> Error {
-        Error::custom(format_args!("invalid length {len}, expected {expected}"))
-    }
-
-    #[inline(never)]
-    fn missing_field(field: &'static str) -> Error {
-        Error::custom(format_args!("missing field `{field}`"))
-    }
-
-    #[inline(never)]
-    fn duplicate_field(field: &'static str) -> Error {
-        Error::custom(format_args!("duplicate field `{field}`"))
+impl<T: Decode> Slot for T {
+    fn read(&mut self, value: &Json, at: &At) -> Result<(), Error> {
+        *self = T::decode(value, at)?;
+        Ok(())
     }
 }
 
-/// A value being decoded, and where it is.
-///
-/// A node does not put its path on the errors of its visits: the list item or object entry that made it (or
-/// [`decode`], for the root) does, as the same path, once for every kind of value. That also places an error a
-/// type raises after its fields were read (about them together) at the item.
-struct Node<'a, 'p> {
-    value: &'a Json,
-    path: Path<'p>,
-    skipped: &'p [Vec<Segment>],
+/// A field read by a function of its own rather than its type's [`Decode`] (a number that says what range it
+/// takes, a list that says how one is written).
+pub struct With<'a, T>(pub &'a mut T, pub fn(&Json, &At) -> Result<T, Error>);
+
+impl<T> Slot for With<'_, T> {
+    fn read(&mut self, value: &Json, at: &At) -> Result<(), Error> {
+        *self.0 = (self.1)(value, at)?;
+        Ok(())
+    }
 }
 
-impl<'de, 'p> Node<'de, 'p> {
-    /// A list's items for a visitor, or `None` when the value is not a list.
-    fn items(&self) -> Option<Items<'de, 'p>> {
-        match self.value {
-            Json::Array(items) => {
-                Some(Items { items: items.iter().enumerate(), path: self.path, skipped: self.skipped })
+/// One line of a struct's table: the key, whether the struct needs it, and where its value goes.
+pub struct Field<'s> {
+    key: &'static str,
+    required: bool,
+    slot: &'s mut dyn Slot,
+}
+
+impl<'s> Field<'s> {
+    /// A field that must be written.
+    pub fn required(key: &'static str, slot: &'s mut dyn Slot) -> Field<'s> {
+        Field { key, required: true, slot }
+    }
+
+    /// A field that keeps its default when not written.
+    pub fn optional(key: &'static str, slot: &'s mut dyn Slot) -> Field<'s> {
+        Field { key, required: false, slot }
+    }
+}
+
+/// Reads an object into the slots of `fields`, entries in written order: an unknown key is refused at the
+/// key, a field written twice or a required one not written at the object (`expected`, `struct RuleSpec`,
+/// names it when the value is no object). The one loop of every struct, as serde's derive reads them.
+pub fn object(value: &Json, at: &At, expected: &str, fields: &mut [Field]) -> Result<(), Error> {
+    let mut seen = vec![false; fields.len()];
+    for (key, value) in object_entries(value, at, expected)? {
+        let here = at.key(key);
+        if here.is_skipped() {
+            continue;
+        }
+        let Some((field, seen)) = fields.iter_mut().zip(seen.iter_mut()).find(|(field, _)| field.key == key) else {
+            let names: Vec<&str> = fields.iter().map(|field| field.key).collect();
+            return Err(here.unknown("field", key, &names));
+        };
+        if *seen {
+            return Err(at.error(format!("duplicate field `{key}`")));
+        }
+        *seen = true;
+        field.slot.read(value, &here)?;
+    }
+    match fields.iter().zip(&seen).find(|(field, seen)| field.required && !**seen) {
+        Some((missing, _)) => Err(at.error(format!("missing field `{}`", missing.key))),
+        None => Ok(()),
+    }
+}
+
+/// The items of a list; `expected` names what is wanted when the value is no list. (Each item's place is
+/// `at.index(i)`; a skipped one is as if not in the list.)
+pub fn list_items<'a>(value: &'a Json, at: &At, expected: &str) -> Result<&'a [Json], Error> {
+    match value {
+        Json::Array(items) => Ok(items),
+        other => Err(at.refused(other, expected)),
+    }
+}
+
+/// The entries of an object; `expected` names what is wanted when the value is no object. (Each value's place
+/// is `at.key(k)`; a skipped one is as if not written.)
+pub fn object_entries<'a>(value: &'a Json, at: &At, expected: &str) -> Result<&'a [(String, Json)], Error> {
+    match value {
+        Json::Object(entries) => Ok(entries),
+        other => Err(at.refused(other, expected)),
+    }
+}
+
+/// Implements [`Decode`] for a struct that is `Default`, from a table of its fields, one line each:
+/// `field: required`, `field: optional` (absent keeps the default), `field as "key": …` where the key is not the
+/// field's name, `… with reader` where a function reads it instead of its type (named unlike every field of
+/// the struct: the fields are local names where the table is read). Every field must be in the table (the
+/// struct is taken apart to fill it); the table's order is the order missing fields are looked for.
+#[macro_export]
+macro_rules! decode_struct {
+    ($type:ident { $($field:ident $(as $key:literal)? : $how:ident $(with $reader:path)?),* $(,)? }) => {
+        impl $crate::fields::Decode for $type {
+            fn decode(
+                value: &$crate::json::Json,
+                at: &$crate::fields::At,
+            ) -> Result<Self, $crate::fields::Error> {
+                let mut decoded = Self::default();
+                let $type { $($field),* } = &mut decoded;
+                $crate::fields::object(value, at, concat!("struct ", stringify!($type)), &mut [
+                    $($crate::fields::Field::$how(
+                        $crate::decode_struct!(@key $field $($key)?),
+                        $crate::decode_struct!(@slot $field $($reader)?),
+                    )),*
+                ])?;
+                Ok(decoded)
             }
-            _ => None,
         }
-    }
+    };
+    (@key $field:ident) => { stringify!($field) };
+    (@key $field:ident $key:literal) => { $key };
+    (@slot $field:ident) => { $field };
+    (@slot $field:ident $reader:path) => { &mut $crate::fields::With($field, $reader) };
+}
 
-    /// An object's entries for a visitor, or `None` when the value is not an object.
-    fn entries(&self) -> Option<Entries<'de, 'p>> {
-        match self.value {
-            Json::Object(entries) => Some(Entries::new(entries, self.path, self.skipped)),
-            _ => None,
+impl Decode for String {
+    fn decode(value: &Json, at: &At) -> Result<String, Error> {
+        match value {
+            Json::String(text) => Ok(text.clone()),
+            other => Err(at.refused(other, "a string")),
         }
     }
 }
 
-/// Deserializer methods that read a number as `deserialize_f64` does.
-macro_rules! number_visits {
-    ($($method:ident)*) => {
-        $(
-            fn $method<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
-                self.deserialize_f64(visitor)
+impl Decode for bool {
+    fn decode(value: &Json, at: &At) -> Result<bool, Error> {
+        match value {
+            Json::Bool(b) => Ok(*b),
+            other => Err(at.refused(other, "a boolean")),
+        }
+    }
+}
+
+/// Any number, as serde reads one into an `f64`.
+impl Decode for f64 {
+    #[allow(clippy::cast_precision_loss)]
+    fn decode(value: &Json, at: &At) -> Result<f64, Error> {
+        match value {
+            Json::Number(Number::Unsigned(n)) => Ok(*n as f64),
+            Json::Number(Number::Signed(n)) => Ok(*n as f64),
+            Json::Number(Number::Float(n)) => Ok(*n),
+            other => Err(at.refused(other, "f64")),
+        }
+    }
+}
+
+/// `null` is as if not written.
+impl<T: Decode> Decode for Option<T> {
+    fn decode(value: &Json, at: &At) -> Result<Option<T>, Error> {
+        match value {
+            Json::Null => Ok(None),
+            _ => T::decode(value, at).map(Some),
+        }
+    }
+}
+
+impl<T: Decode> Decode for Box<T> {
+    fn decode(value: &Json, at: &At) -> Result<Box<T>, Error> {
+        T::decode(value, at).map(Box::new)
+    }
+}
+
+impl<T: Decode> Decode for Vec<T> {
+    fn decode(value: &Json, at: &At) -> Result<Vec<T>, Error> {
+        let mut decoded = Vec::new();
+        for (index, item) in list_items(value, at, "a sequence")?.iter().enumerate() {
+            let here = at.index(index);
+            if !here.is_skipped() {
+                decoded.push(T::decode(item, &here)?);
             }
-        )*
-    };
-}
-
-/// The visits below hand a visitor only the kinds of value it can take, and refuse the others themselves
-/// ([`refused`]): with the same message serde's default visits give, and without compiling every visit of
-/// every visitor into the module.
-impl<'de> Deserializer<'de> for Node<'de, '_> {
-    type Error = Error;
-
-    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
-        match self.value {
-            Json::Null => visitor.visit_unit(),
-            Json::Bool(b) => visitor.visit_bool(*b),
-            Json::Number(number) => visit_number(*number, visitor),
-            Json::String(text) => visitor.visit_borrowed_str(text),
-            Json::Array(items) => visitor.visit_seq(Items::new(items, self.path, self.skipped)),
-            Json::Object(entries) => visitor.visit_map(Entries::new(entries, self.path, self.skipped)),
         }
-    }
-
-    fn deserialize_bool<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
-        match self.value {
-            Json::Bool(b) => visitor.visit_bool(*b),
-            other => Err(refused(other, &visitor)),
-        }
-    }
-
-    fn deserialize_str<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
-        match self.value {
-            Json::String(text) => visitor.visit_borrowed_str(text),
-            other => Err(refused(other, &visitor)),
-        }
-    }
-
-    fn deserialize_string<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
-        self.deserialize_str(visitor)
-    }
-
-    fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
-        match self.items() {
-            Some(items) => visitor.visit_seq(items),
-            None => Err(refused(self.value, &visitor)),
-        }
-    }
-
-    fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
-        match self.entries() {
-            Some(entries) => visitor.visit_map(entries),
-            None => Err(refused(self.value, &visitor)),
-        }
-    }
-
-    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
-        match self.value {
-            Json::Null => visitor.visit_none(),
-            _ => visitor.visit_some(self),
-        }
-    }
-
-    fn deserialize_enum<V: Visitor<'de>>(
-        self,
-        _name: &'static str,
-        _variants: &'static [&'static str],
-        visitor: V,
-    ) -> Result<V::Value, Error> {
-        match self.value {
-            // Unit variants, written as their names (`mode: dry_run`).
-            Json::String(text) => visitor.visit_enum(BorrowedStrDeserializer::<Error>::new(text)),
-            // No other kind of value is a variant: refused here, so a type's other visits are never compiled
-            // (they would only refuse it the same way).
-            other => Err(refused(other, &visitor)),
-        }
-    }
-
-    /// A struct is written as an object; serde would also take a list of its fields in order, which no
-    /// document means.
-    fn deserialize_struct<V: Visitor<'de>>(
-        self,
-        _name: &'static str,
-        _fields: &'static [&'static str],
-        visitor: V,
-    ) -> Result<V::Value, Error> {
-        self.deserialize_map(visitor)
-    }
-
-    fn deserialize_newtype_struct<V: Visitor<'de>>(self, _name: &'static str, visitor: V) -> Result<V::Value, Error> {
-        visitor.visit_newtype_struct(self)
-    }
-
-    fn deserialize_ignored_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
-        visitor.visit_unit()
-    }
-
-    /// Numbers of every kind go to the visitor, which takes the ones it can hold (a `u16` takes `200` and
-    /// refuses `70000` and `2.5` in its own words).
-    fn deserialize_f64<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
-        match self.value {
-            Json::Number(number) => visit_number(*number, visitor),
-            other => Err(refused(other, &visitor)),
-        }
-    }
-
-    number_visits! {
-        deserialize_i8 deserialize_i16 deserialize_i32 deserialize_i64 deserialize_i128 deserialize_u8
-        deserialize_u16 deserialize_u32 deserialize_u64 deserialize_u128 deserialize_f32
-    }
-
-    serde::forward_to_deserialize_any! {
-        char bytes byte_buf unit unit_struct tuple tuple_struct identifier
+        Ok(decoded)
     }
 }
 
-/// A number to the visit of its kind.
-fn visit_number<'de, V: Visitor<'de>>(number: Number, visitor: V) -> Result<V::Value, Error> {
-    match number {
-        Number::Unsigned(n) => visitor.visit_u64(n),
-        Number::Signed(n) => visitor.visit_i64(n),
-        Number::Float(n) => visitor.visit_f64(n),
-    }
-}
-
-/// The error serde's default visits give a value of a kind the visitor does not take. One function for every
-/// visitor (`&dyn`): it only runs on the error path.
-#[inline(never)]
-fn refused(value: &Json, expected: &dyn de::Expected) -> Error {
-    let unexpected = match value {
-        Json::Null => de::Unexpected::Unit,
-        Json::Bool(b) => de::Unexpected::Bool(*b),
-        Json::Number(Number::Unsigned(n)) => de::Unexpected::Unsigned(*n),
-        Json::Number(Number::Signed(n)) => de::Unexpected::Signed(*n),
-        Json::Number(Number::Float(n)) => de::Unexpected::Float(*n),
-        Json::String(text) => de::Unexpected::Str(text),
-        Json::Array(_) => de::Unexpected::Seq,
-        Json::Object(_) => de::Unexpected::Map,
-    };
-    <Error as de::Error>::invalid_type(unexpected, expected)
-}
-
-/// A list's items, with their indexes, less the skipped ones.
-struct Items<'de, 'p> {
-    items: std::iter::Enumerate<std::slice::Iter<'de, Json>>,
-    path: Path<'p>,
-    skipped: &'p [Vec<Segment>],
-}
-
-impl<'de, 'p> Items<'de, 'p> {
-    fn new(items: &'de [Json], path: Path<'p>, skipped: &'p [Vec<Segment>]) -> Items<'de, 'p> {
-        Items { items: items.iter().enumerate(), path, skipped }
-    }
-
-    /// The next item that is not skipped, and its index. (Apart from the generic visit: it is the same for
-    /// every type of item.)
-    fn next_item(&mut self) -> Option<(usize, &'de Json)> {
-        let skipped = self.skipped;
-        let path = &self.path;
-        self.items.by_ref().find(|&(index, _)| skipped.is_empty() || !Path::Index(path, index).is_skipped(skipped))
-    }
-}
-
-impl<'de> SeqAccess<'de> for Items<'de, '_> {
-    type Error = Error;
-
-    fn next_element_seed<S: DeserializeSeed<'de>>(&mut self, seed: S) -> Result<Option<S::Value>, Error> {
-        let Some((index, value)) = self.next_item() else {
-            return Ok(None);
-        };
-        let path = Path::Index(&self.path, index);
-        match seed.deserialize(Node { value, path, skipped: self.skipped }) {
-            Ok(item) => Ok(Some(item)),
-            Err(error) => Err(error.at(&path)),
+impl<T: Decode> Decode for BTreeMap<String, T> {
+    fn decode(value: &Json, at: &At) -> Result<BTreeMap<String, T>, Error> {
+        let mut decoded = BTreeMap::new();
+        for (key, value) in object_entries(value, at, "a map")? {
+            let here = at.key(key);
+            if !here.is_skipped() {
+                decoded.insert(key.clone(), T::decode(value, &here)?);
+            }
         }
+        Ok(decoded)
     }
 }
 
-/// An object's entries in written order, less the skipped ones.
-struct Entries<'de, 'p> {
-    entries: std::slice::Iter<'de, (String, Json)>,
-    /// The entry whose key was handed out and whose value comes next.
-    pending: Option<&'de (String, Json)>,
-    path: Path<'p>,
-    skipped: &'p [Vec<Segment>],
-}
-
-impl<'de, 'p> Entries<'de, 'p> {
-    fn new(entries: &'de [(String, Json)], path: Path<'p>, skipped: &'p [Vec<Segment>]) -> Entries<'de, 'p> {
-        Entries { entries: entries.iter(), pending: None, path, skipped }
-    }
-
-    /// The next entry that is not skipped, now pending. (Apart from the generic visit, as `next_item`.)
-    fn next_entry(&mut self) -> Option<&'de (String, Json)> {
-        let skipped = self.skipped;
-        let path = &self.path;
-        self.pending =
-            self.entries.by_ref().find(|(key, _)| skipped.is_empty() || !Path::Key(path, key).is_skipped(skipped));
-        self.pending
+/// Any JSON value (a body's `json_set`), as serde_json reads one.
+impl Decode for serde_json::Value {
+    fn decode(value: &Json, _at: &At) -> Result<serde_json::Value, Error> {
+        Ok(to_value(value))
     }
 }
 
-impl<'de> MapAccess<'de> for Entries<'de, '_> {
-    type Error = Error;
-
-    fn next_key_seed<S: DeserializeSeed<'de>>(&mut self, seed: S) -> Result<Option<S::Value>, Error> {
-        let Some((key, _)) = self.next_entry() else {
-            return Ok(None);
-        };
-        // An unknown or misspelt key is a problem at the key's own path.
-        match seed.deserialize(BorrowedStrDeserializer::new(key)) {
-            Ok(key) => Ok(Some(key)),
-            Err(error) => Err(Error::at(error, &Path::Key(&self.path, key))),
+fn to_value(value: &Json) -> serde_json::Value {
+    use serde_json::Value;
+    match value {
+        Json::Null => Value::Null,
+        Json::Bool(b) => Value::Bool(*b),
+        Json::Number(Number::Unsigned(n)) => Value::Number((*n).into()),
+        Json::Number(Number::Signed(n)) => Value::Number((*n).into()),
+        Json::Number(Number::Float(n)) => serde_json::Number::from_f64(*n).map_or(Value::Null, Value::Number),
+        Json::String(text) => Value::String(text.clone()),
+        Json::Array(items) => Value::Array(items.iter().map(to_value).collect()),
+        Json::Object(entries) => {
+            // Inserted one by one: collecting would compile a sort of its own for the map's keys.
+            let mut object = serde_json::Map::new();
+            for (key, value) in entries {
+                object.insert(key.clone(), to_value(value));
+            }
+            Value::Object(object)
         }
-    }
-
-    fn next_value_seed<S: DeserializeSeed<'de>>(&mut self, seed: S) -> Result<S::Value, Error> {
-        let Some((key, value)) = self.pending.take() else {
-            return Err(de::Error::custom("a value was asked for before its key"));
-        };
-        let path = Path::Key(&self.path, key);
-        seed.deserialize(Node { value, path, skipped: self.skipped }).map_err(|error| error.at(&path))
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
-    use serde::Deserialize;
-
     use super::*;
     use crate::json::parse;
 
-    #[derive(Debug, Deserialize)]
-    #[serde(deny_unknown_fields)]
-    #[allow(dead_code)]
+    #[derive(Debug, Default)]
     struct Outer {
         name: String,
-        #[serde(default)]
         items: Vec<Inner>,
-        #[serde(default)]
         map: BTreeMap<String, Inner>,
         mode: Option<Mode>,
     }
+    decode_struct!(Outer { name: required, items: optional, map: optional, mode: optional });
 
-    #[derive(Debug, Deserialize)]
-    #[serde(deny_unknown_fields)]
+    #[derive(Debug, Default)]
     #[allow(dead_code)]
     struct Inner {
         status: u16,
-        #[serde(default)]
         note: String,
     }
+    decode_struct!(Inner { status: required, note: optional });
 
-    #[derive(Debug, Deserialize, PartialEq)]
-    #[serde(rename_all = "snake_case")]
+    /// A `u16` as serde reads one, for the tests' structs.
+    impl Decode for u16 {
+        fn decode(value: &Json, at: &At) -> Result<u16, Error> {
+            match value {
+                Json::Number(Number::Unsigned(n)) => {
+                    u16::try_from(*n).map_err(|_| at.invalid_value(Unexpected::Unsigned(*n), "u16"))
+                }
+                Json::Number(Number::Signed(n)) => {
+                    u16::try_from(*n).map_err(|_| at.invalid_value(Unexpected::Signed(*n), "u16"))
+                }
+                other => Err(at.refused(other, "u16")),
+            }
+        }
+    }
+
+    #[derive(Debug, PartialEq)]
     enum Mode {
         DryRun,
+    }
+
+    impl Decode for Mode {
+        fn decode(value: &Json, at: &At) -> Result<Mode, Error> {
+            match value {
+                Json::String(text) if text == "dry_run" => Ok(Mode::DryRun),
+                Json::String(text) => Err(at.unknown("variant", text, &["dry_run"])),
+                other => Err(at.refused(other, "enum Mode")),
+            }
+        }
     }
 
     fn problems(text: &str) -> Vec<String> {
@@ -533,7 +529,7 @@ mod tests {
         );
     }
 
-    /// Each kind of value a field does not take is refused in serde's own words, whichever visit refuses it.
+    /// Each kind of value a field does not take is refused in serde's own words, whichever reader refuses it.
     #[test]
     fn every_kind_of_wrong_value_is_refused_as_serde_words_it() {
         let found = problems(
@@ -576,5 +572,25 @@ mod tests {
         let many: Vec<String> = (0..40).map(|i| format!("\"x{i}\": 1")).collect();
         let found = problems(&format!("{{\"name\": \"a\", {}}}", many.join(", ")));
         assert_eq!(found.len(), MAX_PROBLEMS);
+    }
+
+    /// A body's `json_set` value is what serde_json reads from the same text.
+    #[test]
+    fn any_value_reads_as_serde_json_reads_it() {
+        let text = r#"{"b": [1, -2, 2.5, 5.0, 18446744073709551615, "x", null, true], "a": {"z": {}, "y": []}}"#;
+        let (decoded, problems) = decode::<serde_json::Value>(&parse(text).unwrap());
+        assert!(problems.is_empty());
+        assert_eq!(decoded, Some(serde_json::from_str::<serde_json::Value>(text).unwrap()));
+    }
+
+    /// The names serde lists for an unknown one, for every count of them.
+    #[test]
+    fn unknown_names_are_listed_as_serde_lists_them() {
+        let at = At { path: Path::Root, skipped: &[] };
+        let message = |names: &[&str]| at.unknown("field", "x", names).to_string();
+        assert_eq!(message(&[]), "unknown field `x`, there are no fields");
+        assert_eq!(message(&["a"]), "unknown field `x`, expected `a`");
+        assert_eq!(message(&["a", "b"]), "unknown field `x`, expected `a` or `b`");
+        assert_eq!(message(&["a", "b", "c"]), "unknown field `x`, expected one of `a`, `b`, `c`");
     }
 }

@@ -7,9 +7,9 @@
 //! indexes.
 
 use std::fmt;
-use std::marker::PhantomData;
 
-use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
+use crate::fields::{object_entries, At, Decode, Error};
+use crate::json::Json;
 
 /// Values by name, handed out in the order of their names (as a `BTreeMap` would); of a name written twice,
 /// the last value counts (as a `BTreeMap` insert would; a JSON document cannot hold one: see
@@ -124,28 +124,17 @@ impl<'a, T> IntoIterator for &'a Named<T> {
     }
 }
 
-/// Read as serde reads a `BTreeMap<String, T>`: the same visits in the same order, so the same messages.
-impl<'de, T: Deserialize<'de>> Deserialize<'de> for Named<T> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct NamedVisitor<T>(PhantomData<T>);
-
-        impl<'de, T: Deserialize<'de>> Visitor<'de> for NamedVisitor<T> {
-            type Value = Named<T>;
-
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a map")
-            }
-
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Named<T>, A::Error> {
-                let mut entries = Vec::new();
-                while let Some(entry) = map.next_entry()? {
-                    entries.push(entry);
-                }
-                Ok(Named::new(entries))
+/// Read as a `BTreeMap<String, T>` is read: the same messages.
+impl<T: Decode> Decode for Named<T> {
+    fn decode(value: &Json, at: &At) -> Result<Named<T>, Error> {
+        let mut written = Vec::new();
+        for (name, value) in object_entries(value, at, "a map")? {
+            let here = at.key(name);
+            if !here.is_skipped() {
+                written.push((name.clone(), T::decode(value, &here)?));
             }
         }
-
-        deserializer.deserialize_map(NamedVisitor(PhantomData))
+        Ok(Named::new(written))
     }
 }
 
@@ -195,10 +184,21 @@ mod tests {
 
     #[test]
     fn reads_what_a_btree_map_reads_and_refuses_what_it_refuses() {
-        let read = |text: &str| serde_json::from_str::<Named<u8>>(text).map(|n| format!("{n:?}"));
-        let btree = |text: &str| serde_json::from_str::<BTreeMap<String, u8>>(text).map(|m| format!("{m:?}"));
-        for text in [r#"{"b": 1, "a": 2}"#, "{}", "[]", r#"{"a": 300}"#, r#"{"a": "x"}"#, "null", "3"] {
-            assert_eq!(read(text).map_err(|e| e.to_string()), btree(text).map_err(|e| e.to_string()), "{text}");
+        let problems = |problems: Vec<crate::fields::Problem>| -> Vec<String> {
+            problems.into_iter().map(|p| format!("{}: {}", p.field, p.message)).collect()
+        };
+        for text in [r#"{"b": "1", "a": "2"}"#, "{}", "[]", r#"{"a": 300}"#, r#"{"a": "x", "c": true}"#, "null", "3"] {
+            let json = crate::json::parse(text).unwrap();
+            let (named, named_problems) = crate::fields::decode::<Named<String>>(&json);
+            let (map, map_problems) = crate::fields::decode::<BTreeMap<String, String>>(&json);
+            assert_eq!(named.map(|n| format!("{n:?}")), map.map(|m| format!("{m:?}")), "{text}");
+            assert_eq!(problems(named_problems), problems(map_problems), "{text}");
         }
+        // In serde's words.
+        let json = crate::json::parse("[]").unwrap();
+        assert_eq!(
+            problems(crate::fields::decode::<Named<String>>(&json).1),
+            [": invalid type: sequence, expected a map"]
+        );
     }
 }

@@ -12,6 +12,7 @@ use rulefilter::config::{
     RateLimitSpec, RedirectSpec, RegexRewriteSpec, RespondSpec, RewriteSpec, RuleSpec, SampleSpec, SourceSpec,
 };
 use rulefilter::credentials::spec::{ApiKeyEntry, ApiKeySpec, BasicAuthSpec, BasicUserEntry};
+use rulefilter::fields::Decode;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
@@ -23,10 +24,21 @@ fn schema(name: &str) -> Value {
     serde_json::from_str(&std::fs::read_to_string(project().join("schema").join(name)).unwrap()).unwrap()
 }
 
-/// The field names serde accepts for `T`, read from the error it gives for a field that does not exist.
+/// The field names serde accepts for `T` (a case file's type), read from the error it gives for a field that
+/// does not exist.
 fn serde_fields<T: DeserializeOwned>() -> BTreeSet<String> {
     let probe: serde_yaml::Value = serde_yaml::from_str("{no_such_field_anywhere: 1}").unwrap();
-    let message = serde_yaml::from_value::<T>(probe).err().expect("deny_unknown_fields").to_string();
+    names_in(&serde_yaml::from_value::<T>(probe).err().expect("deny_unknown_fields").to_string())
+}
+
+/// The field names the module's decoder accepts for `T` (a document's type), read the same way.
+fn fields<T: Decode>() -> BTreeSet<String> {
+    let probe = rulefilter::json::parse(r#"{"no_such_field_anywhere": 1}"#).unwrap();
+    let problems = rulefilter::fields::decode::<T>(&probe).1;
+    names_in(&problems.first().expect("an unknown field").message)
+}
+
+fn names_in(message: &str) -> BTreeSet<String> {
     let expected = message.split_once("expected").unwrap_or_else(|| panic!("{message}")).1;
     expected.split('`').skip(1).step_by(2).map(str::to_owned).collect()
 }
@@ -46,30 +58,30 @@ fn the_schemas_have_exactly_the_fields_of_the_rust_types() {
     let rules = schema("rulefilter.schema.json");
     let def = |name: &str| rules["$defs"][name].clone();
     let pairs: Vec<(&str, BTreeSet<String>, Value)> = vec![
-        ("document", serde_fields::<Document>(), rules.clone()),
-        ("rule", serde_fields::<RuleSpec>(), def("rule")),
-        ("match", serde_fields::<MatchSpec>(), def("match")),
-        ("stringTest", serde_fields::<MatchFields>(), def("stringTest")),
-        ("source", serde_fields::<SourceSpec>(), def("source")),
-        ("sample", serde_fields::<SampleSpec>(), def("sample")),
-        ("action", serde_fields::<ActionSpec>(), def("action")),
-        ("headerEdits", serde_fields::<HeaderEditsSpec>(), def("headerEdits")),
-        ("fromTo", serde_fields::<FromTo>(), def("fromTo")),
-        ("respond", serde_fields::<RespondSpec>(), def("respond")),
-        ("redirect", serde_fields::<RedirectSpec>(), def("redirect")),
-        ("rewrite", serde_fields::<RewriteSpec>(), def("rewrite")),
-        ("prefixRewrite", serde_fields::<PrefixRewriteSpec>(), def("prefixRewrite")),
-        ("segmentPrefixRewrite", serde_fields::<PrefixRewriteSpec>(), def("segmentPrefixRewrite")),
-        ("regexRewrite", serde_fields::<RegexRewriteSpec>(), def("regexRewrite")),
-        ("queryEdits", serde_fields::<QueryEditsSpec>(), def("queryEdits")),
-        ("rateLimit", serde_fields::<RateLimitSpec>(), def("rateLimit")),
-        ("log", serde_fields::<LogSpec>(), def("log")),
-        ("apiKey", serde_fields::<ApiKeySpec>(), def("apiKey")),
-        ("apiKeyEntry", serde_fields::<ApiKeyEntry>(), def("apiKeyEntry")),
-        ("basicAuth", serde_fields::<BasicAuthSpec>(), def("basicAuth")),
-        ("basicUser", serde_fields::<BasicUserEntry>(), def("basicUser")),
-        ("body", serde_fields::<BodySpec>(), def("body")),
-        ("bodyEdits", serde_fields::<BodyEditsSpec>(), def("bodyEdits")),
+        ("document", fields::<Document>(), rules.clone()),
+        ("rule", fields::<RuleSpec>(), def("rule")),
+        ("match", fields::<MatchSpec>(), def("match")),
+        ("stringTest", fields::<MatchFields>(), def("stringTest")),
+        ("source", fields::<SourceSpec>(), def("source")),
+        ("sample", fields::<SampleSpec>(), def("sample")),
+        ("action", fields::<ActionSpec>(), def("action")),
+        ("headerEdits", fields::<HeaderEditsSpec>(), def("headerEdits")),
+        ("fromTo", fields::<FromTo>(), def("fromTo")),
+        ("respond", fields::<RespondSpec>(), def("respond")),
+        ("redirect", fields::<RedirectSpec>(), def("redirect")),
+        ("rewrite", fields::<RewriteSpec>(), def("rewrite")),
+        ("prefixRewrite", fields::<PrefixRewriteSpec>(), def("prefixRewrite")),
+        ("segmentPrefixRewrite", fields::<PrefixRewriteSpec>(), def("segmentPrefixRewrite")),
+        ("regexRewrite", fields::<RegexRewriteSpec>(), def("regexRewrite")),
+        ("queryEdits", fields::<QueryEditsSpec>(), def("queryEdits")),
+        ("rateLimit", fields::<RateLimitSpec>(), def("rateLimit")),
+        ("log", fields::<LogSpec>(), def("log")),
+        ("apiKey", fields::<ApiKeySpec>(), def("apiKey")),
+        ("apiKeyEntry", fields::<ApiKeyEntry>(), def("apiKeyEntry")),
+        ("basicAuth", fields::<BasicAuthSpec>(), def("basicAuth")),
+        ("basicUser", fields::<BasicUserEntry>(), def("basicUser")),
+        ("body", fields::<BodySpec>(), def("body")),
+        ("bodyEdits", fields::<BodyEditsSpec>(), def("bodyEdits")),
     ];
     let cases = schema("rulefilter-cases.schema.json");
     let case_def = |name: &str| cases["$defs"][name].clone();
