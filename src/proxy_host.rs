@@ -126,6 +126,10 @@ impl<C: HostCalls> Host for ProxyHost<C> {
         present
     }
 
+    fn header_values(&mut self, map: HeaderMap, name: &str) -> Vec<String> {
+        self.headers(map).values(name).map(|value| String::from_utf8_lossy(value).into_owned()).collect()
+    }
+
     fn header_names(&mut self, map: HeaderMap) -> Vec<String> {
         self.header_names_where(map, &|_| true)
     }

@@ -73,6 +73,12 @@ pub struct RuleSet {
     /// Which rules of each phase a request can match, looked up from its values (see [`crate::index`]).
     pub(crate) request_index: PhaseIndex,
     pub(crate) response_index: PhaseIndex,
+    /// Whether a response rule can answer (`respond`, `redirect`): only then does the response phase note
+    /// which headers its edits wrote, for the answer to carry (see `engine/carry.rs`).
+    pub(crate) carries: bool,
+    /// The response header names edits write by name, by their [`HeaderName::carry`] id; empty unless
+    /// `carries`.
+    pub(crate) carried_names: Vec<Box<str>>,
 }
 
 impl RuleSet {
@@ -132,6 +138,33 @@ impl RuleSet {
                 Action::RequestHeaders(edits) => edits.resolve_slots(HeaderMap::Request, &self.slots),
                 Action::ResponseHeaders(edits) => edits.resolve_slots(HeaderMap::Response, &self.slots),
                 _ => {}
+            }
+        }
+    }
+
+    /// Decides whether the response phase must note its writes for an answer (some response rule can answer)
+    /// and gives every response header name an edit writes an id for that note, so a request pays nothing for
+    /// it unless the document can answer in the response phase.
+    pub(crate) fn resolve_carry_ids(&mut self) {
+        let answers = |rule: &Rule| rule.actions.iter().any(|a| matches!(a, Action::Respond(_) | Action::Redirect(_)));
+        self.carries = self.response_rules.iter().any(answers);
+        if !self.carries {
+            return;
+        }
+        let names = &mut self.carried_names;
+        let rules = self.request_rules.iter_mut().chain(&mut self.response_rules);
+        for action in rules.flat_map(|rule| rule.actions.iter_mut()) {
+            if let Action::ResponseHeaders(edits) = action {
+                for name in edits.names_mut() {
+                    let id = match names.iter().position(|known| *known == name.name) {
+                        Some(id) => id,
+                        None => {
+                            names.push(name.name.clone());
+                            names.len() - 1
+                        }
+                    };
+                    name.carry = u16::try_from(id).ok();
+                }
             }
         }
     }
@@ -328,11 +361,16 @@ impl HeaderEdits {
 
     /// Gives every header the edits name the slot rules read it from, if any; `map` is the map they edit.
     pub fn resolve_slots(&mut self, map: HeaderMap, slots: &[Slot]) {
-        let pairs = self.copy.iter_mut().chain(&mut self.rename).flat_map(|(from, to)| [from, to]);
-        let templated = self.set.iter_mut().chain(&mut self.set_if_absent).chain(&mut self.add).map(|(name, _)| name);
-        for name in pairs.chain(templated).chain(&mut self.remove) {
+        for name in self.names_mut() {
             name.slot = slots.iter().position(|s| matches!(s, Slot::Header(m, n) if *m == map && *n == name.name));
         }
+    }
+
+    /// Every header the edits name: copied and renamed from and to, set, added, removed.
+    fn names_mut(&mut self) -> impl Iterator<Item = &mut HeaderName> {
+        let pairs = self.copy.iter_mut().chain(&mut self.rename).flat_map(|(from, to)| [from, to]);
+        let templated = self.set.iter_mut().chain(&mut self.set_if_absent).chain(&mut self.add).map(|(name, _)| name);
+        pairs.chain(templated).chain(&mut self.remove)
     }
 }
 
@@ -344,6 +382,9 @@ pub(crate) struct HeaderName {
     pub name: Box<str>,
     /// `None`: no rule reads this header.
     pub slot: Option<usize>,
+    /// For a response header: its index in [`RuleSet::carried_names`], when the document can answer in the
+    /// response phase (the answer then carries what the edits wrote).
+    pub carry: Option<u16>,
 }
 
 impl std::ops::Deref for HeaderName {
@@ -355,13 +396,13 @@ impl std::ops::Deref for HeaderName {
 
 impl From<String> for HeaderName {
     fn from(name: String) -> Self {
-        HeaderName { name: name.into(), slot: None }
+        HeaderName { name: name.into(), slot: None, carry: None }
     }
 }
 
 impl From<Box<str>> for HeaderName {
     fn from(name: Box<str>) -> Self {
-        HeaderName { name, slot: None }
+        HeaderName { name, slot: None, carry: None }
     }
 }
 
