@@ -130,43 +130,24 @@ impl RuleSet {
     }
 
     /// Resolves the slot of every header an action edits by name: slots are only all known once every rule
-    /// is compiled (a later rule may read what an earlier one writes). Part of compiling a document.
+    /// is compiled (a later rule may read what an earlier one writes). Part of compiling a document. Where a
+    /// response rule can answer, it also gives every response header an edit names a carry id, so the response
+    /// phase notes what its edits write for the answer to carry; a request pays nothing for that otherwise.
     pub(crate) fn resolve_write_slots(&mut self) {
+        let answers = |rule: &Rule| rule.actions.iter().any(|a| matches!(a, Action::Respond(_) | Action::Redirect(_)));
+        self.carries = self.response_rules.iter().any(answers);
+        let mut carried = self.carries.then(Vec::new);
         let rules = self.request_rules.iter_mut().chain(&mut self.response_rules);
         for action in rules.flat_map(|rule| rule.actions.iter_mut()) {
             match action {
-                Action::RequestHeaders(edits) => edits.resolve_slots(HeaderMap::Request, &self.slots),
-                Action::ResponseHeaders(edits) => edits.resolve_slots(HeaderMap::Response, &self.slots),
+                Action::RequestHeaders(edits) => edits.resolve_slots(HeaderMap::Request, &self.slots, None),
+                Action::ResponseHeaders(edits) => {
+                    edits.resolve_slots(HeaderMap::Response, &self.slots, carried.as_mut());
+                }
                 _ => {}
             }
         }
-    }
-
-    /// Decides whether the response phase must note its writes for an answer (some response rule can answer)
-    /// and gives every response header name an edit writes an id for that note, so a request pays nothing for
-    /// it unless the document can answer in the response phase.
-    pub(crate) fn resolve_carry_ids(&mut self) {
-        let answers = |rule: &Rule| rule.actions.iter().any(|a| matches!(a, Action::Respond(_) | Action::Redirect(_)));
-        self.carries = self.response_rules.iter().any(answers);
-        if !self.carries {
-            return;
-        }
-        let names = &mut self.carried_names;
-        let rules = self.request_rules.iter_mut().chain(&mut self.response_rules);
-        for action in rules.flat_map(|rule| rule.actions.iter_mut()) {
-            if let Action::ResponseHeaders(edits) = action {
-                for name in edits.names_mut() {
-                    let id = match names.iter().position(|known| *known == name.name) {
-                        Some(id) => id,
-                        None => {
-                            names.push(name.name.clone());
-                            names.len() - 1
-                        }
-                    };
-                    name.carry = u16::try_from(id).ok();
-                }
-            }
-        }
+        self.carried_names = carried.unwrap_or_default();
     }
 
     /// The values rules read, each once, in slot order.
@@ -359,18 +340,21 @@ impl HeaderEdits {
         !self.remove_prefix.is_empty() || !self.remove_regex.is_empty()
     }
 
-    /// Gives every header the edits name the slot rules read it from, if any; `map` is the map they edit.
-    pub fn resolve_slots(&mut self, map: HeaderMap, slots: &[Slot]) {
-        for name in self.names_mut() {
-            name.slot = slots.iter().position(|s| matches!(s, Slot::Header(m, n) if *m == map && *n == name.name));
-        }
-    }
-
-    /// Every header the edits name: copied and renamed from and to, set, added, removed.
-    fn names_mut(&mut self) -> impl Iterator<Item = &mut HeaderName> {
+    /// Gives every header the edits name the slot rules read it from, if any; `map` is the map they edit. With
+    /// `carried`, also its carry id: its index there, added if new.
+    pub fn resolve_slots(&mut self, map: HeaderMap, slots: &[Slot], mut carried: Option<&mut Vec<Box<str>>>) {
         let pairs = self.copy.iter_mut().chain(&mut self.rename).flat_map(|(from, to)| [from, to]);
         let templated = self.set.iter_mut().chain(&mut self.set_if_absent).chain(&mut self.add).map(|(name, _)| name);
-        pairs.chain(templated).chain(&mut self.remove)
+        for name in pairs.chain(templated).chain(&mut self.remove) {
+            name.slot = slots.iter().position(|s| matches!(s, Slot::Header(m, n) if *m == map && *n == name.name));
+            if let Some(names) = carried.as_deref_mut() {
+                let id = names.iter().position(|known| *known == name.name).unwrap_or(names.len());
+                if id == names.len() {
+                    names.push(name.name.clone());
+                }
+                name.carry = u16::try_from(id).ok();
+            }
+        }
     }
 }
 

@@ -137,7 +137,6 @@ pub fn compile(document: &Json, env: &dyn Environment) -> Result<RuleSet, Config
         carried_names: Vec::new(),
     };
     rules.resolve_write_slots();
-    rules.resolve_carry_ids();
     Ok(rules)
 }
 

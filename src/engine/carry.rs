@@ -9,45 +9,44 @@
 //! Only a document with a response rule that can answer notes anything ([`crate::RuleSet`]'s `carries`).
 
 use super::{Host, Run};
+use crate::join::join;
 use crate::ruleset::HeaderMap;
 
 /// The response headers the phase's edits wrote so far: the ids of names the document gives
 /// (`HeaderName::carry`), and names known only per request (removed by prefix or regex).
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub(super) struct Touched {
     /// One bit per id below 256, so that noting a write allocates nothing.
     bits: [u64; 4],
-    /// Ids from 256 on.
-    more: Vec<u16>,
-    /// Names without an id.
+    /// Names without an id below 256.
     named: Vec<String>,
 }
 
 impl Touched {
     pub(super) fn mark(&mut self, carry: Option<u16>, name: &str) {
-        match carry {
-            Some(id) => match self.bits.get_mut(usize::from(id / 64)) {
-                Some(word) => *word |= 1 << (id % 64),
-                None if self.more.contains(&id) => {}
-                None => self.more.push(id),
-            },
+        let word = carry.and_then(|id| Some((self.bits.get_mut(usize::from(id / 64))?, id % 64)));
+        match word {
+            Some((word, bit)) => *word |= 1 << bit,
             None if self.named.iter().any(|known| known == name) => {}
             None => self.named.push(name.to_owned()),
         }
     }
 
     /// The names written, those with an id first (in id order); `names` are the document's by id.
-    fn names<'a>(&'a self, names: &'a [Box<str>]) -> impl Iterator<Item = &'a str> {
-        let low = self.bits.iter().enumerate().flat_map(|(word_index, &word)| {
+    fn names(&self, names: &[Box<str>]) -> Vec<String> {
+        let mut written = Vec::new();
+        for (word_index, &word) in self.bits.iter().enumerate() {
             let mut rest = word;
-            std::iter::from_fn(move || {
-                let bit = (rest != 0).then(|| rest.trailing_zeros())?;
+            while rest != 0 {
+                let id = word_index * 64 + rest.trailing_zeros() as usize;
                 rest &= rest - 1;
-                Some(word_index * 64 + bit as usize)
-            })
-        });
-        let ids = low.chain(self.more.iter().map(|&id| usize::from(id)));
-        ids.filter_map(|id| names.get(id).map(|name| &**name)).chain(self.named.iter().map(String::as_str))
+                if let Some(name) = names.get(id) {
+                    written.push(name.to_string());
+                }
+            }
+        }
+        written.extend(self.named.iter().cloned());
+        written
     }
 }
 
@@ -64,12 +63,12 @@ impl Carried {
     pub(super) fn describe(&self) -> String {
         let mut text = String::new();
         if !self.kept.is_empty() {
-            text.push_str(" carrying ");
-            text.push_str(&self.kept.join(", "));
+            text = format!(" carrying {}", join(&self.kept, ", "));
         }
         if !self.removed.is_empty() {
-            text.push_str(if self.kept.is_empty() { " without " } else { "; without " });
-            text.push_str(&self.removed.join(", "));
+            let without = if text.is_empty() { " without " } else { "; without " };
+            text.push_str(without);
+            text.push_str(&join(&self.removed, ", "));
         }
         text
     }
@@ -89,14 +88,16 @@ impl<H: Host> Run<'_, '_, H> {
     /// values from the held response map replace the answer's own of that name, and a removed one takes
     /// the answer's away. `None` outside the response phase, or when no edit wrote.
     pub(super) fn carried(&mut self, own: &[(&str, &str)]) -> Option<Carried> {
-        let touched = self.touched.as_deref()?;
-        let names: Vec<String> = touched.names(&self.rules.carried_names).map(str::to_owned).collect();
+        let names = self.touched.as_deref()?.names(&self.rules.carried_names);
         if names.is_empty() {
             return None;
         }
-        let written = |name: &str| names.iter().any(|known| known.eq_ignore_ascii_case(name));
-        let mut headers: Vec<(String, String)> =
-            own.iter().filter(|(name, _)| !written(name)).map(|(n, v)| ((*n).to_owned(), (*v).to_owned())).collect();
+        let mut headers = Vec::new();
+        for (name, value) in own {
+            if !names.iter().any(|written| written.eq_ignore_ascii_case(name)) {
+                headers.push(((*name).to_owned(), (*value).to_owned()));
+            }
+        }
         let (mut kept, mut removed) = (Vec::new(), Vec::new());
         for name in names {
             let values = self.host.header_values(HeaderMap::Response, &name);
@@ -104,7 +105,9 @@ impl<H: Host> Run<'_, '_, H> {
                 removed.push(name);
                 continue;
             }
-            headers.extend(values.into_iter().map(|value| (name.clone(), value)));
+            for value in values {
+                headers.push((name.clone(), value));
+            }
             kept.push(name);
         }
         Some(Carried { headers, kept, removed })
@@ -113,7 +116,7 @@ impl<H: Host> Run<'_, '_, H> {
 
 #[cfg(test)]
 mod tests {
-    use super::Touched;
+    use super::{Carried, Touched};
     use std::collections::HashMap;
 
     #[test]
@@ -131,14 +134,25 @@ mod tests {
 
     #[test]
     fn names_come_in_id_order_then_by_name_each_once() {
+        // Ids from 256 on are noted by name, as names known only per request are.
         let names: Vec<Box<str>> = (0..300).map(|i| format!("h{i}").into()).collect();
         let mut touched = Touched::default();
-        for (id, name) in [(Some(299), ""), (Some(70), ""), (None, "x-late"), (Some(3), ""), (Some(70), "")] {
-            touched.mark(id, name);
+        for id in [Some(299), Some(70), None, Some(3), Some(70), None, Some(299)] {
+            let name = id.map_or("x-late".to_owned(), |id| format!("h{id}"));
+            touched.mark(id, &name);
         }
-        touched.mark(None, "x-late");
-        touched.mark(Some(299), "");
-        let listed: Vec<&str> = touched.names(&names).collect();
-        assert_eq!(listed, ["h3", "h70", "h299", "x-late"]);
+        assert_eq!(touched.names(&names), ["h3", "h70", "h299", "x-late"]);
+    }
+
+    #[test]
+    fn a_dry_run_line_names_what_is_carried_and_what_is_left_out() {
+        let carried = |kept: &[&str], removed: &[&str]| Carried {
+            headers: Vec::new(),
+            kept: kept.iter().map(|n| (*n).to_owned()).collect(),
+            removed: removed.iter().map(|n| (*n).to_owned()).collect(),
+        };
+        assert_eq!(carried(&["x-a", "x-b"], &[]).describe(), " carrying x-a, x-b");
+        assert_eq!(carried(&[], &["server"]).describe(), " without server");
+        assert_eq!(carried(&["x-a"], &["server", "x-c"]).describe(), " carrying x-a; without server, x-c");
     }
 }
