@@ -23,12 +23,20 @@ pub(super) struct Touched {
 }
 
 impl Touched {
+    /// Inlined where the engine writes: most documents' names have ids, and noting one is setting a bit.
+    #[inline]
     pub(super) fn mark(&mut self, carry: Option<u16>, name: &str) {
-        let word = carry.and_then(|id| Some((self.bits.get_mut(usize::from(id / 64))?, id % 64)));
-        match word {
+        match carry.and_then(|id| Some((self.bits.get_mut(usize::from(id / 64))?, id % 64))) {
             Some((word, bit)) => *word |= 1 << bit,
-            None if self.named.iter().any(|known| known == name) => {}
-            None => self.named.push(name.to_owned()),
+            None => self.mark_named(name),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn mark_named(&mut self, name: &str) {
+        if !self.named.iter().any(|known| known == name) {
+            self.named.push(name.to_owned());
         }
     }
 
@@ -41,7 +49,7 @@ impl Touched {
                 let id = word_index * 64 + rest.trailing_zeros() as usize;
                 rest &= rest - 1;
                 if let Some(name) = names.get(id) {
-                    written.push(name.to_string());
+                    written.push(String::from(&**name));
                 }
             }
         }
@@ -76,6 +84,7 @@ impl Carried {
 
 impl<H: Host> Run<'_, '_, H> {
     /// Notes a write to a response header, when the phase keeps such notes.
+    #[inline]
     pub(super) fn note_carried(&mut self, map: HeaderMap, carry: Option<u16>, name: &str) {
         if let Some(touched) = self.touched.as_deref_mut() {
             if map == HeaderMap::Response {

@@ -41,8 +41,8 @@ impl<'r, H: Host> Run<'r, '_, H> {
         if self.dry_run {
             return self.would(format!("set {} header {:?} to {value:?}", map.key(), &**name));
         }
-        self.write_header(map, name, name.slot, value);
         self.note_carried(map, name.carry, name);
+        self.write_header(map, name, name.slot, value);
         self.record(|| Event::Header { map, name: name.to_string(), edit: Edit::Set(value.to_owned()) });
     }
 
@@ -65,9 +65,9 @@ impl<'r, H: Host> Run<'r, '_, H> {
         if self.dry_run {
             return self.would(format!("add {} header {:?} with {value:?}", map.key(), &**name));
         }
+        self.note_carried(map, name.carry, name);
         self.host.add_header(map, name, value);
         self.note_write(name.slot, Write::Add(value));
-        self.note_carried(map, name.carry, name);
         self.record(|| Event::Header { map, name: name.to_string(), edit: Edit::Add(value.to_owned()) });
     }
 
@@ -77,9 +77,9 @@ impl<'r, H: Host> Run<'r, '_, H> {
         if self.dry_run {
             return self.would(format!("remove {} header {name:?}", map.key()));
         }
+        self.note_carried(map, carry, name);
         self.host.remove_header(map, name);
         self.note_write(slot, Write::Remove);
-        self.note_carried(map, carry, name);
         self.record(|| Event::Header { map, name: name.to_owned(), edit: Edit::Remove });
     }
 
