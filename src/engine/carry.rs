@@ -41,19 +41,20 @@ impl Touched {
     }
 
     /// The names written, those with an id first (in id order); `names` are the document's by id.
-    fn names(&self, names: &[Box<str>]) -> Vec<String> {
-        let mut written = Vec::new();
+    fn names<'a>(&'a self, names: &'a [Box<str>]) -> Vec<&'a str> {
+        let ids = self.bits.iter().map(|word| word.count_ones() as usize).sum::<usize>();
+        let mut written = Vec::with_capacity(ids + self.named.len());
         for (word_index, &word) in self.bits.iter().enumerate() {
             let mut rest = word;
             while rest != 0 {
                 let id = word_index * 64 + rest.trailing_zeros() as usize;
                 rest &= rest - 1;
                 if let Some(name) = names.get(id) {
-                    written.push(String::from(&**name));
+                    written.push(&**name);
                 }
             }
         }
-        written.extend(self.named.iter().cloned());
+        written.extend(self.named.iter().map(String::as_str));
         written
     }
 }
@@ -97,27 +98,37 @@ impl<H: Host> Run<'_, '_, H> {
     /// values from the held response map replace the answer's own of that name, and a removed one takes
     /// the answer's away. `None` outside the response phase, or when no edit wrote.
     pub(super) fn carried(&mut self, own: &[(&str, &str)]) -> Option<Carried> {
-        let names = self.touched.as_deref()?.names(&self.rules.carried_names);
+        // Taken out while the host is asked, and put back: a refused answer lets the phase go on writing.
+        let touched = self.touched.take()?;
+        let carried = self.carry_onto(own, touched);
+        self.touched = Some(touched);
+        carried
+    }
+
+    fn carry_onto(&mut self, own: &[(&str, &str)], touched: &Touched) -> Option<Carried> {
+        let rules = self.rules;
+        let names = touched.names(&rules.carried_names);
         if names.is_empty() {
             return None;
         }
-        let mut headers = Vec::new();
+        let mut headers = Vec::with_capacity(own.len() + names.len());
         for (name, value) in own {
             if !names.iter().any(|written| written.eq_ignore_ascii_case(name)) {
                 headers.push(((*name).to_owned(), (*value).to_owned()));
             }
         }
+        // What was carried is listed only for a trace or a dry-run line.
+        let listed = self.dry_run || self.state.trace.is_some();
         let (mut kept, mut removed) = (Vec::new(), Vec::new());
         for name in names {
-            let values = self.host.header_values(HeaderMap::Response, &name);
-            if values.is_empty() {
-                removed.push(name);
-                continue;
+            let values = self.host.header_values(HeaderMap::Response, name);
+            let list = if values.is_empty() { &mut removed } else { &mut kept };
+            if listed {
+                list.push(name.to_owned());
             }
             for value in values {
-                headers.push((name.clone(), value));
+                headers.push((name.to_owned(), value));
             }
-            kept.push(name);
         }
         Some(Carried { headers, kept, removed })
     }
