@@ -126,6 +126,15 @@ impl<C: HostCalls> Host for ProxyHost<C> {
         present
     }
 
+    fn header_values(&mut self, map: HeaderMap, name: &str) -> Vec<String> {
+        // As in `header_into`: the strict check first, much faster than the lossy conversion on valid text.
+        let text = |value: &[u8]| match std::str::from_utf8(value) {
+            Ok(text) => text.to_owned(),
+            Err(_) => String::from_utf8_lossy(value).into_owned(),
+        };
+        self.headers(map).values(name).map(text).collect()
+    }
+
     fn header_names(&mut self, map: HeaderMap) -> Vec<String> {
         self.header_names_where(map, &|_| true)
     }

@@ -73,6 +73,12 @@ pub struct RuleSet {
     /// Which rules of each phase a request can match, looked up from its values (see [`crate::index`]).
     pub(crate) request_index: PhaseIndex,
     pub(crate) response_index: PhaseIndex,
+    /// Whether a response rule can answer (`respond`, `redirect`): only then does the response phase note
+    /// which headers its edits wrote, for the answer to carry (see `engine/carry.rs`).
+    pub(crate) carries: bool,
+    /// The response header names edits write by name, by their [`HeaderName::carry`] id; empty unless
+    /// `carries`.
+    pub(crate) carried_names: Vec<Box<str>>,
 }
 
 impl RuleSet {
@@ -124,16 +130,24 @@ impl RuleSet {
     }
 
     /// Resolves the slot of every header an action edits by name: slots are only all known once every rule
-    /// is compiled (a later rule may read what an earlier one writes). Part of compiling a document.
+    /// is compiled (a later rule may read what an earlier one writes). Part of compiling a document. Where a
+    /// response rule can answer, it also gives every response header an edit names a carry id, so the response
+    /// phase notes what its edits write for the answer to carry; a request pays nothing for that otherwise.
     pub(crate) fn resolve_write_slots(&mut self) {
+        let answers = |rule: &Rule| rule.actions.iter().any(|a| matches!(a, Action::Respond(_) | Action::Redirect(_)));
+        self.carries = self.response_rules.iter().any(answers);
+        let mut carried = self.carries.then(Vec::new);
         let rules = self.request_rules.iter_mut().chain(&mut self.response_rules);
         for action in rules.flat_map(|rule| rule.actions.iter_mut()) {
             match action {
-                Action::RequestHeaders(edits) => edits.resolve_slots(HeaderMap::Request, &self.slots),
-                Action::ResponseHeaders(edits) => edits.resolve_slots(HeaderMap::Response, &self.slots),
+                Action::RequestHeaders(edits) => edits.resolve_slots(HeaderMap::Request, &self.slots, None),
+                Action::ResponseHeaders(edits) => {
+                    edits.resolve_slots(HeaderMap::Response, &self.slots, carried.as_mut());
+                }
                 _ => {}
             }
         }
+        self.carried_names = carried.unwrap_or_default();
     }
 
     /// The values rules read, each once, in slot order.
@@ -326,12 +340,20 @@ impl HeaderEdits {
         !self.remove_prefix.is_empty() || !self.remove_regex.is_empty()
     }
 
-    /// Gives every header the edits name the slot rules read it from, if any; `map` is the map they edit.
-    pub fn resolve_slots(&mut self, map: HeaderMap, slots: &[Slot]) {
+    /// Gives every header the edits name the slot rules read it from, if any; `map` is the map they edit. With
+    /// `carried`, also its carry id: its index there, added if new.
+    pub fn resolve_slots(&mut self, map: HeaderMap, slots: &[Slot], mut carried: Option<&mut Vec<Box<str>>>) {
         let pairs = self.copy.iter_mut().chain(&mut self.rename).flat_map(|(from, to)| [from, to]);
         let templated = self.set.iter_mut().chain(&mut self.set_if_absent).chain(&mut self.add).map(|(name, _)| name);
         for name in pairs.chain(templated).chain(&mut self.remove) {
             name.slot = slots.iter().position(|s| matches!(s, Slot::Header(m, n) if *m == map && *n == name.name));
+            if let Some(names) = carried.as_deref_mut() {
+                let id = names.iter().position(|known| *known == name.name).unwrap_or(names.len());
+                if id == names.len() {
+                    names.push(name.name.clone());
+                }
+                name.carry = u16::try_from(id).ok();
+            }
         }
     }
 }
@@ -344,6 +366,9 @@ pub(crate) struct HeaderName {
     pub name: Box<str>,
     /// `None`: no rule reads this header.
     pub slot: Option<usize>,
+    /// For a response header: its index in [`RuleSet::carried_names`], when the document can answer in the
+    /// response phase (the answer then carries what the edits wrote).
+    pub carry: Option<u16>,
 }
 
 impl std::ops::Deref for HeaderName {
@@ -355,13 +380,13 @@ impl std::ops::Deref for HeaderName {
 
 impl From<String> for HeaderName {
     fn from(name: String) -> Self {
-        HeaderName { name: name.into(), slot: None }
+        HeaderName { name: name.into(), slot: None, carry: None }
     }
 }
 
 impl From<Box<str>> for HeaderName {
     fn from(name: Box<str>) -> Self {
-        HeaderName { name, slot: None }
+        HeaderName { name, slot: None, carry: None }
     }
 }
 

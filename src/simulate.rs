@@ -369,6 +369,11 @@ impl Host for SimulatedHost<'_> {
         Some(values.fold(first.to_owned(), |joined, value| joined + "," + value))
     }
 
+    fn header_values(&mut self, map: HeaderMap, name: &str) -> Vec<String> {
+        let Some(headers) = self.map(map, "header_values") else { return Vec::new() };
+        headers.iter().filter(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone()).collect()
+    }
+
     fn header_names(&mut self, map: HeaderMap) -> Vec<String> {
         self.map(map, "header_names").map(|h| h.iter().map(|(n, _)| n.clone()).collect()).unwrap_or_default()
     }

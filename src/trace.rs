@@ -29,6 +29,10 @@ pub enum Event {
     ApplyDeferred { rule: String },
     /// A rule answered the client.
     Responded { status: u16, headers: Vec<(String, String)>, body: String },
+    /// The answer, made in the response phase, carries the response headers the edits wrote before it:
+    /// `kept` with the values they left, `removed` taken away (see docs/reference.md, Order). Its headers in
+    /// [`Event::Responded`] include them.
+    Carried { kept: Vec<String>, removed: Vec<String> },
     /// A rule's `log` action wrote a line.
     Logged { level: log::Level, message: String },
     /// A dry-run rule would have done this (a header edit, a response, stopping the phase); nothing changed.

@@ -133,6 +133,8 @@ pub fn compile(document: &Json, env: &dyn Environment) -> Result<RuleSet, Config
         carried_slots: compiler.carried,
         log_level,
         debug_header,
+        carries: false,
+        carried_names: Vec::new(),
     };
     rules.resolve_write_slots();
     Ok(rules)

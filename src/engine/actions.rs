@@ -95,7 +95,7 @@ impl<'r, H: Host> Run<'r, '_, H> {
         for (from, to) in &edits.rename {
             if let Some(value) = self.current_header(map, from) {
                 self.set_header(map, to, &value);
-                self.remove_header(map, from, from.slot);
+                self.remove_header(map, from, from.slot, from.carry);
             }
         }
         let which = map.key();
@@ -103,7 +103,7 @@ impl<'r, H: Host> Run<'r, '_, H> {
             if let Some(Some(value)) = values.next() {
                 if rendered_empty(value, template) {
                     self.leave_out(format_args!("set {which} header {name:?} rendered empty: removed instead"));
-                    self.remove_header(map, name, name.slot);
+                    self.remove_header(map, name, name.slot, name.carry);
                 } else {
                     self.set_header(map, name, value);
                 }
@@ -128,7 +128,7 @@ impl<'r, H: Host> Run<'r, '_, H> {
             }
         }
         for name in &edits.remove {
-            self.remove_header(map, name, name.slot);
+            self.remove_header(map, name, name.slot, name.carry);
         }
         if edits.needs_names() {
             let removed = |name: &str| {
@@ -140,7 +140,7 @@ impl<'r, H: Host> Run<'r, '_, H> {
             names.sort_unstable();
             names.dedup();
             for name in &names {
-                self.remove_header(map, name, self.header_slot(map, name));
+                self.remove_header(map, name, self.header_slot(map, name), None);
             }
         }
     }

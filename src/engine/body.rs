@@ -68,7 +68,8 @@ impl RuleSet {
             return Flow::Continue;
         }
         let map = message(phase);
-        let mut run = Run { rules: self, state, host, phase, dry_run: false, rule_name: "", capture_cells: 0 };
+        let mut run =
+            Run { rules: self, state, host, phase, dry_run: false, rule_name: "", capture_cells: 0, touched: None };
         let mut body = match fill {
             Fill::Complete => Some(HeldBody::new(run.host.body(map))),
             Fill::Waiting | Fill::Over => None,

@@ -8,6 +8,7 @@
 mod actions;
 mod answers;
 mod body;
+mod carry;
 mod cells;
 mod conditions;
 mod credentials;
@@ -34,6 +35,12 @@ pub trait Host {
     /// without a `String` of its own.
     fn header_into(&mut self, map: HeaderMap, name: &str, out: &mut String) -> bool {
         self.header(map, name).map(|value| out.push_str(&value)).is_some()
+    }
+    /// Every value of a header, in order, a repeated header's values apart (as `set-cookie` needs them); empty
+    /// when absent. Only called for an answer made in the response phase. A host that cannot tell the values
+    /// apart gives [`Self::header`]'s joined value.
+    fn header_values(&mut self, map: HeaderMap, name: &str) -> Vec<String> {
+        self.header(map, name).into_iter().collect()
     }
     /// The names of every header in the map (repeats allowed).
     fn header_names(&mut self, map: HeaderMap) -> Vec<String>;
@@ -164,8 +171,16 @@ impl RuleSet {
 
     /// Runs the request rules; call when the request headers arrive.
     pub fn on_request_headers(&self, state: &mut RequestState, host: &mut impl Host) -> Flow {
-        let mut run =
-            Run { rules: self, state, host, phase: Phase::Request, dry_run: false, rule_name: "", capture_cells: 0 };
+        let mut run = Run {
+            rules: self,
+            state,
+            host,
+            phase: Phase::Request,
+            dry_run: false,
+            rule_name: "",
+            capture_cells: 0,
+            touched: None,
+        };
         run.record(|| Event::Phase(Phase::Request));
         run.host.count(metrics::REQUESTS);
         if run.rules(&self.request_rules, &self.request_index) == Flow::Responded {
@@ -185,8 +200,18 @@ impl RuleSet {
         if state.responded && deferred.is_empty() {
             return Flow::Continue;
         }
-        let mut run =
-            Run { rules: self, state, host, phase: Phase::Response, dry_run: false, rule_name: "", capture_cells: 0 };
+        // What the edits write is noted only where a response rule may answer: the answer carries it.
+        let mut touched = (self.carries && !state.responded).then(carry::Touched::default);
+        let mut run = Run {
+            rules: self,
+            state,
+            host,
+            phase: Phase::Response,
+            dry_run: false,
+            rule_name: "",
+            capture_cells: 0,
+            touched: touched.as_mut(),
+        };
         run.record(|| Event::Phase(Phase::Response));
         for edits in &deferred {
             let Some(rule) = self.request_rules.get(edits.rule) else { continue };
@@ -245,6 +270,9 @@ struct Run<'r, 's, H: Host> {
     rule_name: &'r str,
     /// The capture cells of the rule acting now: what its captures grow to once one is found.
     capture_cells: usize,
+    /// The response headers the phase's edits wrote, noted only when a response rule may answer (see
+    /// `carry.rs`); `None` otherwise.
+    touched: Option<&'s mut carry::Touched>,
 }
 
 impl<'r, H: Host> Run<'r, '_, H> {

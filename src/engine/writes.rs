@@ -1,5 +1,6 @@
 //! Writing to the exchange: header edits and answers, kept visible to later rules.
 
+use super::carry::Carried;
 use super::{Host, Run};
 use crate::compile::is_header_value;
 use crate::error::Phase;
@@ -40,6 +41,7 @@ impl<'r, H: Host> Run<'r, '_, H> {
         if self.dry_run {
             return self.would(format!("set {} header {:?} to {value:?}", map.key(), &**name));
         }
+        self.note_carried(map, name.carry, name);
         self.write_header(map, name, name.slot, value);
         self.record(|| Event::Header { map, name: name.to_string(), edit: Edit::Set(value.to_owned()) });
     }
@@ -63,29 +65,43 @@ impl<'r, H: Host> Run<'r, '_, H> {
         if self.dry_run {
             return self.would(format!("add {} header {:?} with {value:?}", map.key(), &**name));
         }
+        self.note_carried(map, name.carry, name);
         self.host.add_header(map, name, value);
         self.note_write(name.slot, Write::Add(value));
         self.record(|| Event::Header { map, name: name.to_string(), edit: Edit::Add(value.to_owned()) });
     }
 
-    /// Removes header `name`, whose slot is `slot` (see [`Self::header_slot`] for a name known only now).
-    pub(super) fn remove_header(&mut self, map: HeaderMap, name: &str, slot: Option<usize>) {
+    /// Removes header `name`, whose slot is `slot` (see [`Self::header_slot`] for a name known only now) and
+    /// carry id `carry` (`None` for a name known only now).
+    pub(super) fn remove_header(&mut self, map: HeaderMap, name: &str, slot: Option<usize>, carry: Option<u16>) {
         if self.dry_run {
             return self.would(format!("remove {} header {name:?}", map.key()));
         }
+        self.note_carried(map, carry, name);
         self.host.remove_header(map, name);
         self.note_write(slot, Write::Remove);
         self.record(|| Event::Header { map, name: name.to_owned(), edit: Edit::Remove });
     }
 
-    /// Answers the client through the proxy; returns whether it accepted.
-    pub(super) fn send_response(&mut self, status: u16, headers: &[(&str, &str)], body: &str) -> bool {
+    /// Answers the client through the proxy; returns whether it accepted. In the response phase the answer
+    /// carries the response headers the edits wrote before it (see `carry.rs`).
+    pub(super) fn send_response(&mut self, status: u16, own: &[(&str, &str)], body: &str) -> bool {
+        let carried = self.carried(own);
+        let carried_pairs: Vec<(&str, &str)>;
+        let headers = match &carried {
+            Some(carried) => {
+                carried_pairs = carried.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+                &carried_pairs
+            }
+            None => own,
+        };
         if self.dry_run {
-            let what = match headers.iter().find(|(name, _)| *name == "location") {
+            let what = match own.iter().find(|(name, _)| *name == "location") {
                 Some((_, location)) => format!("redirect with {status} to {location:?}"),
                 None => format!("respond {status}"),
             };
-            self.would(what);
+            let carrying = carried.as_ref().map(Carried::describe).unwrap_or_default();
+            self.would(format!("{what}{carrying}"));
             return false;
         }
         let debug = self.rules.debug_header.as_deref().map(|name| (name, self.matched_rules()));
@@ -105,6 +121,9 @@ impl<'r, H: Host> Run<'r, '_, H> {
                 headers: headers.iter().map(|(n, v)| ((*n).to_owned(), (*v).to_owned())).collect(),
                 body: body.to_owned(),
             });
+            if let Some(Carried { kept, removed, .. }) = carried {
+                self.record(|| Event::Carried { kept, removed });
+            }
         }
         sent
     }

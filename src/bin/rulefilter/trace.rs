@@ -369,6 +369,15 @@ fn report(rules_path: &Path, rules: &RuleSet, request: &Request, upstream: &Resp
                     None => writeln!(out, "        respond {status}"),
                 };
             }
+            Event::Carried { kept, removed } => {
+                if !kept.is_empty() {
+                    let _ = writeln!(out, "        carries the response headers edits wrote: {}", kept.join(", "));
+                }
+                if !removed.is_empty() {
+                    let _ =
+                        writeln!(out, "        leaves out the response headers edits removed: {}", removed.join(", "));
+                }
+            }
             Event::Logged { level, message } => {
                 let _ = writeln!(out, "        log {}: {message}", level.as_str().to_ascii_lowercase());
             }
