@@ -6,6 +6,8 @@
 //! edit is one call, made at once. (Writing the whole map in one `proxy_set_header_map_pairs` at the end of the
 //! phase was measured and costs Envoy more: docs/performance.md, "The per-rule floor".)
 
+use std::borrow::Cow;
+
 use log::warn;
 
 use crate::engine::Host;
@@ -101,6 +103,16 @@ fn read_headers(calls: &mut impl HostCalls, map: HeaderMap) -> Held {
     Held { map, block, whole }
 }
 
+/// A header value as text. Values may be any bytes; rules compare text, so odd bytes become U+FFFD. The strict
+/// check first: it is much faster than the lossy conversion's on valid text, which nearly every value is.
+#[inline]
+fn text(value: &[u8]) -> Cow<'_, str> {
+    match std::str::from_utf8(value) {
+        Ok(text) => Cow::Borrowed(text),
+        Err(_) => String::from_utf8_lossy(value),
+    }
+}
+
 impl<C: HostCalls> Host for ProxyHost<C> {
     fn header(&mut self, map: HeaderMap, name: &str) -> Option<String> {
         let mut value = String::new();
@@ -108,31 +120,21 @@ impl<C: HostCalls> Host for ProxyHost<C> {
     }
 
     fn header_into(&mut self, map: HeaderMap, name: &str, out: &mut String) -> bool {
-        // Header values may be any bytes; rules compare text, so odd bytes become U+FFFD. Converted a value at
-        // a time: joining bytes that are not UTF-8 with `,` replaces the same bytes as converting the joined
-        // value would.
+        // Converted a value at a time: joining bytes that are not UTF-8 with `,` replaces the same bytes as
+        // converting the joined value would.
         let mut present = false;
         for value in self.headers(map).values(name) {
             if present {
                 out.push(',');
             }
-            // `from_utf8` first: its check is much faster than the lossy conversion's on valid text.
-            match std::str::from_utf8(value) {
-                Ok(text) => out.push_str(text),
-                Err(_) => out.push_str(&String::from_utf8_lossy(value)),
-            }
+            out.push_str(&text(value));
             present = true;
         }
         present
     }
 
     fn header_values(&mut self, map: HeaderMap, name: &str) -> Vec<String> {
-        // As in `header_into`: the strict check first, much faster than the lossy conversion on valid text.
-        let text = |value: &[u8]| match std::str::from_utf8(value) {
-            Ok(text) => text.to_owned(),
-            Err(_) => String::from_utf8_lossy(value).into_owned(),
-        };
-        self.headers(map).values(name).map(text).collect()
+        self.headers(map).values(name).map(|value| text(value).into_owned()).collect()
     }
 
     fn header_names(&mut self, map: HeaderMap) -> Vec<String> {
