@@ -71,11 +71,10 @@ pub fn parse_with_env(text: &str, env: &dyn Environment) -> Result<RuleSet, Conf
 
 /// Compiles a document read by [`crate::document::read`]. Every problem is reported: the document's own
 /// fields and each rule are read on their own ([`crate::fields::decode`]), so one wrong field hides no other.
-pub fn compile(document: &Json, env: &dyn Environment) -> Result<RuleSet, ConfigErrors> {
-    if document.is_null() {
+pub fn compile(json: &Json, env: &dyn Environment) -> Result<RuleSet, ConfigErrors> {
+    if json.is_null() {
         return Ok(RuleSet::default());
     }
-    let json = document;
     let (document, problems) = fields::decode::<Document>(json);
     let errors: Vec<ConfigError> = problems
         .into_iter()
